@@ -1,0 +1,216 @@
+"""The starlette application: lifespan-owned resources, /graphql, /healthz, the SPA."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from gql_server.auth import service as auth_service
+from gql_server.auth.rate_limit import InMemoryAttemptCounter, LoginRateLimiter, RedisAttemptCounter
+from gql_server.database_setup import open_database
+from gql_server.db.migrate import current_revision, head_revision
+from gql_server.events.bus import RedisEventBus, create_event_bus
+from gql_server.graphql_view import RagqlGraphQL
+from gql_server.schema import build_schema
+from gql_server.security.encryption import ApiKeyCipher
+from gql_server.settings import Settings
+from gql_server.state import AppState
+
+logger = logging.getLogger(__name__)
+
+FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
+
+# Domains that own background machinery (ingestion workers, generation tasks, file sweeper)
+# register a lifespan hook: an async context manager factory taking the AppState.
+LifespanHook = Callable[[AppState], contextlib.AbstractAsyncContextManager[None]]
+LIFESPAN_HOOKS: list[LifespanHook] = []
+# Extra routes (e.g. authenticated file downloads) contributed by domains.
+EXTRA_ROUTES: list[Callable[[], BaseRoute]] = []
+
+
+def _register_domain_hooks() -> None:
+    """Import the domains that contribute hooks/routes (kept lazy to avoid import cycles)."""
+    with contextlib.suppress(ModuleNotFoundError):
+        import gql_server.lifespan_hooks  # noqa: F401
+
+
+@contextlib.asynccontextmanager
+async def build_state(settings: Settings) -> AsyncIterator[AppState]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = await open_database(settings, migrate=settings.migrate_on_start)
+    bus = create_event_bus(settings.redis_url)
+    counter = RedisAttemptCounter(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptCounter()
+    state = AppState(
+        settings=settings,
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
+        bus=bus,
+        tokens=AppState.token_codec(settings),
+        login_limiter=LoginRateLimiter(
+            counter,
+            per_account=settings.login_attempts_per_account,
+            per_address=settings.login_attempts_per_address,
+            window_seconds=settings.login_window_seconds,
+        ),
+        cipher=ApiKeyCipher(settings.encryption_key_list()),
+        embedded_database=database.embedded,
+    )
+    state.extras["database_url"] = database.url
+    try:
+        async with database.sessionmaker.begin() as session:
+            password = (
+                settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
+            )
+            generated = await auth_service.ensure_superadmin(session, settings.superadmin_email, password)
+        if generated:
+            # Printed once, on the first start only: the hash is all that is stored.
+            print(
+                f"\n  ragql superadmin created: {settings.superadmin_email} / password: {generated}\n"
+                "  (shown once; set SUPERADMIN_PASSWORD to choose it yourself)\n",
+                flush=True,
+            )
+        async with contextlib.AsyncExitStack() as stack:
+            for hook in LIFESPAN_HOOKS:
+                await stack.enter_async_context(hook(state))
+            yield state
+    finally:
+        await bus.close()
+        await database.close()
+
+
+async def healthz(request: Request) -> Response:
+    state: AppState = request.state.app_state
+    try:
+        async with state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        revision = await current_revision(state.engine)
+    except Exception as error:
+        logger.warning("health check failed: %s", error)
+        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+    head = head_revision()
+    ok = revision == head
+    return JSONResponse(
+        {
+            "status": "ok" if ok else "error",
+            "database": "ok",
+            "migrations": "current" if ok else f"at {revision}, expected {head}",
+            "mode": {
+                "database": "embedded" if state.embedded_database else "external",
+                "broker": "redis" if state.settings.redis_url else "in-process",
+            },
+        },
+        status_code=200 if ok else 503,
+    )
+
+
+class SinglePageApp(StaticFiles):
+    """Serve the built SPA, falling back to index.html for client-side routes."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        try:
+            response = await super().get_response(path, scope)
+        except Exception:
+            response = None  # type: ignore[assignment]
+        if response is None or response.status_code == 404:
+            return FileResponse(Path(str(self.directory)) / "index.html")
+        return response
+
+
+async def _frontend_missing(request: Request) -> Response:
+    return JSONResponse(
+        {
+            "message": "The web app is not built. Run `make serve` (it builds frontend/), "
+            "or use the GraphQL API and GraphiQL at /graphql."
+        },
+        status_code=404,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    _register_domain_hooks()
+    schema = build_schema(settings)
+    graphql_app = RagqlGraphQL(schema)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with build_state(settings) as state:
+            app.state.app_state = state
+            yield {"app_state": state}
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+    ]
+    routes.extend(factory() for factory in EXTRA_ROUTES)
+    if (FRONTEND_DIST / "index.html").exists():
+        routes.append(Mount("/", app=SinglePageApp(directory=FRONTEND_DIST, html=True), name="frontend"))
+    else:
+        routes.append(Route("/", _frontend_missing))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_upload_bytes)
+    return app
+
+
+class RequestBodyLimit:
+    """Stop reading a request body once it passes the upload limit (plus multipart overhead).
+
+    Checked on the declared Content-Length first (refused before any byte is read) and
+    on the bytes actually received (chunked bodies), so memory and disk stay bounded.
+    """
+
+    OVERHEAD = 1024 * 1024
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes + self.OVERHEAD
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        limit_mb = (self.max_bytes - self.OVERHEAD) // (1024 * 1024)
+        message = f"The upload is larger than the limit of {limit_mb} MB."
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse(
+                {"errors": [{"message": message, "extensions": {"code": "TOO_LARGE"}}]}, 413
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Any:
+            nonlocal received, too_large
+            message_in = await receive()
+            if message_in["type"] == "http.request":
+                received += len(message_in.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise BodyTooLarge(message)
+            return message_in
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except BodyTooLarge:
+            response = JSONResponse(
+                {"errors": [{"message": message, "extensions": {"code": "TOO_LARGE"}}]}, 413
+            )
+            await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    pass

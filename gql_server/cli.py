@@ -1,0 +1,186 @@
+"""The `ragql` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from gql_server.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir).expanduser()
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gql_server.app import create_app
+    from gql_server.logging_setup import configure_logging
+
+    settings = _settings(args)
+    if args.no_migrate:
+        settings.migrate_on_start = False
+    configure_logging(settings.log_level, settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_config=None,
+        ws="websockets-sansio",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from gql_server.logging_setup import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.redis_url:
+        print(
+            "ragql worker needs REDIS_URL: without it, `ragql serve` runs the workers in-process.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.data_dir:
+        os.environ["DATA_DIR"] = str(Path(args.data_dir).expanduser())
+    from workers.worker_main import run_worker
+
+    return run_worker(settings, concurrency=args.concurrency)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from gql_server.database_setup import open_database
+
+    async def run() -> None:
+        database = await open_database(_settings(args), migrate=True)
+        await database.close()
+
+    asyncio.run(run())
+    print("database migrated to head")
+    return 0
+
+
+def _create_superadmin(args: argparse.Namespace) -> int:
+    from gql_server.auth.passwords import password_problem
+    from gql_server.auth.service import ensure_superadmin
+    from gql_server.database_setup import open_database
+
+    settings = _settings(args)
+    email = args.email or settings.superadmin_email
+    password = args.password or os.environ.get("SUPERADMIN_PASSWORD") or getpass.getpass("Password: ")
+    if problem := password_problem(password, email):
+        print(problem, file=sys.stderr)
+        return 2
+
+    async def run() -> str | None:
+        database = await open_database(settings, migrate=True)
+        try:
+            async with database.sessionmaker.begin() as session:
+                await ensure_superadmin(session, email, password)
+                from gql_server.auth.repository import get_superadmin
+
+                existing = await get_superadmin(session)
+                return existing.email if existing else None
+        finally:
+            await database.close()
+
+    existing = asyncio.run(run())
+    if existing and existing != email.lower():
+        print(f"a superadmin already exists: {existing}", file=sys.stderr)
+        return 1
+    print(f"superadmin: {email}")
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from gql_server.schema import export_schema_sdl
+
+    sdl = export_schema_sdl()
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _rotate_encryption_key(args: argparse.Namespace) -> int:
+    from gql_server.security.rotation import rotate_encryption_key
+
+    return asyncio.run(rotate_encryption_key(_settings(args), add_key=not args.reencrypt_only))
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from workers.ingest_cli import ingest_command
+
+    return ingest_command(_settings(args), args.model, [Path(p) for p in args.paths], args.email)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragql", description="Self-hosted multi-user RAG chat server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--data-dir", help="where the embedded database, secrets and files live")
+        return sub
+
+    serve = with_data_dir(commands.add_parser("serve", help="run the API server (and in-process workers)"))
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate the database on start")
+    serve.set_defaults(handler=_serve)
+
+    worker = with_data_dir(commands.add_parser("worker", help="run a taskiq worker (needs REDIS_URL)"))
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.set_defaults(handler=_worker)
+
+    with_data_dir(commands.add_parser("migrate", help="migrate the database to head")).set_defaults(
+        handler=_migrate
+    )
+
+    superadmin = with_data_dir(commands.add_parser("create-superadmin", help="create the superadmin"))
+    superadmin.add_argument("--email")
+    superadmin.add_argument("--password")
+    superadmin.set_defaults(handler=_create_superadmin)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default="schema.graphql")
+    export.set_defaults(handler=_export_schema)
+
+    rotate = with_data_dir(
+        commands.add_parser("rotate-encryption-key", help="add a new encryption key and re-encrypt API keys")
+    )
+    rotate.add_argument(
+        "--reencrypt-only", action="store_true", help="only re-encrypt with the current newest key"
+    )
+    rotate.set_defaults(handler=_rotate_encryption_key)
+
+    ingest = with_data_dir(commands.add_parser("ingest", help="ingest files into a model, with progress"))
+    ingest.add_argument("model", help="model name or id")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--email", help="admin account to act as (default: the superadmin)")
+    ingest.set_defaults(handler=_ingest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

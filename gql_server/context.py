@@ -1,0 +1,68 @@
+"""Per-request GraphQL context."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from gql_server.db.models import Role, User
+from gql_server.errors import AuthenticationRequired, PermissionDenied
+from gql_server.state import AppState
+
+
+@dataclass
+class Context:
+    state: AppState
+    request: Request | WebSocket
+    response: Any = None
+    user: User | None = None
+    # Why authentication failed (expired, tampered, deactivated...), to tell the caller.
+    auth_error: str | None = None
+    connection_params: dict[str, Any] | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _loaders: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sessionmaker(self):  # type: ignore[no-untyped-def]
+        return self.state.sessionmaker
+
+    @cached_property
+    def client_address(self) -> str:
+        client = self.request.client
+        return client.host if client else "unknown"
+
+    def require_user(self) -> User:
+        if self.user is None:
+            raise AuthenticationRequired(
+                self.auth_error or "Authentication required: send a valid access token."
+            )
+        return self.user
+
+    def require_admin(self) -> User:
+        user = self.require_user()
+        if user.role not in (Role.ADMIN, Role.SUPERADMIN):
+            raise PermissionDenied("Only administrators can do this.")
+        return user
+
+    def require_superadmin(self) -> User:
+        user = self.require_user()
+        if user.role is not Role.SUPERADMIN:
+            raise PermissionDenied("Only the superadmin can do this.")
+        return user
+
+    def loader(self, name: str, factory: Any) -> Any:
+        """A dataloader created once per request (per WebSocket operation set)."""
+        existing = self._loaders.get(name)
+        if existing is None:
+            existing = factory(self)
+            self._loaders[name] = existing
+        return existing
+
+
+Info = StrawberryInfo[Context, None]

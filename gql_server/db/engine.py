@@ -1,0 +1,51 @@
+"""Engine and sessionmaker construction, and the start-up checks on the database."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+class DatabaseNotReady(RuntimeError):
+    """The configured database cannot serve ragql (unreachable, or pgvector missing)."""
+
+
+def normalise_database_url(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+    return create_async_engine(
+        normalise_database_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ensure_pgvector(engine: AsyncEngine) -> None:
+    """Create the vector extension, or fail with a message that says what to do."""
+    try:
+        async with engine.begin() as connection:
+            available = await connection.scalar(
+                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'")
+            )
+            if not available:
+                raise DatabaseNotReady(
+                    "The PostgreSQL server at DATABASE_URL does not have the pgvector extension installed. "
+                    "Install pgvector (https://github.com/pgvector/pgvector) or use the pgvector/pgvector "
+                    "image, or unset DATABASE_URL to use the embedded database."
+                )
+            await connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+    except DatabaseNotReady:
+        raise
+    except Exception as error:
+        raise DatabaseNotReady(f"Cannot use the database: {error}") from error

@@ -1,0 +1,423 @@
+"""The whole relational data model of ragql.
+
+Relationships are declared `lazy="raise"`: an attribute that was not loaded
+explicitly fails loudly instead of issuing a hidden query (N+1 protection).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gql_server.db.base import Base, TimestampMixin, new_id, utcnow
+
+EMBEDDING_DIMENSIONS = 384
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR: adding a value later needs no ALTER TYPE migration.
+    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Role(enum.Enum):
+    SUPERADMIN = "SUPERADMIN"
+    ADMIN = "ADMIN"
+    USER = "USER"
+
+
+class ProviderKind(enum.Enum):
+    EXTRACTIVE = "EXTRACTIVE"
+    OLLAMA = "OLLAMA"
+    OPENAI_COMPATIBLE = "OPENAI_COMPATIBLE"
+    ANTHROPIC = "ANTHROPIC"
+
+
+class DocumentKind(enum.Enum):
+    PDF = "PDF"
+    CSV = "CSV"
+    TEXT = "TEXT"
+
+
+class DocumentStatus(enum.Enum):
+    QUEUED = "QUEUED"
+    PARSING = "PARSING"
+    CHUNKING = "CHUNKING"
+    EMBEDDING = "EMBEDDING"
+    STORING = "STORING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+    @property
+    def is_working(self) -> bool:
+        return self not in (DocumentStatus.READY, DocumentStatus.FAILED)
+
+
+class MessageRole(enum.Enum):
+    USER = "USER"
+    ASSISTANT = "ASSISTANT"
+
+
+class MessageStatus(enum.Enum):
+    PENDING = "PENDING"
+    STREAMING = "STREAMING"
+    COMPLETE = "COMPLETE"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        # Exactly one superadmin can exist: a partial unique index on the constant role.
+        Index(
+            "uq_users_single_superadmin", "role", unique=True, postgresql_where=text("role = 'SUPERADMIN'")
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    display_name: Mapped[str] = mapped_column(String(120), nullable=False, default="")
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), nullable=False, default=Role.USER)
+    is_active: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=text("true")
+    )
+    # Bumped on password change / deactivation: access tokens carry it, so old ones die at once.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccessGroup(TimestampMixin, Base):
+    __tablename__ = "access_groups"
+    __table_args__ = (Index("uq_access_groups_name_lower", func.lower(text("name")), unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("access_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+
+
+class RagModel(TimestampMixin, Base):
+    """A "model": a collection of documents plus the LLM configuration that answers over them."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        Index("uq_models_name_lower", func.lower(text("name")), unique=True),
+        CheckConstraint("temperature >= 0 AND temperature <= 2", name="temperature_range"),
+        CheckConstraint("top_k >= 1 AND top_k <= 50", name="top_k_range"),
+        CheckConstraint("max_output_tokens >= 1", name="max_output_tokens_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    provider: Mapped[ProviderKind] = mapped_column(
+        _enum(ProviderKind, "provider_kind"), nullable=False, default=ProviderKind.EXTRACTIVE
+    )
+    llm_model_name: Mapped[str | None] = mapped_column(String(200))
+    base_url: Mapped[str | None] = mapped_column(String(2000))
+    # Fernet token (MultiFernet-encrypted); never returned by the API, never logged.
+    api_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    system_prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    temperature: Mapped[float] = mapped_column(Float, nullable=False, default=0.2)
+    max_output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=1024)
+    context_window_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=8192)
+    top_k: Mapped[int] = mapped_column(Integer, nullable=False, default=6)
+    hybrid_search: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    relevance_threshold: Mapped[float | None] = mapped_column(Float)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class ModelAccessGrant(Base):
+    """Access to a model, granted to exactly one of: an access group, a single user."""
+
+    __tablename__ = "model_access_grants"
+    __table_args__ = (
+        CheckConstraint("(group_id IS NULL) <> (user_id IS NULL)", name="exactly_one_grantee"),
+        UniqueConstraint("model_id", "group_id", name="uq_model_access_grants_model_group"),
+        UniqueConstraint("model_id", "user_id", name="uq_model_access_grants_model_user"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), nullable=False
+    )
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("access_groups.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    granted_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+
+
+class ChatSession(TimestampMixin, Base):
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        # At most one active session per (user, model); ended ones stay as history.
+        Index(
+            "uq_chat_sessions_one_active",
+            "user_id",
+            "model_id",
+            unique=True,
+            postgresql_where=text("is_active"),
+        ),
+        Index("ix_chat_sessions_user_updated", "user_id", "updated_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    title: Mapped[str] = mapped_column(String(200), nullable=False, default="New chat")
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Document(TimestampMixin, Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        # The same bytes twice in one model (or one chat session) is refused.
+        Index(
+            "uq_documents_model_sha256",
+            "model_id",
+            "sha256",
+            unique=True,
+            postgresql_where=text("session_id IS NULL"),
+        ),
+        Index(
+            "uq_documents_session_sha256",
+            "session_id",
+            "sha256",
+            unique=True,
+            postgresql_where=text("session_id IS NOT NULL"),
+        ),
+        Index("ix_documents_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # Set for files attached inside a chat: visible only to that session.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(500), nullable=False)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    kind: Mapped[DocumentKind] = mapped_column(_enum(DocumentKind, "document_kind"), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[DocumentStatus] = mapped_column(
+        _enum(DocumentStatus, "document_status"), nullable=False, default=DocumentStatus.QUEUED
+    )
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    row_count: Mapped[int | None] = mapped_column(Integer)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[str]] = mapped_column(JSONB, nullable=False, default=list)
+    storage_path: Mapped[str | None] = mapped_column(String(1000))
+    file_kept: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    processing_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentChunk(Base):
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        UniqueConstraint("document_id", "chunk_index", name="uq_document_chunks_document_chunk_index"),
+        Index(
+            "ix_document_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_document_chunks_search_vector", "search_vector", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    # Denormalised from the document so retrieval filters without a join.
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
+    )
+    chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    page_start: Mapped[int | None] = mapped_column(Integer)
+    page_end: Mapped[int | None] = mapped_column(Integer)
+    row_start: Mapped[int | None] = mapped_column(Integer)
+    row_end: Mapped[int | None] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS), nullable=False)
+    search_vector: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
+    )
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        Index("ix_chat_messages_session_created", "session_id", "created_at"),
+        CheckConstraint("feedback IN (-1, 1)", name="feedback_values"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    role: Mapped[MessageRole] = mapped_column(_enum(MessageRole, "message_role"), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    status: Mapped[MessageStatus] = mapped_column(
+        _enum(MessageStatus, "message_status"), nullable=False, default=MessageStatus.COMPLETE
+    )
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    feedback: Mapped[int | None] = mapped_column(SmallInteger)
+    token_usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # All tokens descended from one log-in share a family; reuse of a rotated token revokes it.
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLogEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    actor_email: Mapped[str | None] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(80), nullable=False)
+    target_type: Mapped[str] = mapped_column(String(40), nullable=False)
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+
+
+class PendingFileDeletion(Base):
+    """Files to remove, written in the same transaction that deletes their rows.
+
+    A sweeper removes the file and then this row, so a crash between commit and
+    unlink never leaves an orphaned file behind.
+    """
+
+    __tablename__ = "pending_file_deletions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String(1000), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "AccessGroup",
+    "AuditLogEntry",
+    "ChatMessage",
+    "ChatSession",
+    "Document",
+    "DocumentChunk",
+    "DocumentKind",
+    "DocumentStatus",
+    "GroupMembership",
+    "MessageRole",
+    "MessageStatus",
+    "ModelAccessGrant",
+    "PendingFileDeletion",
+    "ProviderKind",
+    "RagModel",
+    "RefreshToken",
+    "Role",
+    "User",
+]

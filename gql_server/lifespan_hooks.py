@@ -1,0 +1,9 @@
+"""Registers the domains' lifespan hooks and extra routes with the app (imported by create_app)."""
+
+from __future__ import annotations
+
+from gql_server import app as app_module  # noqa: F401
+
+# Domains append to app_module.LIFESPAN_HOOKS / app_module.EXTRA_ROUTES here, e.g.:
+#   from workers.runtime import in_process_workers
+#   app_module.LIFESPAN_HOOKS.append(in_process_workers)

@@ -1,0 +1,46 @@
+"""One schema merged from the domain packages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
+from gql_server.kit.mapper import mapper
+from gql_server.masking import MaskUnexpectedErrors
+from gql_server.settings import Settings
+
+# Each domain contributes a Query/Mutation/Subscription type; add new ones here.
+QUERY_TYPES: tuple[type, ...] = (AuthQuery,)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation,)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription,)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    query = merge_types("Query", QUERY_TYPES)
+    mutation = merge_types("Mutation", MUTATION_TYPES)
+    subscription = merge_types("Subscription", SUBSCRIPTION_TYPES)
+    mapper.finalize()
+    extensions: list[Any] = [
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        MaskUnexpectedErrors(),
+    ]
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=list(mapper.mapped_types.values()),
+        config=StrawberryConfig(auto_camel_case=True),
+        extensions=extensions,
+    )
+
+
+def export_schema_sdl(settings: Settings | None = None) -> str:
+    return build_schema(settings).as_str() + "\n"

@@ -1,0 +1,113 @@
+"""Settings read from environment variables and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("ragql", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: SecretStr | None = None
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    # Fernet keys for provider API keys, newest first, comma separated. When unset a key
+    # is generated and persisted in the data dir (see gql_server/security/encryption.py).
+    encryption_keys: SecretStr | None = None
+
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+
+    superadmin_email: str = "admin@localhost"
+    superadmin_password: SecretStr | None = None
+
+    signup_enabled: bool = True
+    max_upload_mb: int = Field(default=250, ge=1, le=16 * 1024)
+    keep_original_files: bool = True
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+    migrate_on_start: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    login_attempts_per_account: int = 5
+    login_attempts_per_address: int = 20
+    login_window_seconds: int = 300
+
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+
+    ingest_concurrency: int = Field(default=1, ge=1, le=16)
+    generation_timeout_seconds: float = 300.0
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _expand(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(value).expanduser()
+        return value
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def database_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @cached_property
+    def jwt_secret(self) -> bytes:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        return load_or_create_secret(self.data_dir / "secret_key").encode()
+
+    def encryption_key_list(self) -> list[str]:
+        from gql_server.security.encryption import load_key_file, parse_keys
+
+        if self.encryption_keys is not None:
+            return parse_keys(self.encryption_keys.get_secret_value())
+        return load_key_file(self.data_dir / "encryption_keys")
+
+
+def load_or_create_secret(path: Path, nbytes: int = 48) -> str:
+    """Read a secret from `path`, creating it (mode 0600) on first use.
+
+    Never a hard-coded default: a fresh install gets its own random secret that
+    survives restarts, so issued tokens stay valid across a `make serve` restart.
+    """
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_text().strip()
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+    return value

@@ -1,0 +1,161 @@
+"""Test fixtures: a real embedded PostgreSQL + pgvector, one fresh database per test.
+
+The schema is built once by running the Alembic migrations into a template database;
+each test gets `CREATE DATABASE ... TEMPLATE` — real isolation that also holds for the
+server, the in-process workers and worker subprocesses that a test starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from gql_server.app import create_app
+from gql_server.db.embedded import EmbeddedPostgres
+from gql_server.db.migrate import upgrade_to_head
+from gql_server.settings import Settings
+from tests.graphql_client import GraphQLClient
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SUPERADMIN_EMAIL = "root@example.com"
+SUPERADMIN_PASSWORD = "superadmin-password-1"
+TEMPLATE_DATABASE = "ragql_template"
+
+
+def shared_data_path(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(
+            f"{path} is not present: the shared data set (../shared/data) is only in the full workspace"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    # A short path: PostgreSQL's unix socket path must stay under ~100 bytes.
+    root = Path(tempfile.mkdtemp(prefix="ragql-pg-"))
+    server = EmbeddedPostgres(root / "pg")
+    server.start()
+    server.psql(f"CREATE DATABASE {TEMPLATE_DATABASE};")
+    upgrade_to_head(server.url(TEMPLATE_DATABASE))
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
+    name = "t_" + uuid.uuid4().hex[:16]
+    postgres_server.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE};")
+    yield postgres_server.url(name)
+    postgres_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE);")
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        database_url=database_url,  # type: ignore[arg-type]
+        redis_url=None,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",  # type: ignore[arg-type]
+        superadmin_email=SUPERADMIN_EMAIL,
+        superadmin_password=SUPERADMIN_PASSWORD,  # type: ignore[arg-type]
+        migrate_on_start=False,
+    )
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    app: object
+    settings: Settings
+    client: GraphQLClient
+
+    @property
+    def state(self):  # type: ignore[no-untyped-def]
+        return self.app.state.app_state  # type: ignore[attr-defined]
+
+
+async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], object, str]:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    else:
+        raise RuntimeError("server did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, app, f"http://127.0.0.1:{port}"
+
+
+@pytest_asyncio.fixture
+async def server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """A real uvicorn server with the real app on a free port."""
+    uvicorn_server, task, app, base_url = await start_server(settings)
+    async with httpx.AsyncClient(timeout=60) as http:
+        yield RunningServer(base_url, app, settings, GraphQLClient(base_url, http))
+    uvicorn_server.should_exit = True
+    await asyncio.wait_for(task, 30)
+
+
+LOG_IN = """
+mutation LogIn($email: String!, $password: String!) {
+  logIn(email: $email, password: $password) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken user { id email role } }
+    ... on Error { message }
+    ... on InvalidCredentials { message }
+  }
+}
+"""
+
+SIGN_UP = """
+mutation SignUp($email: String!, $password: String!, $displayName: String) {
+  signUp(email: $email, password: $password, displayName: $displayName) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken user { id email role } }
+    ... on Error { message }
+    ... on SignUpDisabled { message }
+  }
+}
+"""
+
+
+async def log_in(client: GraphQLClient, email: str, password: str) -> GraphQLClient:
+    data = await client.execute(LOG_IN, {"email": email, "password": password})
+    assert data["logIn"]["__typename"] == "AuthPayload", data
+    return client.with_token(data["logIn"]["accessToken"])
+
+
+async def sign_up(client: GraphQLClient, email: str, password: str = "user-password-1") -> GraphQLClient:
+    data = await client.execute(SIGN_UP, {"email": email, "password": password})
+    assert data["signUp"]["__typename"] == "AuthPayload", data
+    return client.with_token(data["signUp"]["accessToken"])
+
+
+@pytest_asyncio.fixture
+async def superadmin(server: RunningServer) -> GraphQLClient:
+    return await log_in(server.client, SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD)
