@@ -1,0 +1,116 @@
+"""Plain async factory functions that write rows straight into the test database.
+
+Use them to arrange a test's world; act and assert through the real API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gql_server.auth.passwords import hash_password
+from gql_server.auth.tokens import AccessTokenCodec
+from gql_server.db.models import (
+    AccessGroup,
+    GroupMembership,
+    ModelAccessGrant,
+    ProviderKind,
+    RagModel,
+    Role,
+    User,
+)
+from tests.graphql_client import GraphQLClient
+
+DEFAULT_PASSWORD = "factory-password-1"
+# Hashing with Argon2 costs ~50 ms; factories reuse one hash for the default password.
+_DEFAULT_HASH = hash_password(DEFAULT_PASSWORD)
+
+
+@dataclass
+class Actor:
+    user: User
+    client: GraphQLClient
+
+
+async def create_user(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    email: str | None = None,
+    role: Role = Role.USER,
+    *,
+    is_active: bool = True,
+    display_name: str | None = None,
+) -> User:
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    async with sessionmaker.begin() as session:
+        user = User(
+            email=email.lower(),
+            display_name=display_name or email.split("@")[0],
+            password_hash=_DEFAULT_HASH,
+            role=role,
+            is_active=is_active,
+        )
+        session.add(user)
+    return user
+
+
+def client_for(client: GraphQLClient, codec: AccessTokenCodec, user: User) -> GraphQLClient:
+    """An API client authenticated as `user` (a real signed access token, no log-in round trip)."""
+    return client.with_token(codec.issue(user.id, user.token_version).token)
+
+
+async def create_model(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    name: str | None = None,
+    *,
+    provider: ProviderKind = ProviderKind.EXTRACTIVE,
+    llm_model_name: str | None = None,
+    base_url: str | None = None,
+    api_key_encrypted: bytes | None = None,
+    api_key_last4: str | None = None,
+    top_k: int = 6,
+    hybrid_search: bool = True,
+) -> RagModel:
+    async with sessionmaker.begin() as session:
+        model = RagModel(
+            name=name or f"model-{uuid.uuid4().hex[:8]}",
+            provider=provider,
+            llm_model_name=llm_model_name,
+            base_url=base_url,
+            api_key_encrypted=api_key_encrypted,
+            api_key_last4=api_key_last4,
+            top_k=top_k,
+            hybrid_search=hybrid_search,
+        )
+        session.add(model)
+    return model
+
+
+async def create_group(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str | None = None, members: list[User] | None = None
+) -> AccessGroup:
+    async with sessionmaker.begin() as session:
+        group = AccessGroup(name=name or f"group-{uuid.uuid4().hex[:8]}")
+        session.add(group)
+        await session.flush()
+        for member in members or []:
+            session.add(GroupMembership(group_id=group.id, user_id=member.id))
+    return group
+
+
+async def grant_model(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: RagModel,
+    *,
+    user: User | None = None,
+    group: AccessGroup | None = None,
+) -> ModelAccessGrant:
+    async with sessionmaker.begin() as session:
+        grant = ModelAccessGrant(
+            model_id=model.id,
+            user_id=user.id if user else None,
+            group_id=group.id if group else None,
+        )
+        session.add(grant)
+    return grant
