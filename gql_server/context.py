@@ -44,6 +44,22 @@ class Context:
             )
         return self.user
 
+    async def require_current_user(self) -> User:
+        """Like require_user, but re-reads the account on long-lived WebSocket connections:
+        a user deactivated (or whose password changed) after connection_init loses access
+        at the next operation, not when the socket happens to close."""
+        user = self.require_user()
+        if isinstance(self.request, WebSocket):
+            async with self.state.sessionmaker() as session:
+                fresh = await session.get(User, user.id)
+            if fresh is None or not fresh.is_active or fresh.token_version != user.token_version:
+                self.user = None
+                self.auth_error = "This account is deactivated or its sessions were revoked."
+                raise AuthenticationRequired(self.auth_error)
+            self.user = fresh
+            return fresh
+        return user
+
     def require_admin(self) -> User:
         user = self.require_user()
         if user.role not in (Role.ADMIN, Role.SUPERADMIN):
