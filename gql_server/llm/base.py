@@ -1,0 +1,171 @@
+"""The contract every answer generator fulfils, and the values that cross it.
+
+A provider turns a `GenerationRequest` (system prompt, budgeted chat turns, the numbered
+passages) into a stream of `TokenDelta`s followed by at most one `Usage`. Everything that
+can go wrong is raised as `LLMProviderError`, whose `user_message` is written for the
+person who configured the model, so the chat layer can show it verbatim. Errors raised
+after some tokens were yielded leave those tokens with the caller: it decides whether a
+partial answer is worth keeping.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+class ProviderKind(enum.Enum):
+    OLLAMA = "ollama"
+    OPENAI_COMPATIBLE = "openai_compatible"
+    ANTHROPIC = "anthropic"
+    EXTRACTIVE = "extractive"
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Everything needed to talk to one configured model.
+
+    `api_key` arrives already decrypted; providers never log it and scrub it from any
+    provider-supplied text they repeat. `request_timeout_s` bounds every wait for the
+    next piece of data (the response headers, then each chunk), not the whole answer,
+    so long answers from a steadily streaming server are never cut off while a server
+    that stops sending is detected quickly.
+    """
+
+    kind: ProviderKind
+    model_name: str | None
+    base_url: str | None
+    api_key: str | None
+    temperature: float
+    max_output_tokens: int
+    request_timeout_s: float = 60
+    connect_timeout_s: float = 10
+    # Ollama silently truncates prompts to its own default context (a few thousand tokens)
+    # unless told otherwise; when the caller knows the window it budgeted for, Ollama gets
+    # it as `num_ctx`. Other providers size their context themselves and ignore this.
+    context_window_tokens: int | None = None
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print the key into logs and tracebacks.
+        key_state = "set" if self.api_key else "none"
+        return (
+            f"ProviderConfig(kind={self.kind}, model_name={self.model_name!r}, "
+            f"base_url={self.base_url!r}, api_key=<{key_state}>, temperature={self.temperature}, "
+            f"max_output_tokens={self.max_output_tokens}, request_timeout_s={self.request_timeout_s}, "
+            f"connect_timeout_s={self.connect_timeout_s}, "
+            f"context_window_tokens={self.context_window_tokens})"
+        )
+
+
+@dataclass
+class ContextPassage:
+    """One retrieved passage as the model sees it; `number` is its [n] citation marker."""
+
+    number: int
+    document_title: str
+    text: str
+    location_label: str
+    score: float
+
+
+@dataclass
+class ChatTurn:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass
+class GenerationRequest:
+    """A fully budgeted prompt.
+
+    `messages` ends with the user turn that carries the passages and the question (see
+    gql_server.rag.prompt); `passages` and `question` are repeated separately for providers
+    that do not use a language model (the extractive answerer) and for citation checks.
+    """
+
+    system_prompt: str
+    messages: list[ChatTurn]
+    passages: list[ContextPassage]
+    question: str
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the provider reported them; None where it reported nothing."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+GenerationEvent = TokenDelta | Usage
+
+
+class ErrorKind(enum.Enum):
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    AUTHENTICATION = "authentication"
+    MODEL_NOT_FOUND = "model_not_found"
+    RATE_LIMITED = "rate_limited"
+    BAD_REQUEST = "bad_request"
+    PROVIDER_ERROR = "provider_error"
+    STREAM_INTERRUPTED = "stream_interrupted"
+
+
+class LLMProviderError(Exception):
+    """A provider failure, classified, with a sentence the user can act on."""
+
+    def __init__(self, kind: ErrorKind, user_message: str, *, status_code: int | None = None) -> None:
+        super().__init__(user_message)
+        self.kind = kind
+        self.user_message = user_message
+        self.status_code = status_code
+
+    def __repr__(self) -> str:
+        return f"LLMProviderError(kind={self.kind}, user_message={self.user_message!r})"
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+    latency_ms: float | None
+
+
+class LLMProvider(Protocol):
+    def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Yield the answer as it is generated, then `Usage` once if the provider reports it.
+
+        Raises `LLMProviderError`, possibly after some tokens were yielded.
+        """
+        ...
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Verify the server is reachable, the key is accepted and the model exists. Never raises."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the HTTP connections this provider opened itself (not an injected client)."""
+        ...
+
+
+def redact_secret(text: str, secret: str | None) -> str:
+    """Remove the API key from provider-supplied text before it reaches a user or a log.
+
+    Some servers echo the key (or a prefix of it) back in error messages.
+    """
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+def shorten_detail(text: str, limit: int = 300) -> str:
+    """Provider error bodies can be whole HTML pages; a sentence is enough for a user."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,242 @@
+"""Any server speaking OpenAI's chat-completions API (OpenAI, vLLM, llama.cpp, LM Studio, ...).
+
+Spoken through the official `openai` client. Compatible servers differ in which optional
+parameters they accept, so a request rejected *because of* one of the parameters we add
+(`stream_options`, `max_tokens`, `temperature`) is retried once per parameter without it,
+before any token was produced. Retries of anything else are left to the user: a failed
+answer is cheaper to re-ask than a silently doubled bill.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from gql_server.llm.base import (
+    ConnectionCheck,
+    ErrorKind,
+    GenerationEvent,
+    GenerationRequest,
+    LLMProviderError,
+    ProviderConfig,
+    TokenDelta,
+    Usage,
+    redact_secret,
+    shorten_detail,
+)
+from gql_server.llm.failure_messages import (
+    authentication_failure,
+    bad_request_failure,
+    connect_timeout_failure,
+    connection_failure,
+    model_not_found_failure,
+    permission_failure,
+    provider_failure,
+    rate_limited_failure,
+    stream_interrupted_failure,
+    timeout_failure,
+)
+
+logger = logging.getLogger(__name__)
+
+# The client refuses to start without a key; servers that need none ignore this one.
+PLACEHOLDER_API_KEY = "ragql-no-api-key"
+
+# One retry per parameter we might drop or rename, plus the original attempt.
+_MAX_PARAMETER_ADJUSTMENTS = 3
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, config: ProviderConfig) -> None:
+        if not config.base_url:
+            raise ValueError("An OpenAI-compatible provider needs a base URL.")
+        self._config = config
+        self._base_url = config.base_url.rstrip("/")
+        self._where = f"the OpenAI-compatible server at {self._base_url}"
+        self._client = openai.AsyncOpenAI(
+            api_key=config.api_key or PLACEHOLDER_API_KEY,
+            base_url=self._base_url,
+            max_retries=0,
+            timeout=openai.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+        )
+
+    def _completion_parameters(self, request: GenerationRequest) -> dict[str, Any]:
+        messages = [{"role": "system", "content": request.system_prompt}]
+        messages += [{"role": turn.role, "content": turn.content} for turn in request.messages]
+        return {
+            "model": self._config.model_name,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": self._config.temperature,
+            "max_tokens": self._config.max_output_tokens,
+        }
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        parameters = self._completion_parameters(request)
+        chunks = None
+        for _ in range(_MAX_PARAMETER_ADJUSTMENTS + 1):
+            try:
+                chunks = await self._client.chat.completions.create(**parameters)
+                break
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+                adjusted = _parameters_without_rejected_one(parameters, error)
+                if adjusted is None:
+                    raise self._failure(error, answer_started=False) from None
+                logger.info("Retrying %s without a rejected parameter", self._base_url)
+                parameters = adjusted
+            except openai.OpenAIError as error:
+                raise self._failure(error, answer_started=False) from None
+        if chunks is None:
+            raise bad_request_failure(self._where, 400, "it rejected every variant of the request")
+
+        answer_started = False
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        try:
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices or []:
+                    if choice.index != 0:
+                        continue
+                    if choice.delta is not None and choice.delta.content:
+                        answer_started = True
+                        yield TokenDelta(choice.delta.content)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except openai.OpenAIError as error:
+            raise self._failure(error, answer_started=answer_started) from None
+        finally:
+            await chunks.close()
+        if finish_reason is None:
+            # The server closed the stream cleanly but never said the answer was finished.
+            raise stream_interrupted_failure(self._where)
+        if usage is not None:
+            yield usage
+
+    def _failure(self, error: openai.OpenAIError, *, answer_started: bool) -> LLMProviderError:
+        logger.info("OpenAI-compatible request to %s failed: %s", self._base_url, type(error).__name__)
+        detail = self._detail(error)
+        if isinstance(error, openai.APITimeoutError):
+            if type(error.__cause__).__name__ == "ConnectTimeout":
+                return connect_timeout_failure(self._where, self._config.connect_timeout_s)
+            return timeout_failure(self._where, self._config.request_timeout_s, during_answer=answer_started)
+        if isinstance(error, openai.APIConnectionError):
+            if answer_started:
+                return stream_interrupted_failure(self._where)
+            return connection_failure(self._where)
+        if isinstance(error, openai.AuthenticationError):
+            return authentication_failure(self._where, error.status_code, has_key=bool(self._config.api_key))
+        if isinstance(error, openai.PermissionDeniedError):
+            return permission_failure(self._where, error.status_code, detail)
+        if isinstance(error, openai.NotFoundError):
+            if "model" in (detail or "").lower():
+                return model_not_found_failure(self._where, self._config.model_name)
+            return LLMProviderError(
+                ErrorKind.PROVIDER_ERROR,
+                f"{self._where[:1].upper()}{self._where[1:]} has no /chat/completions endpoint (HTTP 404). "
+                "Check the base URL; most servers expect it to end in /v1.",
+                status_code=404,
+            )
+        if isinstance(error, openai.RateLimitError):
+            return rate_limited_failure(self._where, error.status_code)
+        if isinstance(error, openai.APIStatusError):
+            if error.status_code in (503, 529):
+                return rate_limited_failure(self._where, error.status_code, overloaded=True)
+            if 400 <= error.status_code < 500:
+                return bad_request_failure(self._where, error.status_code, detail)
+            return provider_failure(self._where, error.status_code, detail)
+        if isinstance(error, openai.APIError):
+            # An error object sent inside the stream (HTTP status was already 200).
+            code = f"{error.code or ''} {error.type or ''}".lower()
+            if "rate_limit" in code or "overloaded" in code:
+                return rate_limited_failure(self._where, None, overloaded="overloaded" in code)
+            return provider_failure(self._where, None, detail)
+        return provider_failure(self._where, None, detail)
+
+    def _detail(self, error: openai.OpenAIError) -> str | None:
+        body = getattr(error, "body", None)
+        text: str | None = None
+        if isinstance(body, dict):
+            message = body.get("message")
+            if message is None and isinstance(body.get("error"), dict):
+                message = body["error"].get("message")
+            text = str(message) if message is not None else None
+        elif isinstance(body, str):
+            text = body
+        if not text:
+            return None
+        return shorten_detail(redact_secret(text, self._config.api_key))
+
+    async def check_connection(self) -> ConnectionCheck:
+        started_at = time.perf_counter()
+        try:
+            available = [model.id async for model in self._client.models.list()]
+        except openai.NotFoundError:
+            # Some compatible servers implement chat but not the model list: ask for one token.
+            return await self._check_with_tiny_completion(started_at)
+        except openai.OpenAIError as error:
+            failure = self._failure(error, answer_started=False)
+            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        latency_ms = (time.perf_counter() - started_at) * 1000
+        wanted = self._config.model_name or ""
+        if wanted in available:
+            return ConnectionCheck(
+                ok=True,
+                message=f"Connected to {self._where}; model '{wanted}' is available.",
+                latency_ms=latency_ms,
+            )
+        listed = ", ".join(available[:10]) or "none"
+        return ConnectionCheck(
+            ok=False,
+            message=(
+                f"Connected to {self._where}, but it does not list a model named '{wanted}'. "
+                f"Models it lists: {listed}."
+            ),
+            latency_ms=latency_ms,
+        )
+
+    async def _check_with_tiny_completion(self, started_at: float) -> ConnectionCheck:
+        try:
+            await self._client.chat.completions.create(
+                model=self._config.model_name or "",
+                messages=[{"role": "user", "content": "Reply with OK."}],
+                max_tokens=1,
+            )
+        except openai.OpenAIError as error:
+            failure = self._failure(error, answer_started=False)
+            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        latency_ms = (time.perf_counter() - started_at) * 1000
+        return ConnectionCheck(
+            ok=True,
+            message=f"Connected to {self._where}; model '{self._config.model_name}' answered.",
+            latency_ms=latency_ms,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _parameters_without_rejected_one(
+    parameters: dict[str, Any], error: openai.APIStatusError
+) -> dict[str, Any] | None:
+    """The request with the one optional parameter the server complained about fixed, if any."""
+    complaint = f"{error.message} {error.body}".lower()
+    adjusted = dict(parameters)
+    if "stream_options" in adjusted and "stream_options" in complaint:
+        del adjusted["stream_options"]
+        return adjusted
+    if "max_tokens" in adjusted and "max_tokens" in complaint and "max_completion_tokens" in complaint:
+        # Newer OpenAI models only accept the renamed parameter.
+        adjusted["max_completion_tokens"] = adjusted.pop("max_tokens")
+        return adjusted
+    if "temperature" in adjusted and "temperature" in complaint:
+        # Reasoning models accept only their default temperature.
+        del adjusted["temperature"]
+        return adjusted
+    return None
