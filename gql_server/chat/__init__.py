@@ -1,0 +1,1 @@
+"""Chat: sessions, messages, background answer generation and its replayable event stream."""

@@ -1,0 +1,527 @@
+"""The generation runner: answers a question in a background task owned by the app.
+
+`sendMessage` commits the question and a PENDING answer, then hands a `GenerationJob` to
+the `GenerationManager`. The manager runs each job as an asyncio task that does not
+belong to any request or WebSocket, so a client that disconnects does not stop its
+answer. The task retrieves passages, builds the prompt, streams from the provider and
+emits SOURCES, TOKEN..., then DONE or ERROR into the per-message event log and onto the
+event bus. Per token it does no database work: the text is saved every
+`PROGRESS_SAVE_SECONDS` for crash safety and once at the end with the final status.
+Whatever happens (provider failure, timeout, stop, shutdown), the answer is persisted
+with its status and the text produced so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from gql_server.chat import repository
+from gql_server.chat.event_log import (
+    InProcessEventLog,
+    MessageEventLog,
+    RedisEventLog,
+    message_channel,
+)
+from gql_server.db.base import utcnow
+from gql_server.db.models import ChatMessage, MessageRole, MessageStatus, RagModel, User
+from gql_server.events.bus import RedisEventBus
+from gql_server.llm.base import (
+    ChatTurn,
+    ContextPassage,
+    GenerationRequest,
+    LLMProvider,
+    LLMProviderError,
+    ProviderConfig,
+    TokenDelta,
+    Usage,
+)
+from gql_server.llm.base import ProviderKind as LLMProviderKind
+from gql_server.llm.registry import build_provider
+from gql_server.rag.citations import extract_citations
+from gql_server.rag.prompt import build_generation_request
+from gql_server.security.encryption import ApiKeyDecryptionError
+from gql_server.state import AppState
+
+logger = logging.getLogger(__name__)
+
+STOP_CHANNEL = "chat.stop"
+PROGRESS_SAVE_SECONDS = 2.0
+HISTORY_MESSAGES = 40
+SNIPPET_CHARACTERS = 320
+# Upper bounds on the provider's own waits; the model's whole answer is bounded by
+# settings.generation_timeout_seconds.
+MAX_REQUEST_TIMEOUT_SECONDS = 60.0
+MAX_CONNECT_TIMEOUT_SECONDS = 10.0
+# An unfinished answer older than the generation timeout plus this margin has no live
+# task anywhere (its process died): it no longer blocks the user and is reported failed.
+ABANDONED_MARGIN_SECONDS = 60.0
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+STOPPED_BY_USER = "stop"
+STOPPED_BY_SHUTDOWN = "shutdown"
+SHUTDOWN_ERROR = "The server shut down before the answer finished; the partial answer is kept."
+ABANDONED_ERROR = "The server stopped before the answer finished; the partial answer is kept."
+
+
+@dataclass
+class GenerationJob:
+    message_id: uuid.UUID
+    question_message_id: uuid.UUID
+    chat_session_id: uuid.UUID
+    user_id: uuid.UUID
+    model_id: uuid.UUID
+    question: str
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Progress:
+    parts: list[str] = field(default_factory=list)
+    saved_parts: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def abandoned_before(state: AppState) -> Any:
+    return utcnow() - timedelta(seconds=state.settings.generation_timeout_seconds + ABANDONED_MARGIN_SECONDS)
+
+
+def location_label(
+    page_start: int | None, page_end: int | None, row_start: int | None, row_end: int | None
+) -> str:
+    if page_start is not None:
+        if page_end is not None and page_end != page_start:
+            return f"pp. {page_start}–{page_end}"
+        return f"p. {page_start}"
+    if row_start is not None:
+        if row_end is not None and row_end != row_start:
+            return f"rows {row_start}–{row_end}"
+        return f"row {row_start}"
+    return ""
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= SNIPPET_CHARACTERS:
+        return text
+    return text[: SNIPPET_CHARACTERS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _history(rows: list[ChatMessage], question_message_id: uuid.UUID) -> list[ChatTurn]:
+    """The conversation before the question, answered turns only."""
+    turns: list[ChatTurn] = []
+    for row in rows:
+        if row.id == question_message_id:
+            break
+        if row.role is MessageRole.USER:
+            turns.append(ChatTurn(role="user", content=row.content))
+        elif row.status in (MessageStatus.COMPLETE, MessageStatus.STOPPED) and row.content.strip():
+            turns.append(ChatTurn(role="assistant", content=row.content))
+    return turns
+
+
+async def _retrieve(
+    session: Any, user: User, model: RagModel, chat_session_id: uuid.UUID, question: str
+) -> list[Any]:
+    """The model's passages (and this session's attachments) that the user may read."""
+    from gql_server.rag import retrieval
+
+    mode = retrieval.RetrievalMode.HYBRID if model.hybrid_search else retrieval.RetrievalMode.DENSE
+    return list(
+        await retrieval.retrieve_passages(
+            session,
+            user,
+            model.id,
+            # A long message is searched by its opening; the whole of it still reaches the model.
+            question[: retrieval.MAX_QUERY_CHARACTERS],
+            k=model.top_k,
+            chat_session_id=chat_session_id,
+            mode=mode,
+            relevance_threshold=model.relevance_threshold,
+        )
+    )
+
+
+class GenerationManager:
+    """Owns every generation task of this process, the event log, and stop requests."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.event_log: MessageEventLog
+        if isinstance(state.bus, RedisEventBus):
+            self.event_log = RedisEventLog(state.bus.redis)
+        else:
+            self.event_log = InProcessEventLog()
+        self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._owners: dict[uuid.UUID, uuid.UUID] = {}
+        self._stop_reasons: dict[uuid.UUID, str] = {}
+        self._providers: dict[ProviderConfig, LLMProvider] = {}
+        self._retired_providers: list[LLMProvider] = []
+        self._http: httpx.AsyncClient | None = None
+        self._stop_listener: asyncio.Task[None] | None = None
+        settings = state.settings
+        self.total_timeout_s = float(settings.generation_timeout_seconds)
+        self.request_timeout_s = min(MAX_REQUEST_TIMEOUT_SECONDS, self.total_timeout_s)
+        self.connect_timeout_s = min(MAX_CONNECT_TIMEOUT_SECONDS, self.total_timeout_s)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=1000))
+        if isinstance(self.event_log, InProcessEventLog):
+            self.event_log.start()
+        ready = asyncio.Event()
+        self._stop_listener = asyncio.create_task(self._listen_for_stops(ready), name="chat-stop-listener")
+        await ready.wait()
+        async with self.state.sessionmaker.begin() as session:
+            # Without Redis this process is the only API process: any unfinished answer in
+            # the database lost its task when the previous process stopped.
+            before = None if not self.state.settings.redis_url else abandoned_before(self.state)
+            failed = await repository.fail_abandoned_generations(session, before, ABANDONED_ERROR)
+        if failed:
+            logger.info("marked %d unfinished answers from a previous run as failed", failed)
+
+    async def close(self) -> None:
+        tasks = list(self.tasks.items())
+        for message_id, task in tasks:
+            self._stop_reasons.setdefault(message_id, STOPPED_BY_SHUTDOWN)
+            task.cancel()
+        if tasks:
+            _done, pending = await asyncio.wait([task for _, task in tasks], timeout=SHUTDOWN_GRACE_SECONDS)
+            if pending:
+                logger.warning("%d generation tasks did not finish within the shutdown grace", len(pending))
+        if self._stop_listener is not None:
+            self._stop_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._stop_listener
+        for provider in [*self._providers.values(), *self._retired_providers]:
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self._providers.clear()
+        if self._http is not None:
+            await self._http.aclose()
+        await self.event_log.close()
+
+    # --- jobs -------------------------------------------------------------------------
+
+    def submit(self, job: GenerationJob) -> None:
+        task = asyncio.create_task(self._run(job), name=f"generate-{job.message_id}")
+        self.tasks[job.message_id] = task
+        self._owners[job.message_id] = job.user_id
+        task.add_done_callback(lambda _: self._forget(job.message_id))
+
+    def _forget(self, message_id: uuid.UUID) -> None:
+        self.tasks.pop(message_id, None)
+        self._owners.pop(message_id, None)
+        self._stop_reasons.pop(message_id, None)
+
+    def owner_of(self, message_id: uuid.UUID) -> uuid.UUID | None:
+        """The user whose answer this process is generating, if it is generating it."""
+        return self._owners.get(message_id)
+
+    def is_running_here(self, message_id: uuid.UUID) -> bool:
+        return message_id in self.tasks
+
+    async def request_stop(self, message_id: uuid.UUID) -> None:
+        """Stop a generation wherever it runs: here directly, elsewhere through the bus."""
+        if self.cancel_local(message_id):
+            return
+        await self.state.bus.publish(STOP_CHANNEL, {"message_id": str(message_id)})
+
+    def cancel_local(self, message_id: uuid.UUID) -> bool:
+        task = self.tasks.get(message_id)
+        if task is None or task.done():
+            return False
+        self._stop_reasons[message_id] = STOPPED_BY_USER
+        task.cancel()
+        return True
+
+    async def _listen_for_stops(self, ready: asyncio.Event) -> None:
+        while True:
+            try:
+                async with self.state.bus.subscribe(STOP_CHANNEL) as events:
+                    ready.set()
+                    async for event in events:
+                        with contextlib.suppress(ValueError, KeyError, TypeError):
+                            self.cancel_local(uuid.UUID(str(event["message_id"])))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                ready.set()
+                logger.exception("chat stop listener failed; resubscribing in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def emit(self, message_id: uuid.UUID, event: dict[str, Any]) -> None:
+        await self.event_log.append(message_id, event)
+        await self.state.bus.publish(message_channel(message_id), event)
+
+    def _provider_for(self, config: ProviderConfig) -> LLMProvider:
+        # One provider per distinct configuration, reused: its connection pool stays warm.
+        provider = self._providers.get(config)
+        if provider is None:
+            if len(self._providers) >= 256:
+                self._retired_providers.extend(self._providers.values())
+                self._providers.clear()
+            provider = build_provider(config, http_client=self._http)
+            self._providers[config] = provider
+        return provider
+
+    def _provider_config(self, model: RagModel) -> ProviderConfig:
+        api_key = self.state.cipher.decrypt(model.api_key_encrypted) if model.api_key_encrypted else None
+        return ProviderConfig(
+            kind=LLMProviderKind[model.provider.name],
+            model_name=model.llm_model_name,
+            base_url=model.base_url,
+            api_key=api_key,
+            temperature=model.temperature,
+            max_output_tokens=model.max_output_tokens,
+            request_timeout_s=self.request_timeout_s,
+            connect_timeout_s=self.connect_timeout_s,
+            context_window_tokens=model.context_window_tokens,
+        )
+
+    # --- the generation itself ----------------------------------------------------------
+
+    async def _prepare(
+        self, job: GenerationJob, timings: dict[str, Any]
+    ) -> tuple[GenerationRequest, list[dict[str, Any]], ProviderConfig]:
+        async with self.state.sessionmaker() as session:
+            model = await session.get(RagModel, job.model_id)
+            user = await session.get(User, job.user_id)
+            if model is None or user is None:
+                raise LLMProviderErrorLike("This chat's model no longer exists.")
+            config = self._provider_config(model)
+            rows = await repository.latest_messages(session, job.chat_session_id, HISTORY_MESSAGES)
+            retrieval_started = time.perf_counter()
+            passages: list[Any] = []
+            # Skipping retrieval when there is nothing to search spares the query embedding.
+            if await repository.has_searchable_chunks(session, model.id, job.chat_session_id):
+                passages = await _retrieve(session, user, model, job.chat_session_id, job.question)
+            timings["retrieval_ms"] = round((time.perf_counter() - retrieval_started) * 1000, 2)
+            kept_files = await repository.kept_file_document_ids(
+                session, list({passage.document_id for passage in passages})
+            )
+        context = [
+            ContextPassage(
+                number=number,
+                document_title=passage.document_title,
+                text=passage.text,
+                location_label=location_label(
+                    passage.page_start, passage.page_end, passage.row_start, passage.row_end
+                ),
+                score=float(passage.score),
+            )
+            for number, passage in enumerate(passages, start=1)
+        ]
+        request = build_generation_request(
+            model.system_prompt,
+            context,
+            _history(rows, job.question_message_id),
+            job.question,
+            model.context_window_tokens,
+            model.max_output_tokens,
+        )
+        seen = {passage.number for passage in request.passages}
+        sources: list[dict[str, Any]] = []
+        for number, passage in enumerate(passages, start=1):
+            if number not in seen:
+                continue
+            url = None
+            if passage.document_id in kept_files:
+                url = f"/files/documents/{passage.document_id}"
+                if passage.page_start is not None:
+                    url += f"#page={passage.page_start}"
+            sources.append(
+                {
+                    "number": number,
+                    "chunk_id": passage.chunk_id,
+                    "document_id": str(passage.document_id),
+                    "document_title": passage.document_title,
+                    "page_start": passage.page_start,
+                    "page_end": passage.page_end,
+                    "row_start": passage.row_start,
+                    "row_end": passage.row_end,
+                    "location_label": location_label(
+                        passage.page_start, passage.page_end, passage.row_start, passage.row_end
+                    ),
+                    "snippet": _snippet(passage.text),
+                    "score": round(float(passage.score), 6),
+                    "url": url,
+                    "cited_order": None,
+                }
+            )
+        return request, sources, config
+
+    async def _run(self, job: GenerationJob) -> None:
+        message_id = job.message_id
+        progress = _Progress()
+        timings: dict[str, Any] = {}
+        sources: list[dict[str, Any]] = []
+        usage: Usage | None = None
+        seq = 0
+        first_token_at: float | None = None
+        status = MessageStatus.COMPLETE
+        error: str | None = None
+        saver: asyncio.Task[None] | None = None
+        try:
+            async with asyncio.timeout(self.total_timeout_s):
+                request, sources, config = await self._prepare(job, timings)
+                seq += 1
+                await self.emit(message_id, {"seq": seq, "type": "SOURCES", "sources": sources})
+                saver = asyncio.create_task(self._save_periodically(message_id, progress))
+                provider = self._provider_for(config)
+                stream: AsyncIterator[Any] = provider.stream(request)
+                async for item in stream:
+                    if isinstance(item, TokenDelta):
+                        if not item.text:
+                            continue
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
+                        progress.parts.append(item.text)
+                        seq += 1
+                        await self.emit(message_id, {"seq": seq, "type": "TOKEN", "delta": item.text})
+                    elif isinstance(item, Usage):
+                        usage = item
+        except LLMProviderError as failure:
+            status, error = MessageStatus.FAILED, failure.user_message
+        except LLMProviderErrorLike as failure:
+            status, error = MessageStatus.FAILED, str(failure)
+        except ApiKeyDecryptionError as failure:
+            status, error = MessageStatus.FAILED, str(failure)
+        except TimeoutError:
+            status = MessageStatus.FAILED
+            error = (
+                f"The answer took longer than {self.total_timeout_s:g} seconds and was cut off; "
+                "the partial answer is kept."
+            )
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            if self._stop_reasons.get(message_id) == STOPPED_BY_USER:
+                status = MessageStatus.STOPPED
+            else:
+                status, error = MessageStatus.FAILED, SHUTDOWN_ERROR
+        except Exception:
+            reference = uuid.uuid4().hex[:12]
+            logger.exception("generation of message %s failed (reference %s)", message_id, reference)
+            status = MessageStatus.FAILED
+            error = f"Something went wrong while generating the answer (reference {reference})."
+        finally:
+            if saver is not None:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+        await self._finish(job, seq, progress, sources, usage, timings, first_token_at, status, error)
+
+    async def _finish(
+        self,
+        job: GenerationJob,
+        seq: int,
+        progress: _Progress,
+        sources: list[dict[str, Any]],
+        usage: Usage | None,
+        timings: dict[str, Any],
+        first_token_at: float | None,
+        status: MessageStatus,
+        error: str | None,
+    ) -> None:
+        valid_numbers = {int(source["number"]) for source in sources}
+        text, cited = extract_citations(progress.text, valid_numbers)
+        order = {number: index for index, number in enumerate(cited)}
+        for source in sources:
+            source["cited_order"] = order.get(int(source["number"]))
+        finished_at = time.perf_counter()
+        if first_token_at is not None:
+            timings["time_to_first_token_ms"] = round((first_token_at - job.enqueued_at) * 1000, 2)
+        timings["total_ms"] = round((finished_at - job.enqueued_at) * 1000, 2)
+        usage_dict = (
+            {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+            if usage is not None
+            else None
+        )
+        try:
+            async with self.state.sessionmaker.begin() as session:
+                await repository.save_result(
+                    session,
+                    job.message_id,
+                    content=text,
+                    status=status,
+                    sources=sources,
+                    error=error,
+                    token_usage=usage_dict,
+                    timings=timings,
+                )
+        except Exception:
+            logger.exception("could not save the answer of message %s", job.message_id)
+        final: dict[str, Any]
+        if status is MessageStatus.FAILED:
+            final = {
+                "seq": seq + 1,
+                "type": "ERROR",
+                "status": status.value,
+                "message": error or "",
+                "text": text,
+            }
+        else:
+            final = {
+                "seq": seq + 1,
+                "type": "DONE",
+                "status": status.value,
+                "text": text,
+                "citations": cited,
+                "usage": usage_dict,
+                "timings": timings,
+            }
+        try:
+            await self.emit(job.message_id, final)
+        except Exception:
+            logger.exception("could not publish the end of message %s", job.message_id)
+
+    async def _save_periodically(self, message_id: uuid.UUID, progress: _Progress) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_SAVE_SECONDS)
+            if len(progress.parts) == progress.saved_parts:
+                continue
+            count = len(progress.parts)
+            try:
+                async with self.state.sessionmaker.begin() as session:
+                    await repository.save_progress(session, message_id, "".join(progress.parts[:count]))
+                progress.saved_parts = count
+            except Exception:
+                logger.warning("could not save the progress of message %s", message_id, exc_info=True)
+
+
+class LLMProviderErrorLike(Exception):
+    """A failure before the provider was called, told to the user as is."""
+
+
+def get_manager(state: AppState) -> GenerationManager:
+    manager = state.extras.get("chat_generation")
+    if manager is None:
+        raise RuntimeError("The chat generation manager is not running (lifespan hook missing).")
+    return manager  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def generation_lifespan(state: AppState) -> AsyncIterator[None]:
+    manager = GenerationManager(state)
+    await manager.start()
+    state.extras["chat_generation"] = manager
+    try:
+        yield
+    finally:
+        state.extras.pop("chat_generation", None)
+        await manager.close()

@@ -1,0 +1,290 @@
+"""All SQL of the chat domain. Functions take the caller's AsyncSession and never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_server.db.base import utcnow
+from gql_server.db.models import (
+    ChatMessage,
+    ChatSession,
+    Document,
+    DocumentChunk,
+    MessageRole,
+    MessageStatus,
+    PendingFileDeletion,
+    RagModel,
+    User,
+)
+
+IN_FLIGHT_STATUSES = (MessageStatus.PENDING, MessageStatus.STREAMING)
+FINISHED_STATUSES = (MessageStatus.COMPLETE, MessageStatus.STOPPED, MessageStatus.FAILED)
+
+
+async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise a user's session starts and sends across every API process (row lock)."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+async def get_owned_session(
+    session: AsyncSession, user_id: uuid.UUID, chat_session_id: uuid.UUID, *, for_update: bool = False
+) -> ChatSession | None:
+    query = select(ChatSession).where(ChatSession.id == chat_session_id, ChatSession.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def end_active_sessions(session: AsyncSession, user_id: uuid.UUID, model_id: uuid.UUID) -> None:
+    await session.execute(
+        update(ChatSession)
+        .where(ChatSession.user_id == user_id, ChatSession.model_id == model_id, ChatSession.is_active)
+        .values(is_active=False, ended_at=utcnow())
+    )
+
+
+async def create_session(
+    session: AsyncSession, user_id: uuid.UUID, model_id: uuid.UUID, title: str
+) -> ChatSession:
+    chat_session = ChatSession(user_id=user_id, model_id=model_id, title=title, is_active=True)
+    session.add(chat_session)
+    await session.flush()
+    return chat_session
+
+
+async def list_sessions(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    model_id: uuid.UUID | None,
+    include_ended: bool,
+    first: int,
+    offset: int,
+) -> tuple[Sequence[ChatSession], int]:
+    conditions: list[Any] = [ChatSession.user_id == user_id]
+    if model_id is not None:
+        conditions.append(ChatSession.model_id == model_id)
+    if not include_ended:
+        conditions.append(ChatSession.is_active)
+    total = await session.scalar(select(func.count()).select_from(ChatSession).where(*conditions))
+    rows = (
+        await session.execute(
+            select(ChatSession)
+            .where(*conditions)
+            .order_by(ChatSession.updated_at.desc(), ChatSession.id.desc())
+            .limit(first)
+            .offset(offset)
+        )
+    ).scalars()
+    return list(rows), int(total or 0)
+
+
+async def get_owned_message(
+    session: AsyncSession, user_id: uuid.UUID, message_id: uuid.UUID, *, for_update: bool = False
+) -> ChatMessage | None:
+    query = select(ChatMessage).where(ChatMessage.id == message_id, ChatMessage.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_message(session: AsyncSession, message_id: uuid.UUID) -> ChatMessage | None:
+    return await session.get(ChatMessage, message_id)
+
+
+async def list_messages(
+    session: AsyncSession,
+    chat_session_id: uuid.UUID,
+    *,
+    first: int,
+    offset: int,
+    before: ChatMessage | None,
+) -> tuple[list[ChatMessage], bool]:
+    """The page of `first` messages ending just before `before` (or the newest), oldest first."""
+    conditions: list[Any] = [ChatMessage.session_id == chat_session_id]
+    if before is not None:
+        conditions.append(
+            or_(
+                ChatMessage.created_at < before.created_at,
+                (ChatMessage.created_at == before.created_at) & (ChatMessage.id < before.id),
+            )
+        )
+    rows = list(
+        (
+            await session.execute(
+                select(ChatMessage)
+                .where(*conditions)
+                .order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc())
+                .limit(first + 1)
+                .offset(offset)
+            )
+        ).scalars()
+    )
+    has_more = len(rows) > first
+    return list(reversed(rows[:first])), has_more
+
+
+async def count_messages(session: AsyncSession, chat_session_id: uuid.UUID) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(ChatMessage).where(ChatMessage.session_id == chat_session_id)
+    )
+    return int(total or 0)
+
+
+async def generation_in_flight(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime
+) -> ChatMessage | None:
+    """The user's unfinished answer, if one started after `since` (older ones are abandoned)."""
+    return (
+        await session.execute(
+            select(ChatMessage)
+            .where(
+                ChatMessage.user_id == user_id,
+                ChatMessage.role == MessageRole.ASSISTANT,
+                ChatMessage.status.in_(IN_FLIGHT_STATUSES),
+                ChatMessage.created_at > since,
+            )
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+def add_message(
+    session: AsyncSession,
+    chat_session: ChatSession,
+    role: MessageRole,
+    content: str,
+    status: MessageStatus,
+    *,
+    created_at: datetime | None = None,
+) -> ChatMessage:
+    message = ChatMessage(
+        id=uuid.uuid4(),
+        session_id=chat_session.id,
+        user_id=chat_session.user_id,
+        role=role,
+        content=content,
+        status=status,
+        sources=[],
+        created_at=created_at or utcnow(),
+    )
+    session.add(message)
+    return message
+
+
+async def latest_messages(session: AsyncSession, chat_session_id: uuid.UUID, limit: int) -> list[ChatMessage]:
+    """The newest `limit` messages of a session, oldest first."""
+    rows = (
+        await session.execute(
+            select(ChatMessage)
+            .where(ChatMessage.session_id == chat_session_id)
+            .order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc())
+            .limit(limit)
+        )
+    ).scalars()
+    return list(reversed(list(rows)))
+
+
+async def touch_session(session: AsyncSession, chat_session_id: uuid.UUID) -> None:
+    await session.execute(
+        update(ChatSession).where(ChatSession.id == chat_session_id).values(updated_at=utcnow())
+    )
+
+
+async def delete_session(session: AsyncSession, chat_session: ChatSession) -> None:
+    """Delete a session with its messages, attachments and their chunks.
+
+    The attachments' stored files are queued in `pending_file_deletions` in the same
+    transaction, so a file is removed only if the rows are, and never orphaned.
+    """
+    paths = (
+        await session.execute(
+            select(Document.storage_path).where(
+                Document.session_id == chat_session.id, Document.storage_path.is_not(None)
+            )
+        )
+    ).scalars()
+    for path in paths:
+        session.add(PendingFileDeletion(path=path))
+    await session.execute(delete(DocumentChunk).where(DocumentChunk.session_id == chat_session.id))
+    await session.execute(delete(Document).where(Document.session_id == chat_session.id))
+    await session.execute(delete(ChatMessage).where(ChatMessage.session_id == chat_session.id))
+    await session.execute(delete(ChatSession).where(ChatSession.id == chat_session.id))
+
+
+async def get_model(session: AsyncSession, model_id: uuid.UUID) -> RagModel | None:
+    return await session.get(RagModel, model_id)
+
+
+async def has_searchable_chunks(
+    session: AsyncSession, model_id: uuid.UUID, chat_session_id: uuid.UUID
+) -> bool:
+    """Whether retrieval can find anything: the model's own chunks or this session's attachments."""
+    model_chunks = exists().where(DocumentChunk.model_id == model_id, DocumentChunk.session_id.is_(None))
+    session_chunks = exists().where(DocumentChunk.session_id == chat_session_id)
+    return bool(await session.scalar(select(model_chunks | session_chunks)))
+
+
+async def kept_file_document_ids(session: AsyncSession, document_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not document_ids:
+        return set()
+    rows = await session.execute(
+        select(Document.id).where(Document.id.in_(document_ids), Document.file_kept.is_(True))
+    )
+    return set(rows.scalars())
+
+
+async def save_progress(session: AsyncSession, message_id: uuid.UUID, content: str) -> None:
+    await session.execute(
+        update(ChatMessage)
+        .where(ChatMessage.id == message_id, ChatMessage.status.in_(IN_FLIGHT_STATUSES))
+        .values(content=content, status=MessageStatus.STREAMING)
+    )
+
+
+async def save_result(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    *,
+    content: str,
+    status: MessageStatus,
+    sources: list[dict[str, Any]],
+    error: str | None,
+    token_usage: dict[str, Any] | None,
+    timings: dict[str, Any] | None,
+) -> None:
+    await session.execute(
+        update(ChatMessage)
+        .where(ChatMessage.id == message_id)
+        .values(
+            content=content,
+            status=status,
+            sources=sources,
+            error=error,
+            token_usage=token_usage,
+            timings=timings,
+            completed_at=utcnow(),
+        )
+    )
+
+
+async def fail_abandoned_generations(session: AsyncSession, before: datetime | None, error: str) -> int:
+    """Mark unfinished answers as FAILED (all of them, or those started before `before`)."""
+    conditions: list[Any] = [
+        ChatMessage.role == MessageRole.ASSISTANT,
+        ChatMessage.status.in_(IN_FLIGHT_STATUSES),
+    ]
+    if before is not None:
+        conditions.append(ChatMessage.created_at < before)
+    result = await session.execute(
+        update(ChatMessage)
+        .where(*conditions)
+        .values(status=MessageStatus.FAILED, error=error, completed_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

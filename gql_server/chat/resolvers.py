@@ -1,0 +1,409 @@
+"""Chat queries, mutations and the messageStream subscription: thin — parse, check, call, map."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import strawberry
+
+from gql_server.chat import repository, service
+from gql_server.chat.event_log import is_terminal, message_channel
+from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before, get_manager
+from gql_server.chat.service import InProgress, SentMessage
+from gql_server.chat.types import (
+    ChatMessageResult,
+    ChatSessionDeleted,
+    ChatSessionPage,
+    ChatSessionResult,
+    DeleteChatSessionResult,
+    FeedbackValue,
+    GenerationInProgress,
+    MessagePage,
+    MessageSent,
+    MessagesResult,
+    MessageStreamEvent,
+    RenameChatSessionResult,
+    SendMessageResult,
+    SetMessageFeedbackResult,
+    StartChatSessionResult,
+    StopGenerationResult,
+    StopRequested,
+    chat_message_from_row,
+    chat_session_from_row,
+    citations_of,
+    stream_event_from_dict,
+)
+from gql_server.context import Info
+from gql_server.db import models
+from gql_server.errors import NotFound
+
+MAX_PAGE_SIZE = 100
+# With no event for this long, the stream checks the log and the stored message itself
+# (the process generating the answer may have died).
+SILENCE_CHECK_SECONDS = 10.0
+
+
+def _page(first: int, offset: int) -> tuple[int, int]:
+    return max(1, min(first, MAX_PAGE_SIZE)), max(0, offset)
+
+
+def _sent(result: SentMessage) -> MessageSent:
+    return MessageSent(
+        user_message=chat_message_from_row(result.user_message) if result.user_message else None,
+        assistant_message=chat_message_from_row(result.assistant_message),
+        message_id=result.assistant_message.id,
+    )
+
+
+def _in_progress(error: InProgress) -> GenerationInProgress:
+    return GenerationInProgress(
+        message="An answer of yours is still being generated. Wait for it to finish or stop it first.",
+        message_id=error.message_id,
+    )
+
+
+@strawberry.type
+class ChatQuery:
+    @strawberry.field(description="Your chat sessions, most recently used first.")
+    async def chat_sessions(
+        self,
+        info: Info,
+        model_id: uuid.UUID | None = None,
+        first: int = 20,
+        offset: int = 0,
+        include_ended: bool = True,
+    ) -> ChatSessionPage:
+        user = await info.context.require_current_user()
+        first, offset = _page(first, offset)
+        async with info.context.sessionmaker() as session:
+            rows, total = await repository.list_sessions(
+                session, user.id, model_id=model_id, include_ended=include_ended, first=first, offset=offset
+            )
+        return ChatSessionPage(
+            items=[chat_session_from_row(row) for row in rows],
+            total_count=total,
+            has_more=offset + len(rows) < total,
+        )
+
+    @strawberry.field(description="One of your chat sessions.")
+    async def chat_session(self, info: Info, id: uuid.UUID) -> ChatSessionResult:
+        user = await info.context.require_current_user()
+        async with info.context.sessionmaker() as session:
+            row = await repository.get_owned_session(session, user.id, id)
+        return chat_session_from_row(row) if row else NotFound(message=service.SESSION_NOT_FOUND)
+
+    @strawberry.field(
+        description="A page of a session's messages, oldest first: the newest `first` messages, "
+        "or those just before the message `before` (skipping `offset` more)."
+    )
+    async def messages(
+        self,
+        info: Info,
+        session_id: uuid.UUID,
+        first: int = 50,
+        before: uuid.UUID | None = None,
+        offset: int = 0,
+    ) -> MessagesResult:
+        user = await info.context.require_current_user()
+        first, offset = _page(first, offset)
+        async with info.context.sessionmaker() as session:
+            chat_session = await repository.get_owned_session(session, user.id, session_id)
+            if chat_session is None:
+                return NotFound(message=service.SESSION_NOT_FOUND)
+            cursor = None
+            if before is not None:
+                cursor = await repository.get_owned_message(session, user.id, before)
+                if cursor is None or cursor.session_id != session_id:
+                    return NotFound(message=service.MESSAGE_NOT_FOUND)
+            rows, has_more = await repository.list_messages(
+                session, session_id, first=first, offset=offset, before=cursor
+            )
+        return MessagePage(items=[chat_message_from_row(row) for row in rows], has_more=has_more)
+
+    @strawberry.field(description="One of your messages.")
+    async def chat_message(self, info: Info, id: uuid.UUID) -> ChatMessageResult:
+        user = await info.context.require_current_user()
+        async with info.context.sessionmaker() as session:
+            row = await repository.get_owned_message(session, user.id, id)
+        return chat_message_from_row(row) if row else NotFound(message=service.MESSAGE_NOT_FOUND)
+
+
+@strawberry.type
+class ChatMutation:
+    @strawberry.mutation(
+        description="Start a chat with a model. Your previous active chat with that model ends "
+        "(it stays in your history)."
+    )
+    async def start_chat_session(
+        self, info: Info, model_id: uuid.UUID, title: str | None = None
+    ) -> StartChatSessionResult:
+        user = await info.context.require_current_user()
+        async with info.context.sessionmaker.begin() as session:
+            result = await service.start_session(session, user, model_id, title)
+        if isinstance(result, models.ChatSession):
+            return chat_session_from_row(result)
+        return result
+
+    @strawberry.mutation(description="Rename one of your chat sessions.")
+    async def rename_chat_session(self, info: Info, id: uuid.UUID, title: str) -> RenameChatSessionResult:
+        user = await info.context.require_current_user()
+        async with info.context.sessionmaker.begin() as session:
+            result = await service.rename_session(session, user, id, title)
+        if isinstance(result, models.ChatSession):
+            return chat_session_from_row(result)
+        return result
+
+    @strawberry.mutation(description="Delete one of your chat sessions with its messages and attached files.")
+    async def delete_chat_session(self, info: Info, id: uuid.UUID) -> DeleteChatSessionResult:
+        user = await info.context.require_current_user()
+        manager = get_manager(info.context.state)
+        async with info.context.sessionmaker.begin() as session:
+            running = await repository.generation_in_flight(
+                session, user.id, abandoned_before(info.context.state)
+            )
+            result = await service.delete_session(session, user, id)
+        if result is not None:
+            return result
+        if running is not None and running.session_id == id:
+            await manager.request_stop(running.id)
+        return ChatSessionDeleted(id=id)
+
+    @strawberry.mutation(
+        description="Ask a question in a session. Returns at once with the answer's message id; "
+        "subscribe to messageStream(messageId) to receive the answer."
+    )
+    async def send_message(self, info: Info, session_id: uuid.UUID, content: str) -> SendMessageResult:
+        user = await info.context.require_current_user()
+        state = info.context.state
+        manager = get_manager(state)
+        try:
+            async with state.sessionmaker.begin() as session:
+                result = await service.send_message(session, state, user, session_id, content)
+        except InProgress as error:
+            return _in_progress(error)
+        if isinstance(result, SentMessage):
+            manager.submit(result.job)
+            return _sent(result)
+        return result
+
+    @strawberry.mutation(
+        description="Answer the session's last question again. The previous answer is replaced: "
+        "it is deleted and a new answer message (new id) is generated."
+    )
+    async def regenerate_message(self, info: Info, message_id: uuid.UUID) -> SendMessageResult:
+        user = await info.context.require_current_user()
+        state = info.context.state
+        manager = get_manager(state)
+        try:
+            async with state.sessionmaker.begin() as session:
+                result = await service.regenerate(session, state, user, message_id)
+        except InProgress as error:
+            return _in_progress(error)
+        if isinstance(result, SentMessage):
+            manager.submit(result.job)
+            return _sent(result)
+        return result
+
+    @strawberry.mutation(description="Thumbs up or down on an answer (NONE clears it).")
+    async def set_message_feedback(
+        self, info: Info, message_id: uuid.UUID, value: FeedbackValue
+    ) -> SetMessageFeedbackResult:
+        user = await info.context.require_current_user()
+        stored = {FeedbackValue.UP: 1, FeedbackValue.DOWN: -1, FeedbackValue.NONE: None}[value]
+        async with info.context.sessionmaker.begin() as session:
+            result = await service.set_feedback(session, user, message_id, stored)
+        if isinstance(result, models.ChatMessage):
+            return chat_message_from_row(result)
+        return result
+
+    @strawberry.mutation(
+        description="Stop an answer being generated; the text so far is kept with status STOPPED."
+    )
+    async def stop_generation(self, info: Info, message_id: uuid.UUID) -> StopGenerationResult:
+        user = await info.context.require_current_user()
+        state = info.context.state
+        manager = get_manager(state)
+        async with state.sessionmaker.begin() as session:
+            message = await repository.get_owned_message(session, user.id, message_id)
+            if message is None or message.role is not models.MessageRole.ASSISTANT:
+                return NotFound(message=service.MESSAGE_NOT_FOUND)
+            if message.status not in repository.IN_FLIGHT_STATUSES:
+                return StopRequested(message_id=message_id, already_finished=True)
+            if manager.is_running_here(message_id):
+                manager.cancel_local(message_id)
+                return StopRequested(message_id=message_id, already_finished=False)
+            if not state.settings.redis_url or message.created_at < abandoned_before(state):
+                # No process can be running it (one API process without Redis, or too old).
+                await repository.save_result(
+                    session,
+                    message_id,
+                    content=message.content,
+                    status=models.MessageStatus.STOPPED,
+                    sources=message.sources,
+                    error=None,
+                    token_usage=message.token_usage,
+                    timings=message.timings,
+                )
+                return StopRequested(message_id=message_id, already_finished=False)
+        await manager.request_stop(message_id)
+        return StopRequested(message_id=message_id, already_finished=False)
+
+
+def _synthesised(row: models.ChatMessage, after_seq: int, last_seq: int) -> list[dict[str, Any]]:
+    """SOURCES + DONE (or ERROR) rebuilt from a finished message whose log has expired."""
+    events: list[dict[str, Any]] = []
+    if after_seq < 1 and last_seq < 1:
+        events.append({"seq": 1, "type": "SOURCES", "sources": row.sources or []})
+    seq = max(last_seq, after_seq, 1) + 1
+    if row.status is models.MessageStatus.FAILED:
+        events.append(
+            {"seq": seq, "type": "ERROR", "status": "FAILED", "message": row.error or "", "text": row.content}
+        )
+    else:
+        events.append(
+            {
+                "seq": seq,
+                "type": "DONE",
+                "status": row.status.value,
+                "text": row.content,
+                "citations": citations_of(row.sources or []),
+                "usage": row.token_usage,
+                "timings": row.timings,
+            }
+        )
+    return events
+
+
+@strawberry.type
+class ChatSubscription:
+    @strawberry.subscription(
+        description="The events of one of your answers: SOURCES, TOKEN..., then DONE or ERROR. "
+        "Replays every event after `afterSeq` first, so a reconnecting client continues where it "
+        "left off; a finished answer replays (or is summarised as SOURCES + DONE) and the stream ends."
+    )
+    async def message_stream(
+        self, info: Info, message_id: uuid.UUID, after_seq: int = 0
+    ) -> AsyncIterator[MessageStreamEvent]:
+        user = await info.context.require_current_user()
+        state = info.context.state
+        manager = get_manager(state)
+        sessionmaker = state.sessionmaker
+        after_seq = max(0, after_seq)
+
+        async def stored_message() -> models.ChatMessage | None:
+            async with sessionmaker() as session:
+                return await repository.get_owned_message(session, user.id, message_id)
+
+        # An answer generated in this process knows its owner: no query needed.
+        owner = manager.owner_of(message_id)
+        if owner is None:
+            row = await stored_message()
+            if row is None or row.role is not models.MessageRole.ASSISTANT:
+                yield NotFound(message=service.MESSAGE_NOT_FOUND)
+                return
+        elif owner != user.id:
+            yield NotFound(message=service.MESSAGE_NOT_FOUND)
+            return
+
+        last_seq = after_seq
+        relay: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async with state.bus.subscribe(message_channel(message_id)) as live:
+
+            async def forward() -> None:
+                async for event in live:
+                    relay.put_nowait(event)
+
+            forwarder = asyncio.create_task(forward())
+            try:
+                # Subscribed first, then the log: whatever is published from now on is
+                # either in what we read or arrives live; seq numbers drop the overlap.
+                for event in await manager.event_log.read_after(message_id, after_seq):
+                    if event["seq"] <= last_seq:
+                        continue
+                    last_seq = event["seq"]
+                    yield stream_event_from_dict(message_id, event)
+                    if is_terminal(event):
+                        return
+                if not manager.is_running_here(message_id):
+                    finished = await self._finished_without_log(
+                        manager, stored_message, message_id, after_seq, last_seq
+                    )
+                    if finished is not None:
+                        for event in finished:
+                            yield stream_event_from_dict(message_id, event)
+                        return
+                while True:
+                    try:
+                        event = await asyncio.wait_for(relay.get(), SILENCE_CHECK_SECONDS)
+                    except TimeoutError:
+                        if manager.is_running_here(message_id):
+                            continue
+                        finished = await self._finished_without_log(
+                            manager, stored_message, message_id, after_seq, last_seq
+                        )
+                        if finished is None:
+                            continue
+                        for event in finished:
+                            if event["seq"] > last_seq or is_terminal(event):
+                                yield stream_event_from_dict(message_id, event)
+                        return
+                    seq = event["seq"]
+                    if seq <= last_seq:
+                        continue
+                    if seq > last_seq + 1:
+                        # A gap (a slow consumer's queue overflowed): fill it from the log.
+                        for missed in await manager.event_log.read_after(message_id, last_seq):
+                            if missed["seq"] <= last_seq:
+                                continue
+                            last_seq = missed["seq"]
+                            yield stream_event_from_dict(message_id, missed)
+                            if is_terminal(missed):
+                                return
+                        continue
+                    last_seq = seq
+                    yield stream_event_from_dict(message_id, event)
+                    if is_terminal(event):
+                        return
+            finally:
+                forwarder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await forwarder
+
+    @staticmethod
+    async def _finished_without_log(
+        manager: Any, stored_message: Any, message_id: uuid.UUID, after_seq: int, last_seq: int
+    ) -> list[dict[str, Any]] | None:
+        """Final events when the answer is over but the live stream cannot say so."""
+        row = await stored_message()
+        if row is None:
+            return [
+                {
+                    "seq": last_seq + 1,
+                    "type": "ERROR",
+                    "status": "FAILED",
+                    "message": "The message was deleted.",
+                    "text": "",
+                }
+            ]
+        if row.status in repository.IN_FLIGHT_STATUSES:
+            if row.created_at < abandoned_before(manager.state):
+                return [
+                    {
+                        "seq": last_seq + 1,
+                        "type": "ERROR",
+                        "status": "FAILED",
+                        "message": ABANDONED_ERROR,
+                        "text": row.content,
+                    }
+                ]
+            return None
+        # Finished: the log may have got the final event since we read it.
+        remaining = [event for event in await manager.event_log.read_after(message_id, last_seq)]
+        if remaining and is_terminal(remaining[-1]):
+            return remaining
+        return _synthesised(row, after_seq, last_seq)

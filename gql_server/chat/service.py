@@ -1,0 +1,227 @@
+"""Business rules of chat. Functions take the request's AsyncSession and never commit.
+
+Who may see what: a chat session and its messages belong to one user; anyone else —
+administrators included — gets the same NotFound as for an id that does not exist.
+Sending also requires that the user may still read the session's model.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_server.access.policy import can_read_model, can_use_chat_session
+from gql_server.chat import repository
+from gql_server.chat.generation import GenerationJob, abandoned_before
+from gql_server.db.base import utcnow
+from gql_server.db.models import ChatMessage, ChatSession, MessageRole, MessageStatus, User
+from gql_server.errors import InvalidInput, NotFound
+from gql_server.state import AppState
+
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_TITLE_CHARACTERS = 200
+DEFAULT_TITLE = "New chat"
+AUTO_TITLE_CHARACTERS = 60
+
+SESSION_NOT_FOUND = "Chat session not found."
+MESSAGE_NOT_FOUND = "Message not found."
+
+
+class InProgress(Exception):
+    def __init__(self, message_id: uuid.UUID) -> None:
+        super().__init__("An answer is still being generated.")
+        self.message_id = message_id
+
+
+@dataclass
+class SentMessage:
+    user_message: ChatMessage | None
+    assistant_message: ChatMessage
+    job: GenerationJob
+
+
+def validate_title(title: str | None) -> tuple[str | None, InvalidInput | None]:
+    if title is None:
+        return None, None
+    cleaned = " ".join(title.split())
+    if not cleaned:
+        return None, InvalidInput.of("title", "The title must not be empty.")
+    if len(cleaned) > MAX_TITLE_CHARACTERS:
+        return None, InvalidInput.of("title", f"The title must be at most {MAX_TITLE_CHARACTERS} characters.")
+    return cleaned, None
+
+
+def validate_content(content: str) -> InvalidInput | None:
+    if not content.strip():
+        return InvalidInput.of("content", "The message is empty: type a question.")
+    size = len(content.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        return InvalidInput.of(
+            "content",
+            f"The message is too long ({size // 1024} KB); the limit is {MAX_MESSAGE_BYTES // 1024} KB. "
+            "Attach long texts as a file instead.",
+        )
+    return None
+
+
+async def start_session(
+    session: AsyncSession, user: User, model_id: uuid.UUID, title: str | None
+) -> ChatSession | NotFound | InvalidInput:
+    cleaned, problem = validate_title(title)
+    if problem is not None:
+        return problem
+    if not await can_read_model(session, user, model_id):
+        return NotFound(message="Model not found.")
+    # The row lock serialises this user's starts; the partial unique index
+    # (one active session per user and model) backs the rule up in the database.
+    await repository.lock_user(session, user.id)
+    await repository.end_active_sessions(session, user.id, model_id)
+    return await repository.create_session(session, user.id, model_id, cleaned or DEFAULT_TITLE)
+
+
+async def rename_session(
+    session: AsyncSession, user: User, chat_session_id: uuid.UUID, title: str
+) -> ChatSession | NotFound | InvalidInput:
+    chat_session = await repository.get_owned_session(session, user.id, chat_session_id, for_update=True)
+    if chat_session is None:
+        return NotFound(message=SESSION_NOT_FOUND)
+    cleaned, problem = validate_title(title)
+    if problem is not None:
+        return problem
+    chat_session.title = cleaned or DEFAULT_TITLE
+    await session.flush()
+    return chat_session
+
+
+async def delete_session(session: AsyncSession, user: User, chat_session_id: uuid.UUID) -> NotFound | None:
+    chat_session = await repository.get_owned_session(session, user.id, chat_session_id, for_update=True)
+    if chat_session is None:
+        return NotFound(message=SESSION_NOT_FOUND)
+    await repository.delete_session(session, chat_session)
+    return None
+
+
+async def _usable_session(
+    session: AsyncSession, user: User, chat_session_id: uuid.UUID
+) -> ChatSession | None:
+    chat_session = await repository.get_owned_session(session, user.id, chat_session_id)
+    if chat_session is None or not await can_use_chat_session(session, user, chat_session):
+        return None
+    return chat_session
+
+
+async def _check_no_generation(session: AsyncSession, state: AppState, user: User) -> None:
+    # Under the user's row lock, across every API process: at most one answer in flight.
+    await repository.lock_user(session, user.id)
+    running = await repository.generation_in_flight(session, user.id, abandoned_before(state))
+    if running is not None:
+        raise InProgress(running.id)
+
+
+async def send_message(
+    session: AsyncSession, state: AppState, user: User, chat_session_id: uuid.UUID, content: str
+) -> SentMessage | NotFound | InvalidInput:
+    """Store the question and a PENDING answer; raises InProgress if one is in flight."""
+    problem = validate_content(content)
+    if problem is not None:
+        return problem
+    chat_session = await _usable_session(session, user, chat_session_id)
+    if chat_session is None:
+        return NotFound(message=SESSION_NOT_FOUND)
+    if not chat_session.is_active:
+        return InvalidInput.of(
+            "sessionId", "This chat has ended because a newer one was started; continue in the newer chat."
+        )
+    await _check_no_generation(session, state, user)
+    now = utcnow()
+    question = repository.add_message(
+        session, chat_session, MessageRole.USER, content, MessageStatus.COMPLETE, created_at=now
+    )
+    answer = repository.add_message(
+        session,
+        chat_session,
+        MessageRole.ASSISTANT,
+        "",
+        MessageStatus.PENDING,
+        created_at=now + timedelta(microseconds=1),
+    )
+    if chat_session.title == DEFAULT_TITLE:
+        first_line = " ".join(content.split())
+        chat_session.title = (
+            first_line
+            if len(first_line) <= AUTO_TITLE_CHARACTERS
+            else first_line[: AUTO_TITLE_CHARACTERS - 1].rsplit(" ", 1)[0] + "…"
+        )
+    chat_session.updated_at = now
+    await session.flush()
+    job = GenerationJob(
+        message_id=answer.id,
+        question_message_id=question.id,
+        chat_session_id=chat_session.id,
+        user_id=user.id,
+        model_id=chat_session.model_id,
+        question=content,
+    )
+    return SentMessage(user_message=question, assistant_message=answer, job=job)
+
+
+async def regenerate(
+    session: AsyncSession, state: AppState, user: User, message_id: uuid.UUID
+) -> SentMessage | NotFound | InvalidInput:
+    """Answer the session's last question again.
+
+    `message_id` is the session's last assistant message (or its last user message). The
+    previous answer to that question is replaced: deleted, and a new PENDING assistant
+    message (with a new id) takes its place.
+    """
+    target = await repository.get_owned_message(session, user.id, message_id)
+    if target is None:
+        return NotFound(message=MESSAGE_NOT_FOUND)
+    chat_session = await _usable_session(session, user, target.session_id)
+    if chat_session is None:
+        return NotFound(message=MESSAGE_NOT_FOUND)
+    if not chat_session.is_active:
+        return InvalidInput.of("messageId", "This chat has ended; regenerate answers in the newer chat.")
+    await _check_no_generation(session, state, user)
+    rows = await repository.latest_messages(session, chat_session.id, 2)
+    question = next((row for row in reversed(rows) if row.role is MessageRole.USER), None)
+    if question is None or target.id not in {row.id for row in rows}:
+        return InvalidInput.of("messageId", "Only the last answer of a chat can be regenerated.")
+    for row in rows:
+        if row.role is MessageRole.ASSISTANT and row.created_at > question.created_at:
+            await session.delete(row)
+    answer = repository.add_message(
+        session,
+        chat_session,
+        MessageRole.ASSISTANT,
+        "",
+        MessageStatus.PENDING,
+        created_at=max(utcnow(), question.created_at + timedelta(microseconds=1)),
+    )
+    chat_session.updated_at = utcnow()
+    await session.flush()
+    job = GenerationJob(
+        message_id=answer.id,
+        question_message_id=question.id,
+        chat_session_id=chat_session.id,
+        user_id=user.id,
+        model_id=chat_session.model_id,
+        question=question.content,
+    )
+    return SentMessage(user_message=None, assistant_message=answer, job=job)
+
+
+async def set_feedback(
+    session: AsyncSession, user: User, message_id: uuid.UUID, value: int | None
+) -> ChatMessage | NotFound | InvalidInput:
+    message = await repository.get_owned_message(session, user.id, message_id, for_update=True)
+    if message is None:
+        return NotFound(message=MESSAGE_NOT_FOUND)
+    if message.role is not MessageRole.ASSISTANT:
+        return InvalidInput.of("messageId", "Feedback is given on answers, not on your own messages.")
+    message.feedback = value
+    await session.flush()
+    return message

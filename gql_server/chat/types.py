@@ -1,0 +1,296 @@
+"""GraphQL types of the chat domain, built from rows and event dicts by plain functions."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from gql_server.db import models
+from gql_server.errors import Error, InvalidInput, NotFound
+
+MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
+MessageStatus = strawberry.enum(
+    models.MessageStatus,
+    name="MessageStatus",
+    description="PENDING and STREAMING while an answer is generated; then COMPLETE, STOPPED or FAILED.",
+)
+
+
+@strawberry.enum(description="Thumbs up, thumbs down, or no feedback.")
+class FeedbackValue(enum.Enum):
+    UP = "UP"
+    DOWN = "DOWN"
+    NONE = "NONE"
+
+
+@strawberry.type(description="A chat with one model. Only its owner can see it.")
+class ChatSession:
+    id: uuid.UUID
+    model_id: uuid.UUID
+    title: str
+    is_active: bool = strawberry.field(
+        description="False once the user started a newer session with the same model."
+    )
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+
+
+@strawberry.type(description="A passage an answer was based on; `number` is its [n] marker in the text.")
+class MessageSource:
+    number: int
+    document_id: uuid.UUID
+    document_title: str
+    page_start: int | None
+    page_end: int | None
+    row_start: int | None
+    row_end: int | None
+    location_label: str
+    snippet: str
+    score: float
+    url: str | None = strawberry.field(
+        description="Link to the original file (with a #page=N anchor for PDFs) when the server kept it."
+    )
+    cited: bool = strawberry.field(description="Whether the final answer cites this source.")
+
+
+@strawberry.type
+class TokenUsage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+@strawberry.type
+class MessageTimings:
+    retrieval_ms: float | None
+    time_to_first_token_ms: float | None
+    total_ms: float | None
+
+
+@strawberry.type
+class ChatMessage:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    role: MessageRole  # type: ignore[valid-type]
+    content: str
+    status: MessageStatus  # type: ignore[valid-type]
+    sources: list[MessageSource]
+    citations: list[int] = strawberry.field(description="Source numbers cited, in order of first use.")
+    error: str | None
+    feedback: FeedbackValue
+    token_usage: TokenUsage | None
+    timings: MessageTimings | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@strawberry.type
+class ChatSessionPage:
+    items: list[ChatSession]
+    total_count: int
+    has_more: bool
+
+
+@strawberry.type(description="Messages oldest first; `hasMore` says whether older ones exist.")
+class MessagePage:
+    items: list[ChatMessage]
+    has_more: bool
+
+
+@strawberry.type(description="The question was stored and the answer is being generated.")
+class MessageSent:
+    user_message: ChatMessage | None
+    assistant_message: ChatMessage
+    message_id: uuid.UUID = strawberry.field(
+        description="The assistant message's id: subscribe to messageStream(messageId) for the answer."
+    )
+
+
+@strawberry.type(description="An answer of yours is still being generated; wait for it or stop it first.")
+class GenerationInProgress(Error):
+    message: str
+    message_id: uuid.UUID
+
+
+@strawberry.type
+class StopRequested:
+    message_id: uuid.UUID
+    already_finished: bool = strawberry.field(description="True when the answer had already finished.")
+
+
+@strawberry.type
+class ChatSessionDeleted:
+    id: uuid.UUID
+
+
+# --- stream events -------------------------------------------------------------------
+
+
+@strawberry.interface(description="One event of an answer's stream, numbered from 1 in order.")
+class MessageEvent:
+    message_id: uuid.UUID
+    seq: int
+
+
+@strawberry.type(description="The sources the answer is based on (always the first event).")
+class SourcesEvent(MessageEvent):
+    sources: list[MessageSource]
+
+
+@strawberry.type(description="The next piece of the answer's text.")
+class TokenEvent(MessageEvent):
+    delta: str
+
+
+@strawberry.type(description="The answer finished (COMPLETE) or was stopped (STOPPED); the stream ends.")
+class DoneEvent(MessageEvent):
+    status: MessageStatus  # type: ignore[valid-type]
+    text: str = strawberry.field(description="The final text: only [n] markers that map to a source remain.")
+    citations: list[int]
+    usage: TokenUsage | None
+    timings: MessageTimings | None
+
+
+@strawberry.type(description="The answer failed; `text` keeps what was generated before it did.")
+class ErrorEvent(MessageEvent):
+    status: MessageStatus  # type: ignore[valid-type]
+    message: str
+    text: str
+
+
+ChatMessageResult = Annotated[ChatMessage | NotFound, strawberry.union("ChatMessageResult")]
+StartChatSessionResult = Annotated[
+    ChatSession | NotFound | InvalidInput, strawberry.union("StartChatSessionResult")
+]
+ChatSessionResult = Annotated[ChatSession | NotFound, strawberry.union("ChatSessionResult")]
+MessagesResult = Annotated[MessagePage | NotFound, strawberry.union("MessagesResult")]
+SendMessageResult = Annotated[
+    MessageSent | NotFound | InvalidInput | GenerationInProgress, strawberry.union("SendMessageResult")
+]
+SetMessageFeedbackResult = Annotated[
+    ChatMessage | NotFound | InvalidInput, strawberry.union("SetMessageFeedbackResult")
+]
+StopGenerationResult = Annotated[StopRequested | NotFound, strawberry.union("StopGenerationResult")]
+RenameChatSessionResult = Annotated[
+    ChatSession | NotFound | InvalidInput, strawberry.union("RenameChatSessionResult")
+]
+DeleteChatSessionResult = Annotated[
+    ChatSessionDeleted | NotFound, strawberry.union("DeleteChatSessionResult")
+]
+MessageStreamEvent = Annotated[
+    SourcesEvent | TokenEvent | DoneEvent | ErrorEvent | NotFound, strawberry.union("MessageStreamEvent")
+]
+
+
+# --- mapping -------------------------------------------------------------------------
+
+
+def chat_session_from_row(row: models.ChatSession) -> ChatSession:
+    return ChatSession(
+        id=row.id,
+        model_id=row.model_id,
+        title=row.title,
+        is_active=row.is_active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ended_at=row.ended_at,
+    )
+
+
+def source_from_dict(source: dict[str, Any]) -> MessageSource:
+    return MessageSource(
+        number=int(source["number"]),
+        document_id=uuid.UUID(str(source["document_id"])),
+        document_title=str(source.get("document_title") or ""),
+        page_start=source.get("page_start"),
+        page_end=source.get("page_end"),
+        row_start=source.get("row_start"),
+        row_end=source.get("row_end"),
+        location_label=str(source.get("location_label") or ""),
+        snippet=str(source.get("snippet") or ""),
+        score=float(source.get("score") or 0.0),
+        url=source.get("url"),
+        cited=source.get("cited_order") is not None,
+    )
+
+
+def citations_of(sources: list[dict[str, Any]]) -> list[int]:
+    cited = [source for source in sources if source.get("cited_order") is not None]
+    return [int(source["number"]) for source in sorted(cited, key=lambda source: source["cited_order"])]
+
+
+def usage_from_dict(usage: dict[str, Any] | None) -> TokenUsage | None:
+    if not usage:
+        return None
+    return TokenUsage(
+        prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens")
+    )
+
+
+def timings_from_dict(timings: dict[str, Any] | None) -> MessageTimings | None:
+    if not timings:
+        return None
+    return MessageTimings(
+        retrieval_ms=timings.get("retrieval_ms"),
+        time_to_first_token_ms=timings.get("time_to_first_token_ms"),
+        total_ms=timings.get("total_ms"),
+    )
+
+
+def _feedback(value: int | None) -> FeedbackValue:
+    if value == 1:
+        return FeedbackValue.UP
+    if value == -1:
+        return FeedbackValue.DOWN
+    return FeedbackValue.NONE
+
+
+def chat_message_from_row(row: models.ChatMessage) -> ChatMessage:
+    sources = row.sources or []
+    return ChatMessage(
+        id=row.id,
+        session_id=row.session_id,
+        role=row.role,
+        content=row.content,
+        status=row.status,
+        sources=[source_from_dict(source) for source in sources],
+        citations=citations_of(sources),
+        error=row.error,
+        feedback=_feedback(row.feedback),
+        token_usage=usage_from_dict(row.token_usage),
+        timings=timings_from_dict(row.timings),
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+    )
+
+
+def stream_event_from_dict(message_id: uuid.UUID, event: dict[str, Any]) -> Any:
+    kind = event["type"]
+    seq = int(event["seq"])
+    if kind == "TOKEN":
+        return TokenEvent(message_id=message_id, seq=seq, delta=event["delta"])
+    if kind == "SOURCES":
+        return SourcesEvent(
+            message_id=message_id, seq=seq, sources=[source_from_dict(source) for source in event["sources"]]
+        )
+    if kind == "DONE":
+        return DoneEvent(
+            message_id=message_id,
+            seq=seq,
+            status=models.MessageStatus(event["status"]),
+            text=event["text"],
+            citations=list(event.get("citations") or []),
+            usage=usage_from_dict(event.get("usage")),
+            timings=timings_from_dict(event.get("timings")),
+        )
+    return ErrorEvent(
+        message_id=message_id,
+        seq=seq,
+        status=models.MessageStatus(event.get("status") or "FAILED"),
+        message=event["message"],
+        text=event.get("text") or "",
+    )
