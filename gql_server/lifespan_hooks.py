@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from gql_server import app as app_module  # noqa: F401
+from gql_server import app as app_module
 
 # Domains append to app_module.LIFESPAN_HOOKS / app_module.EXTRA_ROUTES here, e.g.:
 #   from workers.runtime import in_process_workers
 #   app_module.LIFESPAN_HOOKS.append(in_process_workers)
+
+from gql_server.chat.generation import generation_lifespan  # noqa: E402
+
+app_module.LIFESPAN_HOOKS.append(generation_lifespan)

@@ -10,14 +10,15 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
+from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors
 from gql_server.settings import Settings
 
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
-QUERY_TYPES: tuple[type, ...] = (AuthQuery,)
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation,)
-SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription,)
+QUERY_TYPES: tuple[type, ...] = (AuthQuery, ChatQuery)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, ChatMutation)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
