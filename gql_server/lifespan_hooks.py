@@ -11,3 +11,8 @@ from gql_server import app as app_module
 from gql_server.chat.generation import generation_lifespan  # noqa: E402
 
 app_module.LIFESPAN_HOOKS.append(generation_lifespan)
+
+from gql_server.storage.file_sweeper import file_sweeper_lifespan  # noqa: E402
+
+if file_sweeper_lifespan not in app_module.LIFESPAN_HOOKS:
+    app_module.LIFESPAN_HOOKS.append(file_sweeper_lifespan)

@@ -9,15 +9,19 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from gql_server.audit.resolvers import AuditQuery
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
 from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
+from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors
+from gql_server.models.resolvers import ModelsMutation, ModelsQuery
 from gql_server.settings import Settings
+from gql_server.users.resolvers import UsersMutation, UsersQuery
 
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
-QUERY_TYPES: tuple[type, ...] = (AuthQuery, ChatQuery)
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation, ChatMutation)
+QUERY_TYPES: tuple[type, ...] = (AuthQuery, UsersQuery, GroupsQuery, ModelsQuery, AuditQuery, ChatQuery)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UsersMutation, GroupsMutation, ModelsMutation, ChatMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription)
 
 

@@ -1,0 +1,100 @@
+"""Access-group queries and mutations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import strawberry
+
+from gql_server.context import Info
+from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.groups import repository, service
+from gql_server.groups.types import AccessGroup
+from gql_server.kit.failures import ActionRefused, as_result
+from gql_server.kit.field_permissions import admin_only, signed_in
+from gql_server.kit.page import Page, build_page, parse_page_arguments
+
+
+@strawberry.type
+class GroupDeleted:
+    id: uuid.UUID
+
+
+GroupResult = Annotated[
+    AccessGroup | NotFound | InvalidInput | AlreadyExists, strawberry.union("GroupResult")
+]
+DeleteGroupResult = Annotated[GroupDeleted | NotFound, strawberry.union("DeleteGroupResult")]
+
+
+@strawberry.type
+class GroupsQuery:
+    @strawberry.field(description="All access groups. Administrators only.", extensions=admin_only())
+    async def access_groups(
+        self,
+        info: Info,
+        search: str | None = None,
+        first: int = 50,
+        offset: int | None = None,
+        after: str | None = None,
+    ) -> Page[AccessGroup]:
+        request = parse_page_arguments(first, offset, after)
+        async with info.context.sessionmaker() as session:
+            rows, total = await repository.list_groups(
+                session, search=search[:120] if search else None, limit=request.limit, offset=request.offset
+            )
+        return build_page(list(rows), total, request)  # type: ignore[arg-type]
+
+    @strawberry.field(
+        description="The access groups you belong to.",
+        extensions=signed_in(),
+    )
+    async def my_groups(self, info: Info) -> list[AccessGroup]:
+        user = info.context.require_user()
+        async with info.context.sessionmaker() as session:
+            return list(await repository.groups_of_user(session, user.id))  # type: ignore[arg-type]
+
+
+async def _run(info: Info, action, *args) -> GroupResult:  # type: ignore[no-untyped-def]
+    actor = info.context.require_admin()
+    try:
+        async with info.context.sessionmaker.begin() as session:
+            group = await action(session, actor, *args)
+    except ActionRefused as failure:
+        return as_result(failure)  # type: ignore[return-value]
+    return group  # type: ignore[no-any-return]
+
+
+@strawberry.type
+class GroupsMutation:
+    @strawberry.mutation(description="Create an access group.", extensions=admin_only())
+    async def create_group(self, info: Info, name: str, description: str | None = None) -> GroupResult:
+        return await _run(info, service.create_group, name, description)
+
+    @strawberry.mutation(
+        description="Rename a group (and optionally change its description).", extensions=admin_only()
+    )
+    async def rename_group(
+        self, info: Info, group_id: uuid.UUID, name: str, description: str | None = None
+    ) -> GroupResult:
+        return await _run(info, service.rename_group, group_id, name, description)
+
+    @strawberry.mutation(description="Delete a group; its model grants go with it.", extensions=admin_only())
+    async def delete_group(self, info: Info, group_id: uuid.UUID) -> DeleteGroupResult:
+        actor = info.context.require_admin()
+        try:
+            async with info.context.sessionmaker.begin() as session:
+                deleted = await service.delete_group(session, actor, group_id)
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return GroupDeleted(id=deleted)
+
+    @strawberry.mutation(
+        description="Add a user to a group (no-op when already a member).", extensions=admin_only()
+    )
+    async def add_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
+        return await _run(info, service.add_member, group_id, user_id)
+
+    @strawberry.mutation(description="Remove a user from a group.", extensions=admin_only())
+    async def remove_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
+        return await _run(info, service.remove_member, group_id, user_id)

@@ -1,0 +1,40 @@
+"""The AccessGroup GraphQL type: columns mapped by strawberry-sqlalchemy-mapper, plus
+loader-backed fields (member count for everyone who may see the group, members for admins)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from gql_server.context import Info
+from gql_server.db import models
+from gql_server.kit.field_permissions import admin_only
+from gql_server.kit.mapper import mapper
+
+if TYPE_CHECKING:
+    from gql_server.users.types import User
+
+
+@mapper.type(models.AccessGroup)
+class AccessGroup:
+    __exclude__ = ["created_by_id"]
+
+    @strawberry.field(description="How many users belong to the group.")
+    async def member_count(self, info: Info) -> int:
+        from gql_server.groups.loaders import member_count
+
+        row: models.AccessGroup = self  # type: ignore[assignment]
+        return await info.context.loader("groups.member_count", member_count).load(row.id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description="The members. Administrators only.",
+        extensions=admin_only(),
+    )
+    async def members(
+        self, info: Info
+    ) -> list[Annotated[User, strawberry.lazy("gql_server.users.types")]] | None:
+        from gql_server.groups.loaders import members
+
+        row: models.AccessGroup = self  # type: ignore[assignment]
+        return await info.context.loader("groups.members", members).load(row.id)  # type: ignore[no-any-return]

@@ -1,0 +1,237 @@
+"""Model queries and mutations: thin — parse, check the role, call models.service, map."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.types.unset import UNSET
+
+from gql_server.context import Info
+from gql_server.db.models import ProviderKind
+from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.kit.failures import ActionRefused, as_result
+from gql_server.kit.field_permissions import admin_only, signed_in
+from gql_server.kit.page import Page, build_page, parse_page_arguments
+from gql_server.models import repository, service
+from gql_server.models.repository import ModelOrder
+from gql_server.models.service import ModelChanges
+from gql_server.models.types import (
+    Model,
+    ModelAccessGrant,
+    ModelAccessRevoked,
+    ModelConnectionResult,
+    ModelDeleted,
+)
+from gql_server.storage.file_sweeper import request_file_sweep
+
+NULLABLE_SETTINGS = {"llm_model_name", "base_url", "relevance_threshold", "description", "system_prompt"}
+
+
+@strawberry.input(description="A new model. Only `name` is required; EXTRACTIVE needs no LLM.")
+class CreateModelInput:
+    name: str
+    description: str | None = None
+    provider: ProviderKind = ProviderKind.EXTRACTIVE
+    llm_model_name: str | None = None
+    base_url: str | None = None
+    api_key: str | None = strawberry.field(default=None, description="Write-only; stored encrypted.")
+    system_prompt: str | None = None
+    temperature: float = 0.2
+    max_output_tokens: int = 1024
+    context_window_tokens: int = 8192
+    top_k: int = 6
+    hybrid_search: bool = True
+    relevance_threshold: float | None = None
+
+
+@strawberry.input(description="Fields left out stay as they are; null clears the nullable ones.")
+class UpdateModelInput:
+    name: str | None = UNSET
+    description: str | None = UNSET
+    provider: ProviderKind | None = UNSET
+    llm_model_name: str | None = UNSET
+    base_url: str | None = UNSET
+    api_key: str | None = strawberry.field(default=UNSET, description="Write-only; stored encrypted.")
+    clear_api_key: bool = False
+    system_prompt: str | None = UNSET
+    temperature: float | None = UNSET
+    max_output_tokens: int | None = UNSET
+    context_window_tokens: int | None = UNSET
+    top_k: int | None = UNSET
+    hybrid_search: bool | None = UNSET
+    relevance_threshold: float | None = UNSET
+
+
+CreateModelResult = Annotated[Model | InvalidInput | AlreadyExists, strawberry.union("CreateModelResult")]
+UpdateModelResult = Annotated[
+    Model | NotFound | InvalidInput | AlreadyExists, strawberry.union("UpdateModelResult")
+]
+DeleteModelResult = Annotated[ModelDeleted | NotFound, strawberry.union("DeleteModelResult")]
+GrantModelAccessResult = Annotated[
+    ModelAccessGrant | NotFound | InvalidInput, strawberry.union("GrantModelAccessResult")
+]
+RevokeModelAccessResult = Annotated[
+    ModelAccessRevoked | NotFound | InvalidInput, strawberry.union("RevokeModelAccessResult")
+]
+TestModelConnectionResult = Annotated[
+    ModelConnectionResult | NotFound, strawberry.union("TestModelConnectionResult")
+]
+
+
+def _changes(values: dict[str, Any], api_key: Any, clear_api_key: bool) -> ModelChanges:
+    present = {key: value for key, value in values.items() if value is not UNSET}
+    missing = [key for key, value in present.items() if value is None and key not in NULLABLE_SETTINGS]
+    if missing:
+        field_name = service._camel(missing[0])
+        raise ActionRefused("invalid", f"{field_name} cannot be null; leave it out to keep it.", field_name)
+    return ModelChanges(
+        values=present,
+        api_key=api_key if api_key not in (UNSET, None) else None,
+        clear_api_key=clear_api_key,
+    )
+
+
+def _input_values(data: CreateModelInput | UpdateModelInput) -> dict[str, Any]:
+    return {key: getattr(data, key) for key in service.SETTING_FIELDS}
+
+
+@strawberry.type
+class ModelsQuery:
+    @strawberry.field(
+        description="The models you may use (administrators: all), filtered, sorted and paged.",
+        extensions=signed_in(),
+    )
+    async def models(
+        self,
+        info: Info,
+        first: int = 20,
+        offset: int | None = None,
+        after: str | None = None,
+        search: str | None = None,
+        provider: ProviderKind | None = None,
+        order_by: ModelOrder = ModelOrder.NAME_ASC,
+    ) -> Page[Model]:
+        user = info.context.require_user()
+        request = parse_page_arguments(first, offset, after)
+        async with info.context.sessionmaker() as session:
+            rows, total = await repository.list_readable_models(
+                session,
+                user,
+                search=search[:200] if search else None,
+                provider=provider,
+                order=order_by,
+                limit=request.limit,
+                offset=request.offset,
+            )
+        return build_page([Model(row=row) for row in rows], total, request)
+
+    @strawberry.field(
+        description="One model, or null when it does not exist or you may not use it.", extensions=signed_in()
+    )
+    async def model(self, info: Info, id: uuid.UUID) -> Model | None:
+        user = info.context.require_user()
+        async with info.context.sessionmaker() as session:
+            row = await repository.get_readable_model(session, user, id)
+        return Model(row=row) if row is not None else None
+
+
+@strawberry.type
+class ModelsMutation:
+    @strawberry.mutation(description="Create a model. Administrators only.", extensions=admin_only())
+    async def create_model(self, info: Info, input: CreateModelInput) -> CreateModelResult:
+        actor = info.context.require_admin()
+        state = info.context.state
+        try:
+            changes = _changes(_input_values(input), input.api_key, False)
+            async with state.sessionmaker.begin() as session:
+                row = await service.create_model(session, actor, changes, state.cipher)
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return Model(row=row)
+
+    @strawberry.mutation(
+        description="Change a model's settings. Administrators only.", extensions=admin_only()
+    )
+    async def update_model(self, info: Info, id: uuid.UUID, input: UpdateModelInput) -> UpdateModelResult:
+        actor = info.context.require_admin()
+        state = info.context.state
+        try:
+            changes = _changes(_input_values(input), input.api_key, input.clear_api_key)
+            async with state.sessionmaker.begin() as session:
+                row = await service.update_model(session, actor, id, changes, state.cipher)
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return Model(row=row)
+
+    @strawberry.mutation(
+        description="Delete a model with its documents, chunks, files and chats. Administrators only.",
+        extensions=admin_only(),
+    )
+    async def delete_model(self, info: Info, id: uuid.UUID) -> DeleteModelResult:
+        actor = info.context.require_admin()
+        state = info.context.state
+        try:
+            async with state.sessionmaker.begin() as session:
+                documents, files = await service.delete_model(session, actor, id)
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        if files:
+            request_file_sweep(state)
+        return ModelDeleted(id=id, deleted_documents=documents, files_queued_for_deletion=files)
+
+    @strawberry.mutation(
+        description="Let a group or a single user use a model (give exactly one). Administrators only.",
+        extensions=admin_only(),
+    )
+    async def grant_model_access(
+        self,
+        info: Info,
+        model_id: uuid.UUID,
+        group_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> GrantModelAccessResult:
+        actor = info.context.require_admin()
+        try:
+            async with info.context.sessionmaker.begin() as session:
+                grant = await service.grant_access(
+                    session, actor, model_id, group_id=group_id, user_id=user_id
+                )
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return ModelAccessGrant(row=grant)
+
+    @strawberry.mutation(
+        description="Take back a group's or a user's access. Administrators only.", extensions=admin_only()
+    )
+    async def revoke_model_access(
+        self,
+        info: Info,
+        model_id: uuid.UUID,
+        group_id: uuid.UUID | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> RevokeModelAccessResult:
+        actor = info.context.require_admin()
+        try:
+            async with info.context.sessionmaker.begin() as session:
+                grant_id = await service.revoke_access(
+                    session, actor, model_id, group_id=group_id, user_id=user_id
+                )
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return ModelAccessRevoked(model_id=model_id, grant_id=grant_id)
+
+    @strawberry.mutation(
+        description="Check that the model's provider is reachable, accepts the key and knows the model.",
+        extensions=admin_only(),
+    )
+    async def test_model_connection(self, info: Info, model_id: uuid.UUID) -> TestModelConnectionResult:
+        actor = info.context.require_admin()
+        state = info.context.state
+        async with state.sessionmaker() as session:
+            row = await repository.get_readable_model(session, actor, model_id)
+        if row is None:
+            return NotFound(message="The model was not found.")
+        result = await service.test_connection(row, state.cipher)
+        return ModelConnectionResult(ok=result.ok, message=result.message, latency_ms=result.latency_ms)

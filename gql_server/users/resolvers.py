@@ -1,0 +1,129 @@
+"""User administration and self-service: thin resolvers over users.service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import strawberry
+
+from gql_server.auth.resolvers import _payload
+from gql_server.auth.types import AuthPayload
+from gql_server.context import Info
+from gql_server.db.models import Role
+from gql_server.errors import Forbidden, InvalidInput, NotFound
+from gql_server.kit.failures import ActionRefused, as_result
+from gql_server.kit.field_permissions import admin_only, signed_in
+from gql_server.kit.page import Page, build_page, parse_page_arguments
+from gql_server.users import service
+from gql_server.users.repository import UserOrder
+from gql_server.users.types import User
+
+UserResult = Annotated[User | NotFound | Forbidden | InvalidInput, strawberry.union("UserResult")]
+UpdateProfileResult = Annotated[User | InvalidInput, strawberry.union("UpdateProfileResult")]
+ChangePasswordResult = Annotated[AuthPayload | InvalidInput, strawberry.union("ChangePasswordResult")]
+
+
+@strawberry.type
+class UsersQuery:
+    @strawberry.field(
+        description="Search and page through accounts. Administrators only.", extensions=admin_only()
+    )
+    async def users(
+        self,
+        info: Info,
+        search: str | None = None,
+        role: Role | None = None,
+        is_active: bool | None = None,
+        first: int = 20,
+        offset: int | None = None,
+        after: str | None = None,
+        order_by: UserOrder = UserOrder.EMAIL_ASC,
+    ) -> Page[User]:
+        request = parse_page_arguments(first, offset, after)
+        async with info.context.sessionmaker() as session:
+            rows, total = await service.list_users(
+                session,
+                search=search[:320] if search else None,
+                role=role,
+                is_active=is_active,
+                order=order_by,
+                limit=request.limit,
+                offset=request.offset,
+            )
+        return build_page(list(rows), total, request)  # type: ignore[arg-type]
+
+
+async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResult:
+    actor = info.context.require_admin()
+    actions = {
+        "promote": service.promote_to_admin,
+        "demote": service.demote_to_user,
+        "deactivate": service.deactivate,
+        "reactivate": service.reactivate,
+    }
+    try:
+        async with info.context.sessionmaker.begin() as session:
+            user = await actions[action](session, actor, user_id)
+    except ActionRefused as failure:
+        return as_result(failure)  # type: ignore[return-value]
+    return user  # type: ignore[return-value]
+
+
+@strawberry.type
+class UsersMutation:
+    @strawberry.mutation(
+        description="Make a user an administrator. Administrators only.", extensions=admin_only()
+    )
+    async def promote_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
+        return await _admin_action(info, "promote", user_id)
+
+    @strawberry.mutation(
+        description="Make an administrator a plain user again. Only the superadmin demotes administrators.",
+        extensions=admin_only(),
+    )
+    async def demote_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
+        return await _admin_action(info, "demote", user_id)
+
+    @strawberry.mutation(
+        description="Deactivate an account: its tokens stop working at once. "
+        "Only the superadmin deactivates administrators; the superadmin cannot be deactivated.",
+        extensions=admin_only(),
+    )
+    async def deactivate_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
+        return await _admin_action(info, "deactivate", user_id)
+
+    @strawberry.mutation(description="Reactivate a deactivated account.", extensions=admin_only())
+    async def reactivate_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
+        return await _admin_action(info, "reactivate", user_id)
+
+    @strawberry.mutation(description="Edit your own profile.", extensions=signed_in())
+    async def update_profile(self, info: Info, display_name: str | None = None) -> UpdateProfileResult:
+        user = info.context.require_user()
+        try:
+            async with info.context.sessionmaker.begin() as session:
+                updated = await service.update_profile(session, user, display_name)
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return updated  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Change your password. Signs out every other session; returns fresh tokens.",
+        extensions=signed_in(),
+    )
+    async def change_password(self, info: Info, old_password: str, new_password: str) -> ChangePasswordResult:
+        user = info.context.require_user()
+        state = info.context.state
+        try:
+            async with state.sessionmaker.begin() as session:
+                issued = await service.change_password(
+                    session,
+                    state.tokens,
+                    state.settings.refresh_token_days,
+                    user,
+                    old_password=old_password,
+                    new_password=new_password,
+                )
+        except ActionRefused as failure:
+            return as_result(failure)  # type: ignore[return-value]
+        return _payload(issued)
