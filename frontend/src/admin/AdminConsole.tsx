@@ -1,8 +1,38 @@
-export default function AdminConsole({ path: _path }: { path: string }) {
+import { useAuth } from "../auth";
+import { linkHandler, matchPath } from "../router";
+import { AuditLogPage } from "./AuditLogPage";
+import { DocumentsPage } from "./DocumentsPage";
+import { GroupsPage } from "./GroupsPage";
+import { ModelEditPage, ModelsPage } from "./ModelsPage";
+import { UsersPage } from "./UsersPage";
+
+export default function AdminConsole({ path }: { path: string }) {
+  const { user } = useAuth();
+  const superadmin = user?.role === "SUPERADMIN";
+  const tabs: [string, string][] = [
+    ["/admin/models", "Models"],
+    ["/admin/users", "Users"],
+    ["/admin/groups", "Groups"],
+    ...(superadmin ? ([["/admin/audit", "Audit log"]] as [string, string][]) : []),
+  ];
+  let page: React.ReactNode;
+  let params: Record<string, string> | null;
+  if ((params = matchPath("/admin/models/:id/documents", path))) page = <DocumentsPage modelId={params.id} />;
+  else if ((params = matchPath("/admin/models/:id", path))) page = <ModelEditPage modelId={params.id} />;
+  else if (path.startsWith("/admin/users")) page = <UsersPage />;
+  else if (path.startsWith("/admin/groups")) page = <GroupsPage />;
+  else if (path.startsWith("/admin/audit") && superadmin) page = <AuditLogPage />;
+  else page = <ModelsPage />;
   return (
     <main className="page" id="main">
-      <h1>Admin</h1>
-      <p className="empty">The admin API is not available on this server yet.</p>
+      <nav className="tabs" aria-label="Admin sections">
+        {tabs.map(([href, label]) => (
+          <a key={href} href={href} onClick={linkHandler(href)} aria-current={path.startsWith(href) ? "page" : undefined}>
+            {label}
+          </a>
+        ))}
+      </nav>
+      {page}
     </main>
   );
 }

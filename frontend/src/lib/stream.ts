@@ -66,7 +66,15 @@ export function applyStreamEvent<TSource>(
         finalStatus: event.status ?? "COMPLETE",
       };
     case "ERROR":
-      return { ...state, lastSeq, status: "error", error: event.message ?? "The answer failed.", finalStatus: event.status ?? "FAILED" };
+      return {
+        ...state,
+        lastSeq,
+        status: "error",
+        // The server keeps what was generated before the failure.
+        text: event.content || state.text,
+        error: event.message ?? "The answer failed.",
+        finalStatus: event.status ?? "FAILED",
+      };
     default:
       return state;
   }

@@ -1,0 +1,3 @@
+export function AttachFile({ sessionId: _sessionId }: { sessionId: string }) {
+  return null;
+}

@@ -1,0 +1,178 @@
+import { memo, useEffect, useMemo, useRef, useState, type MouseEvent } from "react";
+import { errorMessage, request } from "../api/client";
+import {
+  SetMessageFeedbackDocument,
+  StopGenerationDocument,
+  type FeedbackValue,
+  type MessageFieldsFragment,
+  type SourceFieldsFragment,
+} from "../gql/graphql";
+import { sourceLink } from "../lib/citations";
+import { renderMarkdown } from "../lib/markdown";
+import { useMessageStream } from "./chat-stream";
+
+export function UserMessage({ message }: { message: MessageFieldsFragment }) {
+  return (
+    <article className="message user" aria-label="Your question">
+      <p className="user-text">{message.content}</p>
+    </article>
+  );
+}
+
+const Markdown = memo(function Markdown({ text, numbers, onCite }: { text: string; numbers: ReadonlySet<number>; onCite: (n: number) => void }) {
+  const html = useMemo(() => renderMarkdown(text, numbers), [text, numbers]);
+  const click = (event: MouseEvent<HTMLDivElement>) => {
+    const chip = (event.target as HTMLElement).closest<HTMLElement>("[data-cite]");
+    if (chip) onCite(Number(chip.dataset.cite));
+  };
+  return <div className="markdown" onClick={click} dangerouslySetInnerHTML={{ __html: html }} />;
+});
+
+export function AssistantMessage({
+  message,
+  isLast,
+  onUpdate,
+  onRegenerate,
+}: {
+  message: MessageFieldsFragment;
+  isLast: boolean;
+  onUpdate: (id: string, patch: Partial<MessageFieldsFragment>) => void;
+  onRegenerate: (id: string) => void;
+}) {
+  const live = message.status === "PENDING" || message.status === "STREAMING";
+  const stream = useMessageStream(message.id, live, message.content);
+  const [openSource, setOpenSource] = useState<number | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+
+  // When the stream ends, the final state becomes the message's own.
+  useEffect(() => {
+    if (!live || stream.status === "streaming") return;
+    onUpdate(message.id, {
+      status: (stream.finalStatus as MessageFieldsFragment["status"]) ?? (stream.status === "done" ? "COMPLETE" : "FAILED"),
+      content: stream.text,
+      sources: stream.sources.length ? stream.sources : message.sources,
+      error: stream.error,
+    });
+  }, [live, stream.status, stream.finalStatus, stream.text, stream.sources, stream.error, message.id, message.sources, onUpdate]);
+
+  const text = live ? stream.text : message.content;
+  const sources = live && stream.sources.length ? stream.sources : message.sources;
+  const numbers = useMemo(() => new Set(sources.map((source) => source.number)), [sources]);
+  const source = sources.find((item) => item.number === openSource) ?? null;
+
+  const stop = async () => {
+    try {
+      await request(StopGenerationDocument, { messageId: message.id });
+    } catch (caught) {
+      setActionError(errorMessage(caught));
+    }
+  };
+  const feedback = async (value: FeedbackValue) => {
+    const next = message.feedback === value ? "NONE" : value;
+    onUpdate(message.id, { feedback: next });
+    try {
+      const { setMessageFeedback: result } = await request(SetMessageFeedbackDocument, { messageId: message.id, value: next });
+      if (result.__typename !== "ChatMessage") setActionError(result.message);
+    } catch (caught) {
+      onUpdate(message.id, { feedback: message.feedback });
+      setActionError(errorMessage(caught));
+    }
+  };
+
+  return (
+    <article className="message assistant" aria-label="Answer" data-status={live ? "STREAMING" : message.status}>
+      {text ? (
+        <Markdown text={text} numbers={numbers} onCite={setOpenSource} />
+      ) : live ? (
+        <p className="muted typing" role="status">
+          {stream.sources.length ? "Writing the answer…" : "Searching the documents…"}
+        </p>
+      ) : null}
+      {live && text && <span className="cursor" aria-hidden="true" />}
+      {message.status === "STOPPED" && <p className="badge warn">Stopped</p>}
+      {(message.status === "FAILED" || (live && stream.status === "error")) && (
+        <p className="alert error" role="alert">
+          {stream.error ?? message.error ?? "The answer failed."}
+        </p>
+      )}
+      {sources.length > 0 && (
+        <details className="sources">
+          <summary>Sources ({sources.length})</summary>
+          <ol>
+            {sources.map((item) => (
+              <li key={item.number} value={item.number}>
+                <button type="button" className="link" onClick={() => setOpenSource(item.number)}>
+                  {item.documentTitle} — {item.locationLabel}
+                </button>
+              </li>
+            ))}
+          </ol>
+        </details>
+      )}
+      {source && <SourceDialog source={source} onClose={() => setOpenSource(null)} />}
+      <div className="message-actions">
+        {live ? (
+          <button type="button" className="small" onClick={stop}>
+            ■ Stop
+          </button>
+        ) : (
+          <>
+            <button
+              type="button"
+              className="small ghost"
+              aria-pressed={message.feedback === "UP"}
+              aria-label="Good answer"
+              onClick={() => feedback("UP")}
+            >
+              👍
+            </button>
+            <button
+              type="button"
+              className="small ghost"
+              aria-pressed={message.feedback === "DOWN"}
+              aria-label="Bad answer"
+              onClick={() => feedback("DOWN")}
+            >
+              👎
+            </button>
+            {isLast && (
+              <button type="button" className="small ghost" onClick={() => onRegenerate(message.id)}>
+                ↻ Regenerate
+              </button>
+            )}
+          </>
+        )}
+      </div>
+      {actionError && <p className="field-error">{actionError}</p>}
+    </article>
+  );
+}
+
+function SourceDialog({ source, onClose }: { source: SourceFieldsFragment; onClose: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const dialog = ref.current;
+    if (dialog && !dialog.open) dialog.showModal();
+    return () => dialog?.close();
+  }, [source.number]);
+  const link = source.url ? (source.url.includes("#") ? source.url : sourceLink(source.url, source.pageStart)) : null;
+  return (
+    <dialog ref={ref} className="source-dialog" aria-labelledby="source-title" onClose={onClose} onCancel={onClose}>
+      <h2 id="source-title">
+        [{source.number}] {source.documentTitle}
+      </h2>
+      <p className="muted source-location">{source.locationLabel}</p>
+      <blockquote className="snippet">{source.snippet}</blockquote>
+      <div className="actions">
+        {link && (
+          <a className="button-link" href={link} target="_blank" rel="noopener noreferrer">
+            Open the original{source.pageStart ? ` at page ${source.pageStart}` : ""}
+          </a>
+        )}
+        <button type="button" onClick={onClose} autoFocus>
+          Close
+        </button>
+      </div>
+    </dialog>
+  );
+}
