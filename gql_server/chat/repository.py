@@ -18,7 +18,6 @@ from gql_server.db.models import (
     DocumentChunk,
     MessageRole,
     MessageStatus,
-    PendingFileDeletion,
     RagModel,
     User,
 )
@@ -197,23 +196,14 @@ async def touch_session(session: AsyncSession, chat_session_id: uuid.UUID) -> No
     )
 
 
-async def delete_session(session: AsyncSession, chat_session: ChatSession) -> None:
-    """Delete a session with its messages, attachments and their chunks.
+async def session_documents(session: AsyncSession, chat_session_id: uuid.UUID) -> list[Document]:
+    """The files attached in a chat session."""
+    rows = await session.execute(select(Document).where(Document.session_id == chat_session_id))
+    return list(rows.scalars())
 
-    The attachments' stored files are queued in `pending_file_deletions` in the same
-    transaction, so a file is removed only if the rows are, and never orphaned.
-    """
-    paths = (
-        await session.execute(
-            select(Document.storage_path).where(
-                Document.session_id == chat_session.id, Document.storage_path.is_not(None)
-            )
-        )
-    ).scalars()
-    for path in paths:
-        session.add(PendingFileDeletion(path=path))
-    await session.execute(delete(DocumentChunk).where(DocumentChunk.session_id == chat_session.id))
-    await session.execute(delete(Document).where(Document.session_id == chat_session.id))
+
+async def delete_session(session: AsyncSession, chat_session: ChatSession) -> None:
+    """Delete a session with its messages (attachments are deleted first by the service)."""
     await session.execute(delete(ChatMessage).where(ChatMessage.session_id == chat_session.id))
     await session.execute(delete(ChatSession).where(ChatSession.id == chat_session.id))
 

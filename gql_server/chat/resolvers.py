@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
+from strawberry.file_uploads import Upload
 
-from gql_server.chat import repository, service
+from gql_server.chat import attachments, repository, service
 from gql_server.chat.event_log import is_terminal, message_channel
 from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before, get_manager
 from gql_server.chat.service import InProgress, SentMessage
@@ -39,6 +40,8 @@ from gql_server.chat.types import (
 )
 from gql_server.context import Info
 from gql_server.db import models
+from gql_server.documents.service import remove_deleted_files
+from gql_server.documents.types import UploadDocumentResult
 from gql_server.errors import NotFound
 
 MAX_PAGE_SIZE = 100
@@ -165,9 +168,10 @@ class ChatMutation:
             running = await repository.generation_in_flight(
                 session, user.id, abandoned_before(info.context.state)
             )
-            result = await service.delete_session(session, user, id)
-        if result is not None:
+            result = await service.delete_session(session, info.context.state.settings, user, id)
+        if isinstance(result, NotFound):
             return result
+        await remove_deleted_files(info.context.sessionmaker, result)
         if running is not None and running.session_id == id:
             await manager.request_stop(running.id)
         return ChatSessionDeleted(id=id)
@@ -219,6 +223,16 @@ class ChatMutation:
         if isinstance(result, models.ChatMessage):
             return chat_message_from_row(result)
         return result
+
+    @strawberry.mutation(
+        description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "
+        "request). It is ingested in the background (follow it with documentProgress) and used to "
+        "answer this session's next questions only; it is deleted with the session."
+    )
+    async def attach_file(
+        self, info: Info, session_id: uuid.UUID, file: Upload, title: str | None = None
+    ) -> UploadDocumentResult:
+        return await attachments.attach_file(info, session_id, file, title)
 
     @strawberry.mutation(
         description="Stop an answer being generated; the text so far is kept with status STOPPED."

@@ -18,7 +18,9 @@ from gql_server.chat import repository
 from gql_server.chat.generation import GenerationJob, abandoned_before
 from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, ChatSession, MessageRole, MessageStatus, User
+from gql_server.documents import service as document_service
 from gql_server.errors import InvalidInput, NotFound
+from gql_server.settings import Settings
 from gql_server.state import AppState
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -96,12 +98,24 @@ async def rename_session(
     return chat_session
 
 
-async def delete_session(session: AsyncSession, user: User, chat_session_id: uuid.UUID) -> NotFound | None:
+async def delete_session(
+    session: AsyncSession, settings: Settings, user: User, chat_session_id: uuid.UUID
+) -> NotFound | list[int]:
+    """Delete the session, its messages and its attachments (rows, chunks, files).
+
+    Returns the `pending_file_deletions` ids written in this transaction: the files are
+    removed after the commit, and by the sweeper if that fails.
+    """
     chat_session = await repository.get_owned_session(session, user.id, chat_session_id, for_update=True)
     if chat_session is None:
         return NotFound(message=SESSION_NOT_FOUND)
+    outbox_ids: list[int] = []
+    for document in await repository.session_documents(session, chat_session.id):
+        outbox_id = await document_service.delete_document(session, settings, document)
+        if outbox_id is not None:
+            outbox_ids.append(outbox_id)
     await repository.delete_session(session, chat_session)
-    return None
+    return outbox_ids
 
 
 async def _usable_session(
