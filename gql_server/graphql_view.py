@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.file_uploads.utils import replace_placeholders_with_files
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql_server.auth.service import authenticate_access_token
 from gql_server.context import Context
+from gql_server.documents.storage import incoming_dir
+from gql_server.documents.uploads import IncomingFile, MultipartRejected, parse_streamed_multipart
 from gql_server.state import AppState
+
+INCOMING_FILES_SCOPE_KEY = "ragql.incoming_files"
 
 
 def _bearer(value: object) -> str | None:
@@ -34,7 +40,17 @@ async def authenticate(context: Context, token: str | None) -> None:
     context.auth_error = reason
 
 
+class RagqlRequestAdapter(StarletteRequestAdapter):
+    """Exposes the starlette request, so multipart bodies can be streamed."""
+
+    @property
+    def starlette_request(self) -> Request:
+        return self._request
+
+
 class RagqlGraphQL(GraphQL[Context, None]):
+    request_adapter_class = RagqlRequestAdapter
+
     def __init__(self, schema: Any) -> None:
         super().__init__(
             schema,
@@ -50,7 +66,43 @@ class RagqlGraphQL(GraphQL[Context, None]):
         context = Context(state=state, request=request, response=response)
         if isinstance(request, Request):
             await authenticate(context, _bearer(request.headers.get("authorization")))
+            request.state.graphql_context = context
         return context
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            # Uploaded files a resolver did not move into place (refused, duplicate,
+            # failed request) are removed once the response is ready.
+            for incoming in request.scope.get(INCOMING_FILES_SCOPE_KEY, ()):
+                incoming.discard()
+
+    async def parse_multipart(self, request: Any) -> dict[str, str]:
+        """Stream multipart uploads straight into the storage dir (see documents/uploads.py)."""
+        starlette_request: Request = request.starlette_request
+        context: Context | None = getattr(starlette_request.state, "graphql_context", None)
+        if context is None or context.user is None:
+            # Nobody anonymous gets to write hundreds of MB to our disk.
+            raise HTTPException(401, "Authentication required: send a valid access token to upload files.")
+        settings = context.state.settings
+        registry: list[IncomingFile] = starlette_request.scope.setdefault(INCOMING_FILES_SCOPE_KEY, [])
+        try:
+            form = await parse_streamed_multipart(
+                starlette_request.headers.get("content-type", ""),
+                starlette_request.stream(),
+                incoming_dir(settings),
+                settings.max_upload_bytes,
+                registry,
+            )
+        except MultipartRejected as rejected:
+            raise HTTPException(rejected.status_code, rejected.message) from rejected
+        operations = self.parse_json(form.fields.get("operations", "{}"))
+        files_map = self.parse_json(form.fields.get("map", "{}"))
+        try:
+            return replace_placeholders_with_files(operations, files_map, form.files)
+        except (KeyError, IndexError, TypeError) as error:
+            raise HTTPException(400, "File(s) missing in form data") from error
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
         params = context.connection_params or {}

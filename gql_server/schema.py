@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 from gql_server.audit.resolvers import AuditQuery
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
 from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
+from gql_server.documents.resolvers import DocumentMutation, DocumentQuery, DocumentSubscription
 from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors
@@ -20,9 +21,9 @@ from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
 
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
-QUERY_TYPES: tuple[type, ...] = (AuthQuery, UsersQuery, GroupsQuery, ModelsQuery, AuditQuery, ChatQuery)
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UsersMutation, GroupsMutation, ModelsMutation, ChatMutation)
-SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription)
+QUERY_TYPES: tuple[type, ...] = (AuthQuery, UsersQuery, GroupsQuery, ModelsQuery, AuditQuery, ChatQuery, DocumentQuery)
+MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UsersMutation, GroupsMutation, ModelsMutation, ChatMutation, DocumentMutation)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

@@ -1,0 +1,1 @@
+"""Documents of a model: streamed uploads, listing, deletion, re-indexing, progress, downloads."""

@@ -1,0 +1,110 @@
+"""Authenticated downloads of kept originals: GET /files/documents/{id}.
+
+Browsers open links without an Authorization header, so besides a bearer token the
+route accepts `?token=`, a short-lived HMAC signature over (document, user, token
+version, expiry) that `Document.downloadUrl` embeds. Range requests are served by
+starlette's FileResponse, so a citation can open a PDF at its page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from gql_server.auth.service import authenticate_access_token
+from gql_server.db.models import DocumentKind, User
+from gql_server.documents import repository
+from gql_server.documents.access import can_read_document
+from gql_server.documents.storage import resolve_storage_path
+from gql_server.state import AppState
+
+DOWNLOAD_LINK_SECONDS = 15 * 60
+_MEDIA_TYPES = {
+    DocumentKind.PDF: "application/pdf",
+    DocumentKind.CSV: "text/csv",
+    DocumentKind.TEXT: "text/plain",
+}
+
+
+def _signature(secret: bytes, document_id: uuid.UUID, user_id: uuid.UUID, version: int, expires: int) -> str:
+    message = f"download:{document_id}:{user_id}:{version}:{expires}".encode()
+    digest = hmac.new(secret, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def download_token(secret: bytes, document_id: uuid.UUID, user: User, now: float | None = None) -> str:
+    expires = int((now or time.time()) + DOWNLOAD_LINK_SECONDS)
+    signature = _signature(secret, document_id, user.id, user.token_version, expires)
+    return f"{user.id.hex}.{expires}.{signature}"
+
+
+def download_url(secret: bytes, document_id: uuid.UUID, user: User) -> str:
+    return f"/files/documents/{document_id}?token={download_token(secret, document_id, user)}"
+
+
+def _not_found() -> Response:
+    # Same answer whether the document is missing or not yours.
+    return JSONResponse({"message": "Not found."}, status_code=404)
+
+
+async def _user_from_link(state: AppState, document_id: uuid.UUID, token: str) -> User | None:
+    try:
+        user_hex, expires_text, signature = token.split(".", 2)
+        user_id = uuid.UUID(hex=user_hex)
+        expires = int(expires_text)
+    except ValueError:
+        return None
+    if expires < time.time():
+        return None
+    async with state.sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    expected = _signature(state.settings.jwt_secret, document_id, user.id, user.token_version, expires)
+    return user if hmac.compare_digest(expected, signature) else None
+
+
+async def download_document(request: Request) -> Response:
+    state: AppState = request.state.app_state
+    try:
+        document_id = uuid.UUID(request.path_params["document_id"])
+    except ValueError:
+        return _not_found()
+    user: User | None = None
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        async with state.sessionmaker() as session:
+            user, _ = await authenticate_access_token(session, state.tokens, authorization[7:].strip())
+    elif token := request.query_params.get("token"):
+        user = await _user_from_link(state, document_id, token)
+    if user is None:
+        return JSONResponse(
+            {"message": "Authentication required: use a bearer token or a fresh download link."},
+            status_code=401,
+        )
+    async with state.sessionmaker() as session:
+        document = await repository.get_document(session, document_id)
+        if document is None or not await can_read_document(session, user, document):
+            return _not_found()
+    if not document.file_kept or not document.storage_path:
+        return _not_found()
+    path = resolve_storage_path(state.settings, document.storage_path)
+    if not path.exists():
+        return _not_found()
+    return FileResponse(
+        path,
+        media_type=_MEDIA_TYPES.get(document.kind, "application/octet-stream"),
+        filename=document.filename,
+        content_disposition_type="inline",
+    )
+
+
+def download_route() -> Route:
+    return Route("/files/documents/{document_id}", download_document, methods=["GET", "HEAD"])

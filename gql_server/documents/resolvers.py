@@ -1,0 +1,310 @@
+"""Documents: queries, mutations and progress subscriptions. Thin: check, call the service, map."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import strawberry
+from strawberry.file_uploads import Upload
+
+from gql_server.access.policy import can_manage_models, can_read_model, can_use_chat_session
+from gql_server.context import Info
+from gql_server.db import models
+from gql_server.documents import repository, service
+from gql_server.documents.access import can_change_document, can_read_document
+from gql_server.documents.progress import (
+    Event,
+    document_channel,
+    event_from_row,
+    is_final,
+    model_channel,
+    ordering_key,
+    publish_document_event,
+)
+from gql_server.documents.queue import enqueue_ingestion
+from gql_server.documents.types import (
+    DeleteDocumentResult,
+    Document,
+    DocumentDeleted,
+    DocumentList,
+    DocumentListResult,
+    DocumentProgress,
+    DocumentReindexQueued,
+    DocumentStatus,
+    DocumentUploaded,
+    DuplicateDocument,
+    FileTooLarge,
+    ReindexDocumentResult,
+    UnsupportedFileType,
+    UploadDocumentResult,
+)
+from gql_server.documents.uploads import IncomingFile
+from gql_server.errors import Forbidden, InvalidInput, NotFound, PublicError
+from gql_server.permissions import IsAuthenticated
+
+logger = logging.getLogger(__name__)
+
+# How long a subscription waits for a bus event before re-reading the database: pub/sub
+# can drop messages (Redis restarts, slow consumers); the row is the source of truth.
+RESYNC_SECONDS = 5.0
+MAX_PAGE = 200
+
+
+class DocumentNotFound(PublicError):
+    def __init__(self) -> None:
+        super().__init__("Document not found.", "NOT_FOUND")
+
+
+class ModelNotFound(PublicError):
+    def __init__(self) -> None:
+        super().__init__("Model not found.", "NOT_FOUND")
+
+
+def _model_not_found() -> NotFound:
+    return NotFound(message="Model not found.")
+
+
+def _document_not_found() -> NotFound:
+    return NotFound(message="Document not found.")
+
+
+async def sniff_upload(incoming: IncomingFile) -> models.DocumentKind:
+    """The document kind from the file's content; raises UnsupportedDocument."""
+    from workers.pipeline.sniff import sniff_document_type
+
+    kind = await asyncio.to_thread(sniff_document_type, incoming.path, incoming.filename)
+    return models.DocumentKind[kind.name]
+
+
+async def upload_document(
+    info: Info,
+    model_id: uuid.UUID,
+    file: Any,
+    title: str | None = None,
+    chat_session_id: uuid.UUID | None = None,
+) -> UploadDocumentResult:
+    """Store an upload as a document of a model (or of a chat session) and queue it.
+
+    Also the entry point for chat attachments (issue 5): pass `chat_session_id`; the caller
+    must be the session's owner and still allowed to read its model.
+    """
+    from workers.pipeline.errors import UnsupportedDocument
+
+    user = info.context.require_user()
+    state = info.context.state
+    async with state.sessionmaker() as session:
+        if chat_session_id is None:
+            if not await can_read_model(session, user, model_id):
+                return _model_not_found()
+            if not can_manage_models(user):
+                return Forbidden(message="Only administrators can upload documents to a model.")
+        else:
+            chat_session = await repository.get_chat_session(session, chat_session_id)
+            if chat_session is None or not await can_use_chat_session(session, user, chat_session):
+                return NotFound(message="Chat session not found.")
+            model_id = chat_session.model_id
+    if not isinstance(file, IncomingFile):
+        return InvalidInput.of("file", "Send the file as a GraphQL multipart upload.")
+    if file.too_large:
+        limit_mb = state.settings.max_upload_mb
+        return FileTooLarge(
+            message=f"The file is larger than the upload limit of {limit_mb} MB.",
+            max_bytes=float(file.max_bytes),
+        )
+    if file.size == 0:
+        return UnsupportedFileType(message="The file is empty.")
+    try:
+        kind = await sniff_upload(file)
+    except UnsupportedDocument as refused:
+        return UnsupportedFileType(message=f"{refused.reason}.".replace("..", "."))
+    new: service.NewDocument | None = None
+    try:
+        async with state.sessionmaker.begin() as session:
+            new = await service.create_document_from_upload(
+                session,
+                state.settings,
+                model_id=model_id,
+                chat_session_id=chat_session_id,
+                uploaded_by_id=user.id,
+                incoming=file,
+                kind=kind,
+                title=title,
+            )
+    except service.DuplicateUpload as duplicate:
+        return DuplicateDocument(message=str(duplicate), existing=Document.from_row(duplicate.existing))
+    except BaseException:
+        service.discard_stored_file(new)
+        raise
+    document = new.document
+    await enqueue_ingestion(state, document.id)
+    await publish_document_event(state.bus, event_from_row(document))
+    return DocumentUploaded(document=Document.from_row(document))
+
+
+@strawberry.type
+class DocumentQuery:
+    @strawberry.field(
+        description="Documents of a model (not chat attachments), newest first. Readers of the model.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def documents(
+        self,
+        info: Info,
+        model_id: uuid.UUID,
+        first: int = 50,
+        offset: int = 0,
+        status: DocumentStatus | None = None,  # type: ignore[valid-type]
+    ) -> DocumentListResult:
+        user = info.context.require_user()
+        problems = []
+        if not 1 <= first <= MAX_PAGE:
+            problems.append(("first", f"first must be between 1 and {MAX_PAGE}."))
+        if offset < 0:
+            problems.append(("offset", "offset must not be negative."))
+        if problems:
+            return InvalidInput.from_problems(problems)
+        async with info.context.sessionmaker() as session:
+            if not await can_read_model(session, user, model_id):
+                return _model_not_found()
+            rows, total = await repository.list_model_documents(
+                session, model_id, status=status, first=first, offset=offset
+            )
+        return DocumentList(items=[Document.from_row(row) for row in rows], total_count=total)
+
+    @strawberry.field(
+        description="A document, or null when it does not exist or you may not see it.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def document(self, info: Info, id: uuid.UUID) -> Document | None:
+        user = info.context.require_user()
+        async with info.context.sessionmaker() as session:
+            row = await repository.get_document(session, id)
+            if row is None or not await can_read_document(session, user, row):
+                return None
+        return Document.from_row(row)
+
+
+@strawberry.type
+class DocumentMutation:
+    @strawberry.mutation(
+        description=(
+            "Upload a PDF, CSV or text/Markdown file to a model (GraphQL multipart request). Answers as soon "
+            "as the file is stored; ingestion runs in the background (follow it with documentProgress)."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def upload_document(
+        self, info: Info, model_id: uuid.UUID, file: Upload, title: str | None = None
+    ) -> UploadDocumentResult:
+        return await upload_document(info, model_id, file, title)
+
+    @strawberry.mutation(
+        description="Delete a document: its chunks, its row and its file, together.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_document(self, info: Info, id: uuid.UUID) -> DeleteDocumentResult:
+        user = info.context.require_user()
+        state = info.context.state
+        async with state.sessionmaker.begin() as session:
+            row = await repository.get_document(session, id, for_update=True)
+            if row is None or not await can_read_document(session, user, row):
+                return _document_not_found()
+            if not await can_change_document(session, user, row):
+                return Forbidden(message="Only administrators can delete documents.")
+            event = event_from_row(row, deleted=True)
+            outbox_id = await service.delete_document(session, state.settings, row)
+        await service.remove_deleted_files(state.sessionmaker, [outbox_id] if outbox_id else [])
+        await publish_document_event(state.bus, event)
+        return DocumentDeleted(id=id)
+
+    @strawberry.mutation(
+        description="Parse, chunk and embed a document again (its chunks are swapped in atomically at the end).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def reindex_document(self, info: Info, id: uuid.UUID) -> ReindexDocumentResult:
+        user = info.context.require_user()
+        state = info.context.state
+        async with state.sessionmaker.begin() as session:
+            row = await repository.get_document(session, id, for_update=True)
+            if row is None or not await can_read_document(session, user, row):
+                return _document_not_found()
+            if not await can_change_document(session, user, row):
+                return Forbidden(message="Only administrators can re-index documents.")
+            try:
+                service.prepare_reindex(state.settings, row)
+            except service.ReindexRefused as refused:
+                return InvalidInput.of("id", refused.message)
+            await session.flush()
+            await session.refresh(row)
+        await enqueue_ingestion(state, row.id)
+        await publish_document_event(state.bus, event_from_row(row))
+        return DocumentReindexQueued(document=Document.from_row(row))
+
+
+async def _next_event(events: AsyncIterator[Event], timeout: float) -> Event | None:
+    try:
+        return await asyncio.wait_for(anext(events), timeout)
+    except TimeoutError:
+        return None
+
+
+@strawberry.type
+class DocumentSubscription:
+    @strawberry.subscription(
+        description=(
+            "Progress of one document: first its current state, then each step; ends after READY or FAILED "
+            "(or deletion). Readers of its model."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def document_progress(
+        self, info: Info, document_id: uuid.UUID
+    ) -> AsyncGenerator[DocumentProgress, None]:
+        user = info.context.require_user()
+        state = info.context.state
+        # Subscribe before reading the row, so nothing published in between is lost.
+        async with state.bus.subscribe(document_channel(document_id)) as events:
+            async with state.sessionmaker() as session:
+                row = await repository.get_document(session, document_id)
+                if row is None or not await can_read_document(session, user, row):
+                    raise DocumentNotFound()
+            last = event_from_row(row)
+            yield DocumentProgress.from_event(last)
+            while not is_final(last):
+                event = await _next_event(events, RESYNC_SECONDS)
+                if event is None:
+                    async with state.sessionmaker() as session:
+                        row = await repository.get_document(session, document_id)
+                    event = event_from_row(row) if row is not None else {**last, "deleted": True}
+                    if not event["deleted"] and ordering_key(event) <= ordering_key(last):
+                        continue
+                elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
+                    continue  # published before the row we started from
+                last = event
+                yield DocumentProgress.from_event(event)
+
+    @strawberry.subscription(
+        description=(
+            "Progress of every document of a model: first the current state of those being processed, then "
+            "each step of any document (uploads, progress, deletions). Readers of the model."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def document_events(
+        self, info: Info, model_id: uuid.UUID
+    ) -> AsyncGenerator[DocumentProgress, None]:
+        user = info.context.require_user()
+        state = info.context.state
+        async with state.bus.subscribe(model_channel(model_id)) as events:
+            async with state.sessionmaker() as session:
+                if not await can_read_model(session, user, model_id):
+                    raise ModelNotFound()
+                working = await repository.working_documents_of_model(session, model_id)
+            for row in working:
+                yield DocumentProgress.from_event(event_from_row(row))
+            async for event in events:
+                yield DocumentProgress.from_event(event)

@@ -1,0 +1,181 @@
+"""GraphQL types of the documents domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from gql_server.context import Info
+from gql_server.db import models
+from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
+
+DocumentStatus = strawberry.enum(
+    models.DocumentStatus,
+    name="DocumentStatus",
+    description="Where a document is on its way to being searchable.",
+)
+DocumentKind = strawberry.enum(
+    models.DocumentKind, name="DocumentKind", description="What the file was sniffed as."
+)
+
+
+@strawberry.type(description="A file in a model (or attached to a chat), with its ingestion state.")
+class Document:
+    id: uuid.UUID
+    model_id: uuid.UUID
+    session_id: uuid.UUID | None
+    filename: str
+    title: str
+    kind: DocumentKind  # type: ignore[valid-type]
+    status: DocumentStatus  # type: ignore[valid-type]
+    progress: float = strawberry.field(description="0 to 1.")
+    size_bytes: float = strawberry.field(
+        description="Size of the upload in bytes (a Float: it may exceed 2^31)."
+    )
+    sha256: str
+    page_count: int | None
+    row_count: int | None
+    chunk_count: int
+    error: str | None = strawberry.field(description="Why ingestion failed, in words a person can act on.")
+    warnings: list[str]
+    file_kept: bool = strawberry.field(
+        description="The original is kept (KEEP_ORIGINAL_FILES) and can be downloaded."
+    )
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    processed_at: datetime | None
+
+    @strawberry.field(
+        description="A short-lived link to the original (Range-capable), signed for you; null when not kept."
+    )
+    def download_url(self, info: Info) -> str | None:
+        from gql_server.documents.downloads import download_url
+
+        user = info.context.user
+        if not self.file_kept or user is None:
+            return None
+        return download_url(info.context.state.settings.jwt_secret, self.id, user)
+
+    @classmethod
+    def from_row(cls, row: models.Document) -> Document:
+        return cls(
+            id=row.id,
+            model_id=row.model_id,
+            session_id=row.session_id,
+            filename=row.filename,
+            title=row.title,
+            kind=row.kind,
+            status=row.status,
+            progress=float(row.progress or 0.0),
+            size_bytes=float(row.size_bytes),
+            sha256=row.sha256,
+            page_count=row.page_count,
+            row_count=row.row_count,
+            chunk_count=row.chunk_count,
+            error=row.error,
+            warnings=list(row.warnings or []),
+            file_kept=bool(row.file_kept and row.storage_path),
+            attempts=row.attempts,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            processed_at=row.processed_at,
+        )
+
+
+@strawberry.type(description="A page of a model's documents.")
+class DocumentList:
+    items: list[Document]
+    total_count: int
+
+
+@strawberry.type(description="One step of a document's ingestion, as delivered by the subscriptions.")
+class DocumentProgress:
+    document_id: uuid.UUID
+    model_id: uuid.UUID
+    status: DocumentStatus  # type: ignore[valid-type]
+    progress: float = strawberry.field(description="0 to 1.")
+    percent: int
+    pages_done: int | None
+    page_count: int | None
+    chunk_count: int
+    elapsed_seconds: float | None
+    eta_seconds: float | None = strawberry.field(
+        description="Estimated seconds left; null until it can be told."
+    )
+    error: str | None
+    warnings: list[str]
+    deleted: bool = strawberry.field(description="The document was deleted; no more events follow for it.")
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> DocumentProgress:
+        progress = float(event.get("progress") or 0.0)
+        return cls(
+            document_id=uuid.UUID(event["documentId"]),
+            model_id=uuid.UUID(event["modelId"]),
+            status=models.DocumentStatus(event["status"]),
+            progress=progress,
+            percent=int(progress * 100),
+            pages_done=event.get("pagesDone"),
+            page_count=event.get("pageCount"),
+            chunk_count=int(event.get("chunkCount") or 0),
+            elapsed_seconds=event.get("elapsedSeconds"),
+            eta_seconds=event.get("etaSeconds"),
+            error=event.get("error"),
+            warnings=list(event.get("warnings") or []),
+            deleted=bool(event.get("deleted")),
+        )
+
+
+@strawberry.type(description="The file was stored and queued for ingestion; follow it with documentProgress.")
+class DocumentUploaded:
+    document: Document
+
+
+@strawberry.type(description="The same file (by sha256) is already in this model.")
+class DuplicateDocument(Error):
+    existing: Document
+
+
+@strawberry.type(
+    description="The file is not a PDF, CSV or text/Markdown document (decided from its content)."
+)
+class UnsupportedFileType(Error):
+    pass
+
+
+@strawberry.type(description="The file is larger than MAX_UPLOAD_MB.")
+class FileTooLarge(Error):
+    max_bytes: float
+
+
+@strawberry.type
+class DocumentDeleted:
+    id: uuid.UUID
+
+
+@strawberry.type(description="The document was queued to be parsed, chunked and embedded again.")
+class DocumentReindexQueued:
+    document: Document
+
+
+UploadDocumentResult = Annotated[
+    DocumentUploaded
+    | NotFound
+    | Forbidden
+    | DuplicateDocument
+    | UnsupportedFileType
+    | FileTooLarge
+    | InvalidInput,
+    strawberry.union("UploadDocumentResult"),
+]
+DeleteDocumentResult = Annotated[
+    DocumentDeleted | NotFound | Forbidden, strawberry.union("DeleteDocumentResult")
+]
+ReindexDocumentResult = Annotated[
+    DocumentReindexQueued | NotFound | Forbidden | InvalidInput, strawberry.union("ReindexDocumentResult")
+]
+DocumentListResult = Annotated[DocumentList | NotFound | InvalidInput, strawberry.union("DocumentListResult")]

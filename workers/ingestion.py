@@ -1,0 +1,486 @@
+"""`ingest_document`: the body of the `documents.ingest` task.
+
+Shape of one run:
+1. A PostgreSQL advisory lock on the document (session-level, on its own connection):
+   two deliveries of the same task never work at once, and a worker that dies releases
+   it with its connection.
+2. The document row is reloaded; READY/FAILED means nothing to do (idempotent: a
+   duplicate delivery is a no-op; `reindexDocument` puts the row back to QUEUED first).
+3. The CPU pipeline (workers/pipeline) runs in a thread and writes embedded chunks to a
+   spool file on disk, window by window: memory holds one window, never the document.
+   Progress reported by the thread is published from the event loop, throttled.
+4. One short transaction swaps the chunks in: delete the old ones, COPY the spool into
+   document_chunks, mark the row READY. Readers see the old chunks or the new ones, never
+   a mix; a run that dies anywhere before the commit leaves the previous state intact,
+   and the next run starts over: nothing is lost, nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gql_server.db.models import Document, DocumentStatus, PendingFileDeletion
+from gql_server.documents import repository
+from gql_server.documents.progress import Event, event_from_row, publish_document_event
+from gql_server.documents.service import remove_deleted_files
+from gql_server.documents.storage import remove_file, resolve_storage_path, spool_dir
+from gql_server.events.bus import EventBus
+from gql_server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_INTERVAL_SECONDS = 0.25  # at most ~4 progress events per second per document
+DATABASE_PROGRESS_INTERVAL_SECONDS = 2.0
+# Share of the progress bar for parse+chunk+embed; storing takes the rest.
+PROCESSING_SHARE = 0.9
+
+SPOOL_COLUMNS = (
+    "document_id",
+    "model_id",
+    "session_id",
+    "chunk_index",
+    "text",
+    "page_start",
+    "page_end",
+    "row_start",
+    "row_end",
+    "token_count",
+    "embedding",
+)
+
+
+class IngestionCancelled(Exception):
+    """The document was deleted, or the process is shutting down."""
+
+
+@dataclass
+class IngestionResources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    concurrency: int = 1
+    embedder_name: str | None = None
+    cancel_events: dict[uuid.UUID, threading.Event] = field(default_factory=dict)
+    _semaphore: asyncio.Semaphore | None = None
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self._semaphore
+
+    async def embedder(self) -> Any:
+        from workers.pipeline.embedder import get_embedder
+
+        return await asyncio.to_thread(get_embedder, self.embedder_name)
+
+    def cancel_all(self) -> None:
+        for event in self.cancel_events.values():
+            event.set()
+
+
+class ProgressTracker:
+    """Written by the pipeline thread, read by the event loop (under a lock)."""
+
+    STAGES = (DocumentStatus.PARSING, DocumentStatus.CHUNKING, DocumentStatus.EMBEDDING)
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._lock = threading.Lock()
+        self.cancel = cancel
+        self.stage = DocumentStatus.PARSING
+        self.fraction = 0.0  # of the parse/chunk/embed work finished
+        self.pages_done: int | None = None
+        self.page_count: int | None = None
+        self.chunk_count = 0
+        self._pending_fraction = 0.0
+        self.version = 0
+
+    def on_progress(self, stage: Any, done: int, total: int) -> None:
+        if self.cancel.is_set():
+            raise IngestionCancelled()
+        status = DocumentStatus[str(getattr(stage, "value", stage))]
+        with self._lock:
+            if self.STAGES.index(status) > self.STAGES.index(self.stage):
+                self.stage = status
+            if status is DocumentStatus.EMBEDDING:
+                self.chunk_count = done
+                self.fraction = max(self.fraction, self._pending_fraction)
+            else:
+                share = done / total if total > 0 else 0.0
+                if status is DocumentStatus.CHUNKING:
+                    # The window has been chunked; it counts once its chunks are embedded.
+                    self._pending_fraction = max(self._pending_fraction, share)
+                if self.page_count is not None:
+                    self.pages_done = done
+            self.version += 1
+
+    def set_page_count(self, page_count: int | None) -> None:
+        with self._lock:
+            self.page_count = page_count
+            self.version += 1
+
+    def snapshot(self) -> tuple[int, DocumentStatus, float, int | None, int | None, int]:
+        with self._lock:
+            return (
+                self.version,
+                self.stage,
+                self.fraction,
+                self.pages_done,
+                self.page_count,
+                self.chunk_count,
+            )
+
+
+@dataclass
+class PipelineOutcome:
+    page_count: int | None
+    row_count: int | None
+    chunk_count: int
+    token_count: int
+    warnings: list[str]
+
+
+def _csv_field(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    return str(value)
+
+
+def _vector_literal(vector: Any) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vector.tolist()) + "]"
+
+
+def run_pipeline_to_spool(
+    path: Path,
+    kind_name: str,
+    embedder: Any,
+    tracker: ProgressTracker,
+    spool_path: Path,
+    document: tuple[uuid.UUID, uuid.UUID, uuid.UUID | None],
+) -> PipelineOutcome:
+    """Runs in a worker thread: parse → chunk → embed, appending chunks to a CSV spool."""
+    from workers.pipeline.process import process_document
+    from workers.pipeline.sniff import DocumentKind as PipelineKind
+
+    document_id, model_id, session_id = document
+    processing = process_document(path, PipelineKind[kind_name], embedder, tracker.on_progress)
+    tracker.set_page_count(processing.page_count)
+    token_count = 0
+    row_count: int | None = None
+    prefix = f"{document_id},{model_id},{session_id or ''},"
+    with spool_path.open("w", encoding="utf-8", newline="") as spool:
+        for batch in processing.batches():
+            if tracker.cancel.is_set():
+                raise IngestionCancelled()
+            lines = []
+            for chunk in batch.chunks:
+                # PostgreSQL text cannot hold NUL; surrogates cannot be encoded.
+                text = chunk.text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+                token_count += min(chunk.token_count, embedder.max_tokens)
+                if chunk.row_end is not None:
+                    row_count = max(row_count or 0, chunk.row_end)
+                lines.append(
+                    prefix
+                    + ",".join(
+                        _csv_field(value)
+                        for value in (
+                            chunk.chunk_index,
+                            text,
+                            chunk.page_start,
+                            chunk.page_end,
+                            chunk.row_start,
+                            chunk.row_end,
+                            chunk.token_count,
+                        )
+                    )
+                    + ',"'
+                    + _vector_literal(chunk.embedding)
+                    + '"\n'
+                )
+            spool.write("".join(lines))
+    return PipelineOutcome(
+        page_count=processing.page_count,
+        row_count=row_count,
+        chunk_count=processing.chunk_count,
+        token_count=token_count,
+        warnings=list(dict.fromkeys(processing.warnings)),
+    )
+
+
+def _advisory_key(document_id: uuid.UUID) -> int:
+    return int.from_bytes(document_id.bytes[:8], "big", signed=True)
+
+
+async def ingest_document(resources: IngestionResources, document_id: uuid.UUID) -> None:
+    async with resources.semaphore:
+        async with resources.engine.connect() as lock_connection:
+            lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
+            key = _advisory_key(document_id)
+            if not await lock_connection.scalar(select(func.pg_try_advisory_lock(key))):
+                logger.info("document %s is being ingested elsewhere; skipping this delivery", document_id)
+                return
+            try:
+                await _ingest_locked(resources, document_id)
+            finally:
+                with contextlib.suppress(Exception):
+                    await lock_connection.scalar(select(func.pg_advisory_unlock(key)))
+
+
+async def _publish(resources: IngestionResources, event: Event) -> None:
+    try:
+        await publish_document_event(resources.bus, event)
+    except Exception:
+        logger.exception("could not publish progress of document %s", event.get("documentId"))
+
+
+async def _update_row(
+    resources: IngestionResources, document_id: uuid.UUID, **values: Any
+) -> Document | None:
+    async with resources.sessionmaker.begin() as session:
+        result = await session.execute(
+            update(Document).where(Document.id == document_id).values(**values).returning(Document)
+        )
+        return result.scalar_one_or_none()
+
+
+async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) -> None:
+    async with resources.sessionmaker() as session:
+        document = await repository.get_document(session, document_id)
+    if document is None:
+        logger.info("document %s no longer exists; nothing to ingest", document_id)
+        return
+    if not document.status.is_working:
+        logger.info("document %s is already %s; nothing to do", document_id, document.status.value)
+        return
+    started = datetime.now(UTC)
+    row = await _update_row(
+        resources,
+        document_id,
+        status=DocumentStatus.PARSING,
+        progress=0.0,
+        error=None,
+        attempts=Document.attempts + 1,
+        processing_started_at=started,
+        processed_at=None,
+    )
+    if row is None:
+        return
+    await _publish(resources, event_from_row(row))
+    cancel = threading.Event()
+    resources.cancel_events[document_id] = cancel
+    spool_path = spool_dir(resources.settings) / f"{document_id}.{uuid.uuid4().hex[:8]}.csv"
+    try:
+        await _run(resources, row, started, cancel, spool_path)
+    except IngestionCancelled:
+        logger.info("ingestion of document %s was cancelled", document_id)
+    except Exception as error:
+        logger.exception("ingestion of document %s failed", document_id)
+        await _fail(resources, document_id, _describe_failure(error))
+    finally:
+        resources.cancel_events.pop(document_id, None)
+        remove_file(spool_path)
+
+
+def _describe_failure(error: BaseException) -> str:
+    from workers.pipeline.errors import DocumentParseError, UnsupportedDocument
+
+    if isinstance(error, (DocumentParseError, UnsupportedDocument)):
+        return error.reason
+    if isinstance(error, MemoryError):
+        return "The document needed more memory than allowed to process."
+    return "The document could not be processed because of an internal error; the server log has details."
+
+
+async def _fail(resources: IngestionResources, document_id: uuid.UUID, reason: str) -> None:
+    try:
+        row = await _update_row(
+            resources,
+            document_id,
+            status=DocumentStatus.FAILED,
+            error=reason,
+            processed_at=datetime.now(UTC),
+        )
+    except Exception:
+        logger.exception("could not mark document %s as FAILED", document_id)
+        return
+    if row is not None:
+        await _publish(resources, event_from_row(row))
+
+
+async def _report_progress(
+    resources: IngestionResources,
+    row: Document,
+    tracker: ProgressTracker,
+    started_monotonic: float,
+    stop: asyncio.Event,
+) -> None:
+    """Publish the tracker's state at most every PUBLISH_INTERVAL and save it to the row now and then."""
+    base = event_from_row(row)
+    published_version = -1
+    saved_at = time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PUBLISH_INTERVAL_SECONDS)
+        if stop.is_set():
+            return
+        version, stage, fraction, pages_done, page_count, chunk_count = tracker.snapshot()
+        if version == published_version:
+            continue
+        published_version = version
+        elapsed = time.monotonic() - started_monotonic
+        eta = elapsed * (1 - fraction) / fraction if fraction >= 0.02 else None
+        progress = round(PROCESSING_SHARE * fraction, 4)
+        await _publish(
+            resources,
+            {
+                **base,
+                "status": stage.value,
+                "progress": progress,
+                "pagesDone": pages_done,
+                "pageCount": page_count,
+                "chunkCount": chunk_count,
+                "elapsedSeconds": elapsed,
+                "etaSeconds": eta,
+                "at": time.time(),
+            },
+        )
+        if time.monotonic() - saved_at >= DATABASE_PROGRESS_INTERVAL_SECONDS:
+            saved_at = time.monotonic()
+            try:
+                still_there = await _update_row(
+                    resources,
+                    row.id,
+                    status=stage,
+                    progress=progress,
+                    page_count=page_count,
+                    chunk_count=chunk_count,
+                )
+            except Exception:
+                logger.exception("could not save progress of document %s", row.id)
+                continue
+            if still_there is None:
+                tracker.cancel.set()  # deleted while we worked
+
+
+async def _run(
+    resources: IngestionResources,
+    row: Document,
+    started: datetime,
+    cancel: threading.Event,
+    spool_path: Path,
+) -> None:
+    from workers.pipeline.errors import DocumentParseError
+
+    settings = resources.settings
+    if not row.storage_path:
+        raise DocumentParseError("The uploaded file is no longer stored; upload it again.")
+    path = resolve_storage_path(settings, row.storage_path)
+    if not path.exists():
+        raise DocumentParseError("The uploaded file is missing from the storage directory; upload it again.")
+    embedder = await resources.embedder()
+    tracker = ProgressTracker(cancel)
+    stop = asyncio.Event()
+    started_monotonic = time.monotonic()
+    reporter = asyncio.create_task(_report_progress(resources, row, tracker, started_monotonic, stop))
+    try:
+        outcome = await asyncio.to_thread(
+            run_pipeline_to_spool,
+            path,
+            row.kind.value,
+            embedder,
+            tracker,
+            spool_path,
+            (row.id, row.model_id, row.session_id),
+        )
+    finally:
+        stop.set()
+        await reporter
+    if cancel.is_set():
+        raise IngestionCancelled()
+    elapsed = time.monotonic() - started_monotonic
+    storing = await _update_row(
+        resources,
+        row.id,
+        status=DocumentStatus.STORING,
+        progress=PROCESSING_SHARE,
+        page_count=outcome.page_count,
+        row_count=outcome.row_count,
+        chunk_count=outcome.chunk_count,
+    )
+    if storing is None:
+        raise IngestionCancelled()
+    await _publish(
+        resources, {**event_from_row(storing), "pagesDone": outcome.page_count, "elapsedSeconds": elapsed}
+    )
+    final = await _swap_in_chunks(resources, row.id, spool_path, outcome)
+    if final is None:
+        raise IngestionCancelled()
+    await _publish(resources, event_from_row(final))
+    logger.info(
+        "document %s READY: %s pages, %d chunks, %d tokens in %.1f s",
+        row.id,
+        outcome.page_count,
+        outcome.chunk_count,
+        outcome.token_count,
+        time.monotonic() - started_monotonic,
+    )
+
+
+async def _swap_in_chunks(
+    resources: IngestionResources, document_id: uuid.UUID, spool_path: Path, outcome: PipelineOutcome
+) -> Document | None:
+    outbox_id: int | None = None
+    async with resources.sessionmaker.begin() as session:
+        # Locks the row: a concurrent delete waits for this short transaction (or wins first).
+        document = await repository.get_document(session, document_id, for_update=True)
+        if document is None:
+            return None
+        await repository.delete_chunks(session, document_id)
+        if outcome.chunk_count:
+            connection = await session.connection()
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.copy_to_table(
+                "document_chunks", source=str(spool_path), columns=list(SPOOL_COLUMNS), format="csv"
+            )
+        document.status = DocumentStatus.READY
+        document.progress = 1.0
+        document.page_count = outcome.page_count
+        document.row_count = outcome.row_count
+        document.chunk_count = outcome.chunk_count
+        document.warnings = outcome.warnings
+        document.error = None
+        document.processed_at = datetime.now(UTC)
+        if not document.file_kept and document.storage_path:
+            # KEEP_ORIGINAL_FILES off: the original goes once it is searchable.
+            with contextlib.suppress(ValueError):
+                pending = PendingFileDeletion(
+                    path=str(resolve_storage_path(resources.settings, document.storage_path))
+                )
+                session.add(pending)
+                await session.flush()
+                outbox_id = pending.id
+            document.storage_path = None
+        await session.flush()
+    if outbox_id is not None:
+        await remove_deleted_files(resources.sessionmaker, [outbox_id])
+    return document
+
+
+ProgressCallback = Callable[[Event], None]

@@ -1,0 +1,68 @@
+"""Ingestion inside `ragql serve`: the app lifespan hook.
+
+Without REDIS_URL the in-process broker runs the tasks on the server's event loop (CPU
+work in threads) and, at start, re-enqueues documents a killed process left half done.
+With REDIS_URL the server only enqueues; `ragql worker` processes run the tasks and
+redelivery covers crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from gql_server.documents import repository
+from gql_server.documents.queue import QUEUE_EXTRA
+from gql_server.documents.storage import incoming_dir, remove_stale_files, spool_dir
+from gql_server.state import AppState
+from workers.broker import create_broker
+from workers.ingestion import IngestionResources
+from workers.tasks import RESOURCES_STATE_KEY, BrokerDocumentQueue, register_tasks
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+@contextlib.asynccontextmanager
+async def in_process_workers(state: AppState) -> AsyncIterator[None]:
+    settings = state.settings
+    broker = create_broker(settings)
+    register_tasks(broker)
+    resources = IngestionResources(
+        settings=settings,
+        engine=state.engine,
+        sessionmaker=state.sessionmaker,
+        bus=state.bus,
+        concurrency=settings.ingest_concurrency,
+    )
+    setattr(broker.state, RESOURCES_STATE_KEY, resources)
+    await broker.startup()
+    state.extras[QUEUE_EXTRA] = BrokerDocumentQueue(broker)
+    state.extras["ingestion_resources"] = resources
+    embedded_workers = not settings.redis_url
+    if embedded_workers:
+        # Leftovers of a killed process: partial uploads and spool files.
+        await asyncio.to_thread(remove_stale_files, incoming_dir(settings), 3600)
+        await asyncio.to_thread(remove_stale_files, spool_dir(settings), 0)
+        async with state.sessionmaker() as session:
+            unfinished = await repository.working_document_ids(session)
+        for document_id in unfinished:
+            logger.info("re-enqueueing document %s left unfinished by the previous run", document_id)
+            await state.extras[QUEUE_EXTRA].enqueue_ingestion(document_id)
+    try:
+        yield
+    finally:
+        state.extras.pop(QUEUE_EXTRA, None)
+        if embedded_workers:
+            # Stop the pipeline threads at their next step; the documents stay in their
+            # working state and are re-enqueued at the next start.
+            resources.cancel_all()
+            running = list(getattr(broker, "_running_tasks", ()))
+            if running:
+                _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+                for task in pending:
+                    task.cancel()
+        await broker.shutdown()
