@@ -181,7 +181,7 @@ async def test_messages_pagination_rename_feedback_regenerate(server: RunningSer
             MESSAGES, {"sessionId": session_id, "first": 4, "before": page["items"][0]["id"]}
         )
     )["messages"]
-    assert [item["content"] for item in older["items"]][0] == "Question number 0"
+    assert older["items"][0]["content"] == "Question number 0"
     assert older["hasMore"] is False
 
     renamed = (await world.client.execute(RENAME, {"id": session_id, "title": "  Renamed  "}))[

@@ -344,7 +344,7 @@ class ChatSubscription:
                     if is_terminal(event):
                         return
                 if not manager.is_running_here(message_id):
-                    finished = await self._finished_without_log(
+                    finished = await _finished_without_log(
                         manager, stored_message, message_id, after_seq, last_seq
                     )
                     if finished is not None:
@@ -357,7 +357,7 @@ class ChatSubscription:
                     except TimeoutError:
                         if manager.is_running_here(message_id):
                             continue
-                        finished = await self._finished_without_log(
+                        finished = await _finished_without_log(
                             manager, stored_message, message_id, after_seq, last_seq
                         )
                         if finished is None:
@@ -388,36 +388,36 @@ class ChatSubscription:
                 with contextlib.suppress(asyncio.CancelledError):
                     await forwarder
 
-    @staticmethod
-    async def _finished_without_log(
-        manager: Any, stored_message: Any, message_id: uuid.UUID, after_seq: int, last_seq: int
-    ) -> list[dict[str, Any]] | None:
-        """Final events when the answer is over but the live stream cannot say so."""
-        row = await stored_message()
-        if row is None:
+
+async def _finished_without_log(
+    manager: Any, stored_message: Any, message_id: uuid.UUID, after_seq: int, last_seq: int
+) -> list[dict[str, Any]] | None:
+    """Final events when the answer is over but the live stream cannot say so."""
+    row = await stored_message()
+    if row is None:
+        return [
+            {
+                "seq": last_seq + 1,
+                "type": "ERROR",
+                "status": "FAILED",
+                "message": "The message was deleted.",
+                "text": "",
+            }
+        ]
+    if row.status in repository.IN_FLIGHT_STATUSES:
+        if row.created_at < abandoned_before(manager.state):
             return [
                 {
                     "seq": last_seq + 1,
                     "type": "ERROR",
                     "status": "FAILED",
-                    "message": "The message was deleted.",
-                    "text": "",
+                    "message": ABANDONED_ERROR,
+                    "text": row.content,
                 }
             ]
-        if row.status in repository.IN_FLIGHT_STATUSES:
-            if row.created_at < abandoned_before(manager.state):
-                return [
-                    {
-                        "seq": last_seq + 1,
-                        "type": "ERROR",
-                        "status": "FAILED",
-                        "message": ABANDONED_ERROR,
-                        "text": row.content,
-                    }
-                ]
-            return None
-        # Finished: the log may have got the final event since we read it.
-        remaining = [event for event in await manager.event_log.read_after(message_id, last_seq)]
-        if remaining and is_terminal(remaining[-1]):
-            return remaining
-        return _synthesised(row, after_seq, last_seq)
+        return None
+    # Finished: the log may have got the final event since we read it.
+    remaining = [event for event in await manager.event_log.read_after(message_id, last_seq)]
+    if remaining and is_terminal(remaining[-1]):
+        return remaining
+    return _synthesised(row, after_seq, last_seq)
