@@ -192,7 +192,8 @@ async def _ensure_name_free(session: AsyncSession, name: str, except_id: uuid.UU
 
 
 async def _save(session: AsyncSession, model: RagModel, except_id: uuid.UUID | None) -> None:
-    await _ensure_name_free(session, model.name, except_id)
+    with session.no_autoflush:  # the pending row must not be flushed (and collide) by the check
+        await _ensure_name_free(session, model.name, except_id)
     try:
         async with session.begin_nested():
             await session.flush()

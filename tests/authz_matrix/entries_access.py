@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.authz_matrix import MatrixEntry, Outcome, World, expect
 
-O = Outcome
+Out = Outcome
 TYPENAME = "{ __typename }"
 
 
@@ -72,17 +72,17 @@ async def _superadmin_target(world: World, actor: str) -> dict[str, Any]:
 
 
 FOREIGN_MODEL = {
-    "anonymous": O.UNAUTHENTICATED,
-    "user": O.HIDDEN,
-    "member": O.HIDDEN,
-    "admin": O.ALLOWED,
-    "superadmin": O.ALLOWED,
+    "anonymous": Out.UNAUTHENTICATED,
+    "user": Out.HIDDEN,
+    "member": Out.HIDDEN,
+    "admin": Out.ALLOWED,
+    "superadmin": Out.ALLOWED,
 }
-ADMIN_REFUSED_SUPERADMIN_ALLOWED = {**expect.admin_only(), "admin": O.REFUSED}
-NOBODY_MAY = {**expect.admin_only(), "admin": O.REFUSED, "superadmin": O.REFUSED}
-ADMINS_GET_NOT_FOUND = {**expect.admin_only(), "admin": O.HIDDEN, "superadmin": O.HIDDEN}
+ADMIN_REFUSED_SUPERADMIN_ALLOWED = {**expect.admin_only(), "admin": Out.REFUSED}
+NOBODY_MAY = {**expect.admin_only(), "admin": Out.REFUSED, "superadmin": Out.REFUSED}
+ADMINS_GET_NOT_FOUND = {**expect.admin_only(), "admin": Out.HIDDEN, "superadmin": Out.HIDDEN}
 # Admin-only fields of a model the caller may use: an error for non-admins.
-ADMIN_FIELDS = {**expect.admin_only(), "user": O.HIDDEN}
+ADMIN_FIELDS = {**expect.admin_only(), "user": Out.HIDDEN}
 
 USER_RESULT = "{ __typename ... on Error { message } }"
 
@@ -121,7 +121,7 @@ ENTRIES = [
         case="usable model",
         document="query($id: UUID!) { model(id: $id) { id name documentCount } }",
         variables=_vars(id=("get", "model")),
-        expect=expect.model_users(O.HIDDEN),
+        expect=expect.model_users(Out.HIDDEN),
     ),
     MatrixEntry(
         field="model",
@@ -139,10 +139,10 @@ ENTRIES = [
         variables=_vars(id=lambda: str(uuid.uuid4())),
         expect={
             **expect.signed_in(),
-            "user": O.HIDDEN,
-            "member": O.HIDDEN,
-            "admin": O.HIDDEN,
-            "superadmin": O.HIDDEN,
+            "user": Out.HIDDEN,
+            "member": Out.HIDDEN,
+            "admin": Out.HIDDEN,
+            "superadmin": Out.HIDDEN,
         },
     ),
     MatrixEntry(
