@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 
 from gql_server.db.models import RagModel
-from gql_server.security.encryption import ApiKeyCipher, load_key_file
+from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError, load_key_file
 from gql_server.security.rotation import reencrypt_api_keys, rotate_encryption_key
 from tests.conftest import RunningServer
 from tests.graphql_client import GraphQLClient
@@ -133,7 +133,7 @@ async def test_key_survives_rotation(
     assert stored is not None
     # Readable with the new key alone: the old key can be removed.
     assert ApiKeyCipher([new_keys[0]]).decrypt(stored) == SECRET
-    with pytest.raises(Exception):
+    with pytest.raises(ApiKeyDecryptionError):
         ApiKeyCipher(old_keys).decrypt(stored)
     key_file.write_text(new_keys[0] + "\n")
     assert ApiKeyCipher(settings.encryption_key_list()).decrypt(stored) == SECRET
