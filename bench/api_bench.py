@@ -30,10 +30,10 @@ from sqlalchemy import event, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gql_server.app import create_app  # noqa: E402
-from gql_server.auth.passwords import hash_password  # noqa: E402
-from gql_server.db.models import AccessGroup, GroupMembership, ModelAccessGrant, RagModel, Role, User  # noqa: E402
-from gql_server.settings import Settings  # noqa: E402
+from gql_server.app import create_app
+from gql_server.auth.passwords import hash_password
+from gql_server.db.models import AccessGroup, GroupMembership, ModelAccessGrant, RagModel, Role, User
+from gql_server.settings import Settings
 
 USERS, GROUPS, MODELS = 10_000, 200, 1_000
 PAGE_SIZES = (10, 100)
@@ -92,7 +92,7 @@ async def seed(sessionmaker: Any) -> tuple[uuid.UUID, uuid.UUID]:
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def measure(
