@@ -1,3 +1,91 @@
-export function AttachFile({ sessionId: _sessionId }: { sessionId: string }) {
-  return null;
+import { useEffect, useReducer, useRef, useState } from "react";
+import { errorMessage } from "../api/client";
+import { uploadFile } from "../api/upload";
+import { subscribe } from "../api/ws";
+import { ProgressBar } from "../components/ui";
+import { AttachFileDocument, DocumentProgressDocument, type DocumentStatus } from "../gql/graphql";
+import { uploadPercent, uploadsReducer } from "../lib/uploads";
+
+interface Ingestion {
+  documentId: string;
+  status: DocumentStatus;
+  percent: number;
+  error: string | null;
+}
+
+/** Attach a file to the chat: upload progress, then ingestion progress until it is searchable. */
+export function AttachFile({ sessionId }: { sessionId: string }) {
+  const input = useRef<HTMLInputElement>(null);
+  const [uploads, dispatch] = useReducer(uploadsReducer, []);
+  const [ingestions, setIngestions] = useState<Record<string, Ingestion & { name: string }>>({});
+
+  const attach = (file: File) => {
+    const key = `${file.name}-${Date.now()}`;
+    dispatch({ type: "start", key, name: file.name, size: file.size });
+    uploadFile(AttachFileDocument, { sessionId, file: null as unknown as File }, "file", file, (loaded, total) =>
+      dispatch({ type: "progress", key, loaded, total }),
+    )
+      .promise.then(({ attachFile: result }) => {
+        if (result.__typename === "DocumentUploaded") {
+          dispatch({ type: "dismiss", key });
+          const { id, status } = result.document;
+          setIngestions((current) => ({ ...current, [id]: { documentId: id, name: file.name, status, percent: 0, error: null } }));
+        } else dispatch({ type: "error", key, message: result.message });
+      })
+      .catch((caught) => dispatch({ type: "error", key, message: errorMessage(caught) }));
+  };
+
+  return (
+    <div className="attach">
+      <button type="button" className="ghost" onClick={() => input.current?.click()} aria-label="Attach a file to this chat" title="Attach a file">
+        📎
+      </button>
+      <input
+        ref={input}
+        type="file"
+        className="visually-hidden"
+        tabIndex={-1}
+        aria-hidden="true"
+        accept=".pdf,.csv,.txt,.md,.markdown"
+        onChange={(event) => {
+          const file = event.target.files?.[0];
+          if (file) attach(file);
+          event.target.value = "";
+        }}
+      />
+      {(uploads.length > 0 || Object.keys(ingestions).length > 0) && (
+        <div className="attach-status" role="status">
+          {uploads.map((item) => (
+            <div key={item.key}>
+              <span>{item.name}: {item.phase === "error" ? item.message : `uploading ${uploadPercent(item)}%`}</span>
+              <ProgressBar value={uploadPercent(item)} label={`Upload of ${item.name}`} tone={item.phase === "error" ? "error" : undefined} />
+              {item.phase === "error" && <button type="button" className="small" onClick={() => dispatch({ type: "dismiss", key: item.key })}>Dismiss</button>}
+            </div>
+          ))}
+          {Object.values(ingestions).map((item) => (
+            <AttachedIngestion key={item.documentId} item={item} onUpdate={(next) => setIngestions((current) => ({ ...current, [item.documentId]: { ...item, ...next } }))} />
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function AttachedIngestion({ item, onUpdate }: { item: Ingestion & { name: string }; onUpdate: (next: Partial<Ingestion>) => void }) {
+  const final = item.status === "READY" || item.status === "FAILED";
+  useEffect(() => {
+    if (final) return;
+    return subscribe(DocumentProgressDocument, { documentId: item.documentId }, {
+      next: ({ documentProgress: event }) => onUpdate({ status: event.status, percent: event.percent, error: event.error }),
+      error: (message) => onUpdate({ error: message }),
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [item.documentId, final]);
+  const label = item.status === "READY" ? "ready — used for your next questions" : item.status === "FAILED" ? item.error ?? "failed" : `${item.status.toLowerCase()} ${item.percent}%`;
+  return (
+    <div>
+      <span>{item.name}: {label}</span>
+      <ProgressBar value={item.status === "READY" ? 100 : item.percent} label={`Processing of ${item.name}`} tone={item.status === "READY" ? "ok" : item.status === "FAILED" ? "error" : undefined} />
+    </div>
+  );
 }

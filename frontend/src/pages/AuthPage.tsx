@@ -27,8 +27,9 @@ export function AuthPage({ mode }: { mode: "login" | "signup" }) {
             signIn(result);
             return;
           case "InvalidInput":
-            setError(result.message);
             setFieldErrors(Object.fromEntries(result.fieldErrors.map((item) => [item.field, item.message])));
+            // Shown once: beside the field when the server names one, else at the top.
+            if (!result.fieldErrors.some((item) => item.message === result.message)) setError(result.message);
             break;
           case "AlreadyExists":
             setError(result.message);

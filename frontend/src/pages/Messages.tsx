@@ -1,6 +1,7 @@
 import { memo, useEffect, useMemo, useRef, useState, type MouseEvent } from "react";
 import { errorMessage, request } from "../api/client";
 import {
+  DocumentLinkDocument,
   SetMessageFeedbackDocument,
   StopGenerationDocument,
   type FeedbackValue,
@@ -155,7 +156,21 @@ function SourceDialog({ source, onClose }: { source: SourceFieldsFragment; onClo
     if (dialog && !dialog.open) dialog.showModal();
     return () => dialog?.close();
   }, [source.number]);
-  const link = source.url ? (source.url.includes("#") ? source.url : sourceLink(source.url, source.pageStart)) : null;
+  // Browsers open links without our bearer token, so the original is opened through the
+  // document's signed, short-lived downloadUrl, with the source's #page=N anchor.
+  const [link, setLink] = useState<string | null>(null);
+  useEffect(() => {
+    if (!source.url) return;
+    let cancelled = false;
+    request(DocumentLinkDocument, { id: source.documentId })
+      .then(({ document }) => {
+        if (!cancelled && document?.downloadUrl) setLink(sourceLink(document.downloadUrl, source.pageStart));
+      })
+      .catch(() => undefined);
+    return () => {
+      cancelled = true;
+    };
+  }, [source.url, source.documentId, source.pageStart]);
   return (
     <dialog ref={ref} className="source-dialog" aria-labelledby="source-title" onClose={onClose} onCancel={onClose}>
       <h2 id="source-title">

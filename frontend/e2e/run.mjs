@@ -1,0 +1,344 @@
+#!/usr/bin/env node
+// End-to-end test: a real `ragql serve` (embedded database, fresh data dir) driven through
+// Debian's chromium with playwright-core. Run with `npm run test:e2e` (builds dist/ if missing).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const frontend = resolve(here, "..");
+const repo = resolve(frontend, "..");
+const results = join(frontend, "test-results");
+const ragql = process.env.RAGQL_BIN ?? join(repo, ".venv", "bin", "ragql");
+const python = join(repo, ".venv", "bin", "python");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const pdf = resolve(repo, "..", "shared", "data", "docs", "R-intro.pdf");
+const ADMIN = { email: "admin@e2e.test", password: "e2e-Superadmin-pw-1" };
+const READER = { email: "reader@e2e.test", password: "Sunny-meadow-42", name: "Reader" };
+const OUTSIDER = { email: "outsider@e2e.test", password: "Quiet-harbor-77", name: "Outsider" };
+const MODEL = "R manuals";
+const GROUP = "R readers";
+
+let failures = 0;
+const started = Date.now();
+const log = (message) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`);
+function check(condition, message) {
+  if (condition) log(`ok   ${message}`);
+  else {
+    failures += 1;
+    log(`FAIL ${message}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+async function waitForHealth(base, server, timeoutMs = 240_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`ragql serve exited with ${server.exitCode}`);
+    try {
+      const response = await fetch(`${base}/healthz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 500));
+  }
+  throw new Error("ragql serve did not become healthy in time");
+}
+
+/** The text of one PDF page (1-based), read with the server's own pypdf. */
+function pdfPageText(path, page) {
+  const script = "import sys, pypdf; print(pypdf.PdfReader(sys.argv[1]).pages[int(sys.argv[2]) - 1].extract_text())";
+  const result = spawnSync(python, ["-c", script, path, String(page)], { encoding: "utf8" });
+  return result.status === 0 ? result.stdout : "";
+}
+const normalize = (text) => text.replace(/[^a-z0-9]+/gi, " ").trim().toLowerCase();
+
+async function logIn(page, base, user) {
+  await page.goto(`${base}/login`);
+  await page.getByLabel("Email").fill(user.email);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("button", { name: "Log out" }).waitFor({ timeout: 15_000 });
+}
+
+async function signUp(page, base, user) {
+  await page.goto(`${base}/signup`);
+  await page.getByLabel("Email").fill(user.email);
+  await page.getByLabel("Display name").fill(user.name);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await page.getByRole("button", { name: "Log out" }).waitFor({ timeout: 15_000 });
+}
+
+async function logOut(page) {
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByRole("heading", { name: "Log in to ragql" }).waitFor({ timeout: 10_000 });
+}
+
+async function main() {
+  if (!existsSync(ragql)) throw new Error(`${ragql} not found: run \`make install\` first`);
+  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} not found: apt-get install chromium`);
+  if (!existsSync(join(frontend, "dist", "index.html"))) {
+    log("dist/ missing: building");
+    const build = spawnSync("npm", ["run", "build"], { cwd: frontend, stdio: "inherit" });
+    if (build.status !== 0) throw new Error("npm run build failed");
+  }
+  mkdirSync(results, { recursive: true });
+  const dataDir = mkdtempSync(join(tmpdir(), "ragql-e2e-data-"));
+  const profileDir = mkdtempSync(join(tmpdir(), "ragql-e2e-chromium-"));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  log(`starting ragql serve on ${base} (data dir ${dataDir})`);
+  const env = { ...process.env };
+  // The embedded database and in-process broker, whatever the caller's shell has set.
+  delete env.DATABASE_URL;
+  delete env.REDIS_URL;
+  const server = spawn(ragql, ["serve", "--data-dir", dataDir, "--port", String(port), "--host", "127.0.0.1"], {
+    cwd: repo,
+    env: {
+      ...env,
+      SUPERADMIN_EMAIL: ADMIN.email,
+      SUPERADMIN_PASSWORD: ADMIN.password,
+      HF_HUB_OFFLINE: "1",
+      TRANSFORMERS_OFFLINE: "1",
+      KEEP_ORIGINAL_FILES: "true",
+      SIGNUP_ENABLED: "true",
+      // One-minute access tokens: the run outlives several, so silent refresh is exercised.
+      ACCESS_TOKEN_MINUTES: "1",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const serverLog = [];
+  const keep = (chunk) => {
+    serverLog.push(chunk.toString());
+    if (serverLog.length > 400) serverLog.shift();
+  };
+  server.stdout.on("data", keep);
+  server.stderr.on("data", keep);
+
+  let context;
+  try {
+    await waitForHealth(base, server);
+    log("server healthy");
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: chromiumPath,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+      viewport: { width: 1280, height: 860 },
+    });
+    const page = context.pages()[0] ?? (await context.newPage());
+    const consoleErrors = [];
+    page.on("pageerror", (error) => consoleErrors.push(String(error)));
+    page.on("dialog", (dialog) => void dialog.accept());
+
+    // Two people sign up; neither has access to anything yet.
+    await signUp(page, base, READER);
+    check(await page.getByRole("heading", { name: "No models yet" }).isVisible(), "a new user without access sees the empty state");
+    await logOut(page);
+    await signUp(page, base, OUTSIDER);
+    await logOut(page);
+
+    // The superadmin: group with the reader, an EXTRACTIVE model granted to the group.
+    await logIn(page, base, ADMIN);
+    await page.getByRole("link", { name: "Admin" }).click();
+    await page.getByRole("link", { name: "Groups" }).click();
+    await page.getByLabel("Group name").fill(GROUP);
+    await page.getByRole("button", { name: "Create group" }).click();
+    const groupCard = page.locator(`[data-group="${GROUP}"]`);
+    await groupCard.waitFor();
+    check(true, "superadmin created a group");
+    await groupCard.getByLabel("Add a member (search by email)").fill(READER.email);
+    await groupCard.getByRole("button", { name: "Find" }).click();
+    await groupCard.getByRole("button", { name: `Add ${READER.email} to ${GROUP}` }).click();
+    await groupCard.getByText("1 member").waitFor();
+    check(true, "reader added to the group");
+
+    await page.getByRole("link", { name: "Models" }).click();
+    await page.getByLabel("Model name").fill(MODEL);
+    await page.getByLabel("Provider").selectOption("EXTRACTIVE");
+    await page.getByRole("button", { name: "Create model" }).click();
+    await page.getByRole("heading", { name: MODEL }).waitFor();
+    check(true, "superadmin created an EXTRACTIVE model");
+    await page.getByLabel("Grant to a group").selectOption({ label: GROUP });
+    await page.getByRole("button", { name: "Grant group" }).click();
+    await page.getByText(`Access granted to group ${GROUP}.`).waitFor();
+    check(await page.locator(".member-list").getByText(GROUP).isVisible(), "model granted to the group");
+
+    await page.getByRole("link", { name: /^Documents/ }).click();
+    await page.getByRole("heading", { name: new RegExp(`Documents — ${MODEL}`) }).waitFor();
+    const hasPdf = existsSync(pdf);
+    if (!hasPdf) {
+      log(`SKIP upload and chat: ${pdf} is absent`);
+    } else {
+      await page.getByTestId("document-file-input").setInputFiles(pdf);
+      const uploadBar = page.getByRole("progressbar", { name: "Upload of R-intro.pdf" });
+      await uploadBar.waitFor({ timeout: 10_000 }).catch(() => undefined);
+      const card = page.locator('[data-document="R-intro.pdf"]');
+      await card.waitFor({ timeout: 60_000 });
+      check(true, "upload accepted; the document appears with a status");
+      const seen = new Set();
+      const seenPercents = [];
+      const deadline = Date.now() + 600_000;
+      let status = "";
+      while (Date.now() < deadline) {
+        status = (await card.getAttribute("data-status")) ?? "";
+        seen.add(status);
+        const bar = card.getByRole("progressbar");
+        if (await bar.count()) seenPercents.push(Number(await bar.first().getAttribute("aria-valuenow")));
+        if (status === "READY" || status === "FAILED") break;
+        if (seen.size === 2 && seenPercents.length === 5) await page.screenshot({ path: join(results, "documents-ingesting.png"), fullPage: true });
+        await page.waitForTimeout(500);
+      }
+      log(`ingestion statuses seen: ${[...seen].join(" → ")}; progress values: ${[...new Set(seenPercents)].join(", ")}`);
+      check(status === "READY", `the document reached READY (last status ${status})`);
+      const finalBar = card.getByRole("progressbar");
+      check((await finalBar.getAttribute("aria-valuenow")) === "100", "its progress bar reads 100%");
+      await page.screenshot({ path: join(results, "documents.png"), fullPage: true });
+      log("screenshot test-results/documents.png");
+    }
+    await logOut(page);
+
+    // The reader (granted through the group) asks a question.
+    await logIn(page, base, READER);
+    const modelSelect = page.getByLabel("Model");
+    await modelSelect.waitFor();
+    const options = await modelSelect.locator("option").allTextContents();
+    check(options.includes(MODEL), `the reader can pick the model (options: ${options.join(", ")})`);
+    if (hasPdf) {
+      // Record every length the answer's text takes as the DOM changes: more than one means it streamed in.
+      await page.evaluate(() => {
+        window.__answerLengths = [];
+        new MutationObserver(() => {
+          const markdown = [...document.querySelectorAll("article.message.assistant")].pop()?.querySelector(".markdown");
+          if (markdown) window.__answerLengths.push(markdown.textContent.length);
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
+      await page.getByLabel("Your question").fill("What is R and how do I start an R session?");
+      await page.getByRole("button", { name: "Send" }).click();
+      const answer = page.locator('article.message.assistant').last();
+      await answer.waitFor({ timeout: 30_000 });
+      // Watch the answer grow while it streams.
+      const lengths = [];
+      let streamedStatus = "";
+      const until = Date.now() + 120_000;
+      while (Date.now() < until) {
+        streamedStatus = (await answer.getAttribute("data-status")) ?? "";
+        lengths.push((await answer.locator(".markdown").textContent().catch(() => ""))?.length ?? 0);
+        if (!["STREAMING", "PENDING"].includes(streamedStatus)) break;
+        await page.waitForTimeout(100);
+      }
+      const observed = await page.evaluate(() => window.__answerLengths);
+      const growth = new Set([...lengths, ...observed].filter((length) => length > 0)).size;
+      log(`answer status ${streamedStatus}; distinct text lengths seen while it arrived: ${growth}`);
+      check(streamedStatus === "COMPLETE", "the answer completed");
+      check(growth >= 2, "the answer streamed in (its text grew in several steps)");
+      const chips = answer.locator("button.cite");
+      const chipCount = await chips.count();
+      check(chipCount > 0, `the answer has citation chips (${chipCount})`);
+      if (chipCount > 0) {
+        await chips.first().click();
+        const dialog = page.getByRole("dialog");
+        await dialog.waitFor();
+        const title = (await dialog.locator("h2").textContent()) ?? "";
+        const location = (await dialog.locator(".source-location").textContent()) ?? "";
+        const snippet = (await dialog.locator(".snippet").textContent()) ?? "";
+        const linkLocator = dialog.getByRole("link", { name: /Open the original/ });
+        await linkLocator.waitFor({ timeout: 10_000 }).catch(() => undefined);
+        const link = await linkLocator.getAttribute("href", { timeout: 1_000 }).catch(() => null);
+        log(`citation: ${title} | ${location} | link ${link}`);
+        check(/R-intro|introduction to r/i.test(title), "the citation names the document");
+        const pageNumber = Number((link ?? "").match(/#page=(\d+)/)?.[1] ?? location.match(/(\d+)/)?.[1] ?? NaN);
+        check(Number.isFinite(pageNumber), `the citation shows a page (${pageNumber})`);
+        check(!!link && link.includes("#page="), "the citation links to the original at its page");
+        if (Number.isFinite(pageNumber)) {
+          const words = normalize(snippet.replace(/…|\.\.\./g, " ")).split(" ").filter((word) => word.length > 3).slice(0, 8);
+          const pages = [pageNumber, pageNumber + 1].map((number) => normalize(pdfPageText(pdf, number))).join(" ");
+          const found = words.filter((word) => pages.includes(word)).length;
+          check(words.length > 0 && found >= Math.ceil(words.length * 0.75), `the snippet's words are on page ${pageNumber} of the PDF (${found}/${words.length})`);
+        }
+        if (link) {
+          const response = await page.request.get(new URL(link, base).toString());
+          check(response.ok() && (response.headers()["content-type"] ?? "").includes("pdf"), `the original file opens (HTTP ${response.status()})`);
+        }
+        await page.screenshot({ path: join(results, "chat-citation.png"), fullPage: true });
+        await dialog.getByRole("button", { name: "Close" }).click();
+      }
+      await page.screenshot({ path: join(results, "chat.png"), fullPage: true });
+      log("screenshot test-results/chat.png");
+      await page.setViewportSize({ width: 390, height: 800 });
+      await page.screenshot({ path: join(results, "chat-phone.png") });
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
+    await logOut(page);
+
+    // Someone without access never sees the model.
+    await logIn(page, base, OUTSIDER);
+    await page.getByRole("heading", { name: "No models yet" }).waitFor({ timeout: 15_000 });
+    const outsiderModels = await page.evaluate(async () => {
+      const session = JSON.parse(localStorage.getItem("ragql.session") ?? "{}");
+      const response = await fetch("/graphql", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${session.accessToken}` },
+        body: JSON.stringify({ query: "{ models(first: 100) { totalCount items { name } } }" }),
+      });
+      return response.json();
+    });
+    check(outsiderModels?.data?.models?.totalCount === 0, "a user without access cannot see the model (UI and API)");
+    await logOut(page);
+    check(consoleErrors.length === 0, `no uncaught page errors${consoleErrors.length ? `: ${consoleErrors.join(" | ")}` : ""}`);
+  } catch (error) {
+    failures += 1;
+    log(`FAIL ${error?.stack ?? error}`);
+    try {
+      await context?.pages()[0]?.screenshot({ path: join(results, "failure.png"), fullPage: true });
+      log("screenshot test-results/failure.png");
+    } catch {
+      // no page to capture
+    }
+    console.log("---- last server output ----\n" + serverLog.join("").split("\n").slice(-60).join("\n"));
+  } finally {
+    await context?.close().catch(() => undefined);
+    try {
+      process.kill(-server.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+    await new Promise((resolveExit) => {
+      if (server.exitCode !== null) return resolveExit();
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-server.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+        resolveExit();
+      }, 15_000);
+      server.on("exit", () => {
+        clearTimeout(timer);
+        resolveExit();
+      });
+    });
+    rmSync(profileDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  log(failures ? `${failures} check(s) failed` : "all checks passed");
+  process.exit(failures ? 1 : 0);
+}
+
+main();
