@@ -299,8 +299,7 @@ class GenerationManager:
     ) -> tuple[GenerationRequest, list[dict[str, Any]], ProviderConfig]:
         async with self.state.sessionmaker() as session:
             model = await session.get(RagModel, job.model_id)
-            user = await session.get(User, job.user_id)
-            if model is None or user is None:
+            if model is None:
                 raise LLMProviderErrorLike("This chat's model no longer exists.")
             config = self._provider_config(model)
             rows = await repository.latest_messages(session, job.chat_session_id, HISTORY_MESSAGES)
@@ -308,7 +307,9 @@ class GenerationManager:
             passages: list[Any] = []
             # Skipping retrieval when there is nothing to search spares the query embedding.
             if await repository.has_searchable_chunks(session, model.id, job.chat_session_id):
-                passages = await _retrieve(session, user, model, job.chat_session_id, job.question)
+                user = await session.get(User, job.user_id)
+                if user is not None:
+                    passages = await _retrieve(session, user, model, job.chat_session_id, job.question)
             timings["retrieval_ms"] = round((time.perf_counter() - retrieval_started) * 1000, 2)
             kept_files = await repository.kept_file_document_ids(
                 session, list({passage.document_id for passage in passages})
