@@ -1,0 +1,28 @@
+"""The unit the pipeline hands to storage: a piece of text small enough to embed whole."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A retrievable passage with where it came from.
+
+    Locations are 1-based and inclusive: pages for PDFs, data rows (header excluded) for
+    CSVs, lines for text files; the ones that do not apply are None. `token_count`
+    includes the model's [CLS]/[SEP] tokens, so `token_count <= 256` means the model saw
+    all of the text.
+    """
+
+    text: str
+    chunk_index: int
+    token_count: int
+    page_start: int | None = None
+    page_end: int | None = None
+    row_start: int | None = None
+    row_end: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
+    embedding: npt.NDArray[np.float32] | None = None

@@ -1,0 +1,193 @@
+"""Stream a CSV/TSV file into chunks of rows, each row rendered with its column names.
+
+Every row becomes one line `column: value | column: value` (empty cells omitted): an
+embedding of "state: VA | party_code: 100 | age_years: 38.6" can match a question about
+Virginia members' ages, where a bare "VA,100,38.6" carries no meaning. Rows are packed
+into chunks that fit the model's window; a row too wide for one chunk is spread over
+several chunks that all carry its row number. CSV chunks skip semantic splitting: rows
+are already the natural unit.
+"""
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.pipeline.chunk import Chunk
+from workers.pipeline.errors import DocumentParseError
+from workers.pipeline.parse_text import detect_file_encoding
+
+_DELIMITER_SAMPLE_SIZE = 64 * 1024
+_CANDIDATE_DELIMITERS = ",;\t|"
+_SPECIAL_TOKENS = 2  # [CLS] and [SEP]
+_ROWS_PER_TOKENIZER_CALL = 512
+_FIELD_SEPARATOR = " | "
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
+def detect_delimiter(sample: str, filename_suffix: str) -> str:
+    if filename_suffix == ".tsv":
+        return "\t"
+    lines = sample.splitlines()
+    if len(lines) > 1:
+        lines = lines[:-1]  # probably cut short by the sample size
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_CANDIDATE_DELIMITERS).delimiter
+    except csv.Error:
+        header = lines[0] if lines else ""
+        # The sniffer gives up on irregular files; the header's most frequent candidate
+        # is the next best guess, comma when there is none.
+        counts = {delimiter: header.count(delimiter) for delimiter in _CANDIDATE_DELIMITERS}
+        best = max(counts, key=lambda delimiter: counts[delimiter])
+        return best if counts[best] > 0 else ","
+
+
+@dataclass
+class CsvChunkStream:
+    """Chunks of a CSV file; `warnings` is complete once iteration ends."""
+
+    path: Path
+    count_tokens: TokenCounter
+    max_tokens: int = 256
+    encoding: str = ""
+    delimiter: str = ","
+    header: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    ragged_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+    file_size: int = 0
+    bytes_read: int = 0
+
+    def _open(self) -> tuple[io.FileIO, io.TextIOWrapper]:
+        self.encoding = detect_file_encoding(self.path)
+        self.file_size = self.path.stat().st_size
+        raw = io.FileIO(self.path, "r")
+        text = io.TextIOWrapper(io.BufferedReader(raw), encoding=self.encoding, errors="replace", newline="")
+        return raw, text
+
+    def __iter__(self) -> Iterator[Chunk]:
+        raw, text = self._open()
+        with text:
+            sample = text.read(_DELIMITER_SAMPLE_SIZE)
+            self.delimiter = detect_delimiter(sample, self.path.suffix.lower())
+            text.seek(0)
+            # Cells with embedded newlines are legal CSV; the limit stops a stray quote
+            # from turning the rest of a huge file into one cell.
+            csv.field_size_limit(8 * 1024 * 1024)
+            reader = csv.reader(text, delimiter=self.delimiter)
+            try:
+                for row in reader:
+                    if any(cell.strip() for cell in row):
+                        self.header = [cell.strip() or f"column {index + 1}" for index, cell in enumerate(row)]
+                        break
+                if not self.header:
+                    raise DocumentParseError("The CSV file has no header row")
+                yield from self._chunks(reader, raw)
+            except csv.Error as error:
+                raise DocumentParseError(f"The CSV file is malformed near data row {self.rows_read + 1} ({error})") from error
+        if self.ragged_rows:
+            self.warnings.append(
+                f"{self.ragged_rows} of {self.rows_read} rows did not have {len(self.header)} columns; "
+                "they were padded or truncated to match the header"
+            )
+
+    def _render(self, row: list[str]) -> str:
+        width = len(self.header)
+        if len(row) != width:
+            self.ragged_rows += 1
+            row = (row + [""] * width)[:width]
+        return _FIELD_SEPARATOR.join(
+            f"{name}: {value.strip()}" for name, value in zip(self.header, row) if value.strip()
+        )
+
+    def _chunks(self, reader: "Iterator[list[str]]", raw: io.FileIO) -> Iterator[Chunk]:
+        budget = self.max_tokens - _SPECIAL_TOKENS
+        chunk_index = 0
+        lines: list[str] = []
+        line_tokens = 0
+        first_row = last_row = 0
+
+        def emit(row_end: int) -> Chunk:
+            nonlocal chunk_index, lines, line_tokens
+            chunk = Chunk(
+                text="\n".join(lines), chunk_index=chunk_index, token_count=line_tokens + _SPECIAL_TOKENS,
+                row_start=first_row, row_end=row_end,
+            )
+            chunk_index += 1
+            lines, line_tokens = [], 0
+            return chunk
+
+        for numbered_rows in _batched_rows(reader, _ROWS_PER_TOKENIZER_CALL, self):
+            rendered = [(number, self._render(row)) for number, row in numbered_rows]
+            rendered = [(number, line) for number, line in rendered if line]
+            counts = self.count_tokens([line for _, line in rendered])
+            for (row_number, line), count in zip(rendered, counts, strict=True):
+                tokens = count - _SPECIAL_TOKENS
+                if lines and line_tokens + tokens > budget:
+                    yield emit(last_row)
+                if tokens > budget:
+                    wide_row_chunks = self._wide_row_chunks(row_number, line, budget, chunk_index)
+                    chunk_index += len(wide_row_chunks)
+                    yield from wide_row_chunks
+                    continue
+                if not lines:
+                    first_row = row_number
+                lines.append(line)
+                line_tokens += tokens
+                last_row = row_number
+            self.bytes_read = raw.tell()
+        if lines:
+            yield emit(last_row)
+
+    def _wide_row_chunks(self, row_number: int, line: str, budget: int, first_index: int) -> list[Chunk]:
+        """Spread a row whose fields do not fit one window over several chunks."""
+        fields = line.split(_FIELD_SEPARATOR)
+        counts = self.count_tokens(fields)
+        groups: list[tuple[list[str], int]] = []
+        current: list[str] = []
+        current_tokens = 0
+        for field_text, count in zip(fields, counts, strict=True):
+            tokens = count - _SPECIAL_TOKENS + 1  # + the "|" between fields
+            if current and current_tokens + tokens > budget:
+                groups.append((current, current_tokens))
+                current, current_tokens = [], 0
+            if tokens > budget:  # one enormous cell: keep its start, the model would truncate it anyway
+                field_text = _truncate_to_tokens(field_text, budget, tokens)
+                tokens = budget
+            current.append(field_text)
+            current_tokens += tokens
+        if current:
+            groups.append((current, current_tokens))
+        texts = [_FIELD_SEPARATOR.join(group) for group, _ in groups]
+        return [
+            Chunk(text=text, chunk_index=first_index + offset, token_count=count, row_start=row_number, row_end=row_number)
+            for offset, (text, count) in enumerate(zip(texts, self.count_tokens(texts), strict=True))
+        ]
+
+
+def _truncate_to_tokens(text: str, budget: int, tokens: int) -> str:
+    # Characters per token is stable enough within one cell for a proportional cut.
+    return text[: max(1, len(text) * budget // max(tokens, 1) - 8)]
+
+
+def _batched_rows(
+    reader: "Iterator[list[str]]", batch_size: int, stream: CsvChunkStream
+) -> Iterator[list[tuple[int, list[str]]]]:
+    batch: list[tuple[int, list[str]]] = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not data rows
+        stream.rows_read += 1
+        batch.append((stream.rows_read, row))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def read_csv_chunks(path: Path, count_tokens: TokenCounter, max_tokens: int = 256) -> CsvChunkStream:
+    """Chunks of a CSV file, streamed: only one batch of rows is held in memory at a time."""
+    return CsvChunkStream(path=path, count_tokens=count_tokens, max_tokens=max_tokens)

@@ -1,0 +1,222 @@
+"""Read a PDF page by page, in a sandboxed child process, with bounded memory and time.
+
+The worker never runs pypdf itself: `PdfPageStream` starts
+`workers.pipeline.pdf_extraction_child` under an address-space limit, reads pages back
+through a pipe, and restarts it after a page that hangs or crashes it, so one bad page
+costs a warning, not the document. Children are also recycled every
+`pages_per_child_process` pages because pypdf caches every object it resolves, which for
+a 1 GB scanned PDF would otherwise grow with the file.
+"""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from workers.pipeline.errors import DocumentParseError
+
+NO_TEXT_LAYER_WARNING = "No text layer found: this looks like a scanned PDF; OCR is not supported"
+
+# The directory that contains the `workers` package, so the child can import it
+# whatever the parent's working directory is.
+_IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True, slots=True)
+class PdfExtractionLimits:
+    """Resource limits of the child process that runs pypdf."""
+
+    max_memory_bytes: int = 1536 * 1024 * 1024
+    page_timeout_seconds: float = 60.0
+    open_timeout_seconds: float = 120.0
+    pages_per_child_process: int = 200
+    # Pages the child may run ahead of the consumer; bounds memory held in the pipe.
+    prefetch_pages: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    page_number: int  # 1-based
+    text: str
+
+
+@dataclass(slots=True)
+class _ChildProcess:
+    process: "subprocess.Popen[bytes]"
+    messages: "queue.Queue[dict[str, Any] | None]"  # None: the child's stdout closed
+    reader_thread: threading.Thread
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        # Unblock a reader thread stuck on a full queue so it can see EOF and exit.
+        while self.reader_thread.is_alive():
+            try:
+                self.messages.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.reader_thread.join()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def _forward_messages(stdout: IO[bytes], messages: "queue.Queue[dict[str, Any] | None]") -> None:
+    try:
+        for line in stdout:
+            try:
+                messages.put(json.loads(line))
+            except json.JSONDecodeError:
+                break  # output cut short by a crash: treated like EOF
+    except (OSError, ValueError):
+        pass
+    finally:
+        messages.put(None)
+
+
+@dataclass
+class PdfPageStream:
+    """Pages of one PDF. Open with `open_pdf`; `page_count` is known before the first page.
+
+    Iterating yields `PageText` for every page that could be read (empty text included);
+    `warnings` and `pages_without_text` are complete once iteration ends.
+    """
+
+    path: Path
+    limits: PdfExtractionLimits
+    page_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    pages_without_text: int = 0
+    pages_failed: int = 0
+    _child: _ChildProcess | None = None
+
+    def _start_child(self, first_page: int) -> _ChildProcess:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers.pipeline.pdf_extraction_child",
+                str(self.path),
+                "--first-page",
+                str(first_page),
+                "--max-pages",
+                str(self.limits.pages_per_child_process),
+                "--max-memory-bytes",
+                str(self.limits.max_memory_bytes),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=_IMPORT_ROOT,
+            env=_child_environment(),
+        )
+        assert process.stdout is not None
+        messages: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=self.limits.prefetch_pages)
+        reader_thread = threading.Thread(
+            target=_forward_messages, args=(process.stdout, messages), daemon=True, name="pdf-extraction-reader"
+        )
+        reader_thread.start()
+        return _ChildProcess(process, messages, reader_thread)
+
+    def _receive_opened(self, child: _ChildProcess) -> int:
+        try:
+            message = child.messages.get(timeout=self.limits.open_timeout_seconds)
+        except queue.Empty:
+            child.kill()
+            raise DocumentParseError("The PDF took too long to open; it may be damaged") from None
+        if message is None:
+            child.kill()
+            raise DocumentParseError("The PDF could not be opened: reading it needed too much memory or crashed the reader")
+        if message["type"] == "fatal":
+            child.kill()
+            raise DocumentParseError(str(message["reason"]))
+        return int(message["page_count"])
+
+    def open(self) -> None:
+        child = self._start_child(first_page=0)
+        self.page_count = self._receive_opened(child)
+        self._child = child
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child = None
+
+    def __enter__(self) -> "PdfPageStream":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _skip_page(self, index: int, reason: str) -> None:
+        self.pages_failed += 1
+        self.warnings.append(f"Page {index + 1} was skipped: {reason}")
+
+    def __iter__(self) -> Iterator[PageText]:
+        next_index = 0
+        try:
+            while next_index < self.page_count:
+                child = self._child if self._child is not None else self._start_child(next_index)
+                self._child = child
+                next_index = yield from self._pages_from_child(child, next_index)
+                self.close()
+        finally:
+            self.close()
+        pages_read = self.page_count - self.pages_failed
+        if pages_read > 0 and self.pages_without_text == pages_read:
+            self.warnings.append(NO_TEXT_LAYER_WARNING)
+
+    def _pages_from_child(self, child: _ChildProcess, next_index: int) -> Iterator[PageText]:
+        """Yield pages until the child finishes its range, hangs or dies; return the next page to read."""
+        while True:
+            try:
+                message = child.messages.get(timeout=self.limits.page_timeout_seconds)
+            except queue.Empty:
+                self._skip_page(next_index, f"reading it took longer than {self.limits.page_timeout_seconds:g} s")
+                return next_index + 1
+            if message is None:
+                self._skip_page(next_index, "reading it needed too much memory or crashed the PDF reader")
+                return next_index + 1
+            kind = message["type"]
+            if kind == "opened":
+                continue
+            if kind == "fatal":
+                raise DocumentParseError(str(message["reason"]))
+            if kind == "done":
+                return next_index
+            index = int(message["index"])
+            next_index = index + 1
+            if kind == "page_failed":
+                self._skip_page(index, str(message["reason"]))
+                continue
+            text = str(message["text"])
+            if not text.strip():
+                self.pages_without_text += 1
+            yield PageText(page_number=index + 1, text=text)
+
+
+def _child_environment() -> dict[str, str]:
+    environment = dict(os.environ)
+    existing_path = environment.get("PYTHONPATH")
+    environment["PYTHONPATH"] = _IMPORT_ROOT if not existing_path else f"{_IMPORT_ROOT}{os.pathsep}{existing_path}"
+    return environment
+
+
+def open_pdf(path: Path, limits: PdfExtractionLimits | None = None) -> PdfPageStream:
+    """Open a PDF for page-by-page extraction; raises `DocumentParseError` if it cannot be opened.
+
+    The caller must iterate the result (or call `close`) so the child process ends;
+    using it as a context manager does that.
+    """
+    stream = PdfPageStream(path=path, limits=limits or PdfExtractionLimits())
+    stream.open()
+    return stream

@@ -1,0 +1,172 @@
+"""Drive a document through parse → chunk → embed, one window at a time.
+
+Synchronous and CPU-bound by design: the ingestion task runs `DocumentProcessing.batches`
+in a worker thread (`asyncio.to_thread` / `anyio.to_thread`) and stores each batch before
+asking for the next, so memory holds one window of pages and its chunks, never the
+whole document, whatever its size.
+"""
+
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import TypeVar
+
+from workers.pipeline.chunk import Chunk
+from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
+from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder
+from workers.pipeline.parse_csv import CsvChunkStream, read_csv_chunks
+from workers.pipeline.parse_pdf import PdfExtractionLimits, PdfPageStream, open_pdf
+from workers.pipeline.parse_text import read_text_blocks
+from workers.pipeline.sniff import DocumentKind
+
+
+class ProcessingStage(enum.StrEnum):
+    PARSING = "PARSING"
+    CHUNKING = "CHUNKING"
+    EMBEDDING = "EMBEDDING"
+
+
+# on_progress(stage, done, total): PARSING counts pages (PDF) or bytes (CSV/text);
+# CHUNKING counts pages or bytes; EMBEDDING counts chunks, and its total grows window
+# by window because the number of chunks is only known at the end.
+ProgressCallback = Callable[[ProcessingStage, int, int], None]
+
+_Item = TypeVar("_Item")
+
+
+def _windows(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
+    iterator = iter(items)
+    while window := list(islice(iterator, size)):
+        yield window
+
+
+def _ignore_progress(stage: ProcessingStage, done: int, total: int) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkBatch:
+    """Embedded chunks of one window, in document order; `chunk_index` continues across batches."""
+
+    chunks: list[Chunk]
+
+
+@dataclass
+class DocumentProcessing:
+    """One document on its way through the pipeline. Create with `process_document`."""
+
+    path: Path
+    kind: DocumentKind
+    embedder: SentenceEmbedder
+    on_progress: ProgressCallback = _ignore_progress
+    pages_per_window: int = 50
+    text_blocks_per_window: int = 4
+    embed_batch_size: int = DEFAULT_BATCH_SIZE
+    pdf_limits: PdfExtractionLimits | None = None
+    page_count: int | None = None  # known as soon as a PDF is opened
+    chunk_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    _pdf: PdfPageStream | None = None
+
+    def open(self) -> None:
+        if self.kind is DocumentKind.PDF:
+            self._pdf = open_pdf(self.path, self.pdf_limits)
+            self.page_count = self._pdf.page_count
+
+    def close(self) -> None:
+        if self._pdf is not None:
+            self._pdf.close()
+
+    def batches(self) -> Iterator[ChunkBatch]:
+        """Embedded chunks, window by window; `warnings` is complete when this is exhausted."""
+        try:
+            if self.kind is DocumentKind.PDF:
+                yield from self._pdf_batches()
+            elif self.kind is DocumentKind.CSV:
+                yield from self._csv_batches()
+            else:
+                yield from self._text_batches()
+        finally:
+            self.close()
+
+    def _embed(self, chunks: list[Chunk]) -> ChunkBatch:
+        vectors = self.embedder.embed([chunk.text for chunk in chunks], batch_size=self.embed_batch_size)
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            chunk.embedding = vector
+        self.chunk_count += len(chunks)
+        self.on_progress(ProcessingStage.EMBEDDING, self.chunk_count, self.chunk_count)
+        return ChunkBatch(chunks)
+
+    def _pdf_batches(self) -> Iterator[ChunkBatch]:
+        assert self._pdf is not None, "open() first"
+        pdf = self._pdf
+        total = pdf.page_count
+        chunker = make_chunker(self.embedder)
+        pages_done = 0
+        for window in _windows(pdf, self.pages_per_window):
+            pages_done = window[-1].page_number
+            self.on_progress(ProcessingStage.PARSING, pages_done, total)
+            chunks = chunker.chunk_located_texts(
+                [LocatedText(page.text, page_number=page.page_number) for page in window if page.text.strip()],
+                first_chunk_index=self.chunk_count,
+            )
+            self.on_progress(ProcessingStage.CHUNKING, pages_done, total)
+            if chunks:
+                yield self._embed(chunks)
+        self.on_progress(ProcessingStage.PARSING, total, total)
+        self.warnings.extend(pdf.warnings)
+
+    def _text_batches(self) -> Iterator[ChunkBatch]:
+        chunker: CappedSemanticSplitter = make_chunker(self.embedder)
+        total = max(self.path.stat().st_size, 1)
+        characters_done = 0
+        for window in _windows(read_text_blocks(self.path), self.text_blocks_per_window):
+            # Characters, not bytes: close enough for a progress bar, exact for ASCII.
+            characters_done = min(characters_done + sum(len(block.text) for block in window), total)
+            self.on_progress(ProcessingStage.PARSING, characters_done, total)
+            chunks = chunker.chunk_located_texts(
+                [LocatedText(block.text, first_line=block.first_line) for block in window],
+                first_chunk_index=self.chunk_count,
+            )
+            self.on_progress(ProcessingStage.CHUNKING, characters_done, total)
+            if chunks:
+                yield self._embed(chunks)
+
+    def _csv_batches(self) -> Iterator[ChunkBatch]:
+        stream: CsvChunkStream = read_csv_chunks(self.path, self.embedder.count_tokens_batch, self.embedder.max_tokens)
+        for window in _windows(stream, self.embed_batch_size * 4):
+            self.on_progress(ProcessingStage.PARSING, stream.bytes_read, stream.file_size)
+            self.on_progress(ProcessingStage.CHUNKING, stream.bytes_read, stream.file_size)
+            yield self._embed(window)
+        self.warnings.extend(stream.warnings)
+
+
+def process_document(
+    path: Path,
+    kind: DocumentKind,
+    embedder: SentenceEmbedder,
+    on_progress: ProgressCallback | None = None,
+    *,
+    pages_per_window: int = 50,
+    pdf_limits: PdfExtractionLimits | None = None,
+) -> DocumentProcessing:
+    """Open a document for processing; raises `DocumentParseError` when it cannot be read.
+
+    Usage (in a worker thread):
+        processing = process_document(path, kind, embedder, on_progress)
+        for batch in processing.batches():
+            store(batch.chunks)           # each chunk has .embedding
+        processing.warnings, processing.page_count, processing.chunk_count
+    """
+    processing = DocumentProcessing(
+        path=path,
+        kind=kind,
+        embedder=embedder,
+        on_progress=on_progress or _ignore_progress,
+        pages_per_window=pages_per_window,
+        pdf_limits=pdf_limits,
+    )
+    processing.open()
+    return processing
