@@ -1,0 +1,122 @@
+"""Two API processes sharing PostgreSQL and Redis: a client continues on either one."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from gql_server.db.models import ProviderKind
+from gql_server.settings import Settings
+from tests.chat_support import (
+    STOP,
+    STREAM,
+    send,
+    send_ok,
+    start_session,
+    stored_message,
+    stream_all,
+    tokens_text,
+)
+from tests.conftest import start_server
+from tests.factories import client_for, create_model, create_user, grant_model
+from tests.fake_llm_servers import DEFAULT_MODEL_NAME, FakeBehaviour, FakeOpenAIServer
+from tests.graphql_client import GraphQLClient
+
+pytestmark = pytest.mark.asyncio
+
+TOKENS = [f"piece{index} " for index in range(40)]
+
+
+@pytest.fixture
+def redis_url(tmp_path: Any) -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest_asyncio.fixture
+async def two_servers(
+    settings: Settings, redis_url: str
+) -> AsyncIterator[tuple[Any, Any, GraphQLClient, GraphQLClient]]:
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    first = await start_server(shared)
+    second = await start_server(shared)
+    async with httpx.AsyncClient(timeout=60) as http:
+        yield first[2], second[2], GraphQLClient(first[3], http), GraphQLClient(second[3], http)
+    for server, task, _, _ in (first, second):
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def test_reconnect_to_another_process_and_stop_from_it(two_servers: Any) -> None:
+    app_a, _, client_a, client_b = two_servers
+    state = app_a.state.app_state
+    fake = FakeOpenAIServer(FakeBehaviour(tokens=TOKENS, token_delay_s=0.03))
+    async with fake.serve():
+        user = await create_user(state.sessionmaker)
+        model = await create_model(
+            state.sessionmaker,
+            provider=ProviderKind.OPENAI_COMPATIBLE,
+            base_url=fake.base_url,
+            llm_model_name=DEFAULT_MODEL_NAME,
+        )
+        await grant_model(state.sessionmaker, model, user=user)
+        on_a = client_for(client_a, state.tokens, user)
+        on_b = client_for(client_b, state.tokens, user)
+        session_id = await start_session(on_a, model.id)
+        # Sent to A, generated on A.
+        message_id = await send_ok(on_a, session_id, "Long answer please")
+        # The one-generation rule holds on B too (the database decides).
+        assert (await send(on_b, session_id, "Another"))["__typename"] == "GenerationInProgress"
+        received: list[dict[str, Any]] = []
+        async with on_a.subscription_connection() as socket_a:
+            operation = await socket_a.subscribe(STREAM, {"messageId": message_id})
+            async for payload in socket_a.results(operation):
+                received.append(payload["data"]["messageStream"])
+                if len(received) == 5:
+                    break
+        # Continue on B where we left off.
+        rest = await stream_all(on_b, message_id, after_seq=received[-1]["seq"])
+        events = received + rest
+        assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+        assert tokens_text(events) == "".join(TOKENS) == events[-1]["text"]
+
+        # Stop, asked on B, of an answer generated on A.
+        second = await send_ok(on_a, session_id, "Another long one")
+        stopped_events: list[dict[str, Any]] = []
+        async with on_b.subscription_connection() as socket_b:
+            operation = await socket_b.subscribe(STREAM, {"messageId": second})
+            async for payload in socket_b.results(operation):
+                stopped_events.append(payload["data"]["messageStream"])
+                if len(stopped_events) == 4:
+                    result = (await on_b.execute(STOP, {"messageId": second}))["stopGeneration"]
+                    assert result["__typename"] == "StopRequested"
+        assert stopped_events[-1]["__typename"] == "DoneEvent"
+        assert stopped_events[-1]["status"] == "STOPPED"
+        stored = await stored_message(on_a, second)
+        assert stored["status"] == "STOPPED" and stored["content"] == tokens_text(stopped_events)
