@@ -196,13 +196,17 @@ async function main() {
       const seenPercents = [];
       const deadline = Date.now() + 600_000;
       let status = "";
+      let shotWhileWorking = false;
       while (Date.now() < deadline) {
         status = (await card.getAttribute("data-status")) ?? "";
         seen.add(status);
         const bar = card.getByRole("progressbar");
         if (await bar.count()) seenPercents.push(Number(await bar.first().getAttribute("aria-valuenow")));
         if (status === "READY" || status === "FAILED") break;
-        if (seen.size === 2 && seenPercents.length === 5) await page.screenshot({ path: join(results, "documents-ingesting.png"), fullPage: true });
+        if (!shotWhileWorking && ["EMBEDDING", "STORING"].includes(status)) {
+          shotWhileWorking = true;
+          await page.screenshot({ path: join(results, "documents-ingesting.png"), fullPage: true });
+        }
         await page.waitForTimeout(500);
       }
       log(`ingestion statuses seen: ${[...seen].join(" → ")}; progress values: ${[...new Set(seenPercents)].join(", ")}`);

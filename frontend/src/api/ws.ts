@@ -3,10 +3,12 @@ import { createClient, type Client } from "graphql-ws";
 import type { TypedDocumentString } from "../gql/graphql";
 import { tokens } from "./client";
 
-export type ConnectionState = "connecting" | "connected" | "reconnecting";
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting";
 
 let client: Client | null = null;
-let connectionState: ConnectionState = "connecting";
+let connectionState: ConnectionState = "idle";
+// The lazy socket closes on purpose when nothing is subscribed: that is not a lost connection.
+let activeSubscriptions = 0;
 const stateListeners = new Set<(state: ConnectionState) => void>();
 
 function setState(state: ConnectionState): void {
@@ -43,7 +45,7 @@ function getClient(): Client {
     },
     on: {
       connected: () => setState("connected"),
-      closed: () => setState("reconnecting"),
+      closed: () => setState(activeSubscriptions > 0 ? "reconnecting" : "idle"),
       connecting: () => {
         if (connectionState !== "reconnecting") setState("connecting");
       },
@@ -74,7 +76,14 @@ export function subscribe<TResult, TVariables extends Record<string, unknown>>(
   variables: TVariables,
   sink: SubscriptionSink<TResult>,
 ): () => void {
-  return getClient().subscribe<TResult>(
+  activeSubscriptions += 1;
+  let active = true;
+  const release = () => {
+    if (!active) return;
+    active = false;
+    activeSubscriptions -= 1;
+  };
+  const dispose = getClient().subscribe<TResult>(
     { query: document.toString(), variables },
     {
       next: (result) => {
@@ -82,6 +91,7 @@ export function subscribe<TResult, TVariables extends Record<string, unknown>>(
         else if (result.data) sink.next(result.data as TResult);
       },
       error: (error) => {
+        release();
         const message =
           error instanceof Error
             ? error.message
@@ -90,7 +100,14 @@ export function subscribe<TResult, TVariables extends Record<string, unknown>>(
               : "The live connection failed.";
         sink.error?.(message);
       },
-      complete: () => sink.complete?.(),
+      complete: () => {
+        release();
+        sink.complete?.();
+      },
     },
   );
+  return () => {
+    release();
+    dispose();
+  };
 }

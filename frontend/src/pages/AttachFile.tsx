@@ -38,7 +38,9 @@ export function AttachFile({ sessionId }: { sessionId: string }) {
   return (
     <div className="attach">
       <button type="button" className="ghost" onClick={() => input.current?.click()} aria-label="Attach a file to this chat" title="Attach a file">
-        📎
+        <svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true">
+          <path fill="currentColor" d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z" />
+        </svg>
       </button>
       <input
         ref={input}

@@ -184,7 +184,7 @@ function SessionItem({
           ✎
         </button>
         <button type="button" className="small ghost" aria-label={`Delete ${session.title}`} onClick={remove}>
-          🗑
+          ✕
         </button>
       </div>
       {error && <span className="field-error">{error}</span>}

@@ -29,6 +29,12 @@ const Markdown = memo(function Markdown({ text, numbers, onCite }: { text: strin
   return <div className="markdown" onClick={click} dangerouslySetInnerHTML={{ __html: html }} />;
 });
 
+const Thumb = ({ down }: { down?: boolean }) => (
+  <svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" style={down ? { transform: "rotate(180deg)" } : undefined}>
+    <path fill="currentColor" d="M2 21h4V9H2v12zm20-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L13.17 1 6.59 7.59C6.22 7.95 6 8.45 6 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z" />
+  </svg>
+);
+
 export function AssistantMessage({
   message,
   isLast,
@@ -125,7 +131,7 @@ export function AssistantMessage({
               aria-label="Good answer"
               onClick={() => feedback("UP")}
             >
-              👍
+              <Thumb />
             </button>
             <button
               type="button"
@@ -134,7 +140,7 @@ export function AssistantMessage({
               aria-label="Bad answer"
               onClick={() => feedback("DOWN")}
             >
-              👎
+              <Thumb down />
             </button>
             {isLast && (
               <button type="button" className="small ghost" onClick={() => onRegenerate(message.id)}>
