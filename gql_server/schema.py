@@ -17,11 +17,21 @@ from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery
+from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
 
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
-QUERY_TYPES: tuple[type, ...] = (AuthQuery, UsersQuery, GroupsQuery, ModelsQuery, AuditQuery, ChatQuery, DocumentQuery)
+QUERY_TYPES: tuple[type, ...] = (
+    AuthQuery,
+    UsersQuery,
+    GroupsQuery,
+    ModelsQuery,
+    AuditQuery,
+    ChatQuery,
+    DocumentQuery,
+    RetrievalQuery,
+)
 MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UsersMutation, GroupsMutation, ModelsMutation, ChatMutation, DocumentMutation)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 

@@ -316,6 +316,39 @@ class DocumentChunk(Base):
     search_vector: Mapped[Any] = mapped_column(
         TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
     )
+    # BM25's chunk length: indexed tokens (stop words excluded), i.e. the positions in the
+    # tsvector — not length(search_vector), which counts distinct lexemes (migration 0002).
+    term_count: Mapped[int] = mapped_column(
+        Integer,
+        Computed("tsvector_token_count(to_tsvector('english'::regconfig, text))", persisted=True),
+    )
+
+
+class Bm25CorpusStats(Base):
+    """Chunk count and summed term_count of one BM25 scope: a model's shared corpus
+    (scope_id = model id) or one chat session's attachments (scope_id = session id).
+    Maintained by triggers on document_chunks (migration 0002); never written by code."""
+
+    __tablename__ = "bm25_corpus_stats"
+    __table_args__ = (
+        Index("ix_bm25_corpus_stats_empty", "scope_id", postgresql_where=text("chunk_count <= 0")),
+    )
+
+    scope_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    chunk_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_terms: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Bm25TermStats(Base):
+    """In how many chunks of a BM25 scope each lexeme occurs (trigger-maintained, migration 0002)."""
+
+    __tablename__ = "bm25_term_stats"
+    __table_args__ = (Index("ix_bm25_term_stats_unused", "scope_id", postgresql_where=text("doc_freq <= 0")),)
+
+    scope_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    lexeme: Mapped[str] = mapped_column(Text, primary_key=True)
+    doc_freq: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class ChatMessage(Base):
@@ -404,6 +437,8 @@ __all__ = [
     "EMBEDDING_DIMENSIONS",
     "AccessGroup",
     "AuditLogEntry",
+    "Bm25CorpusStats",
+    "Bm25TermStats",
     "ChatMessage",
     "ChatSession",
     "Document",

@@ -1,0 +1,578 @@
+"""Retrieval quality and latency of ragql's own pipeline and retrieval.
+
+    .venv/bin/python bench/retrieval_bench.py BEIR_DIR QUERIES QRELS [--data-dir D] [--limit-queries N]
+
+1. Ingests the BEIR corpus (BEIR_DIR/corpus.jsonl) into one model, each corpus entry a
+   document ("title\\n\\ntext" as a text file) through the product's pipeline
+   (`workers.pipeline.process.process_document`: parsing, semantic chunking capped at
+   256 tokens, all-MiniLM-L6-v2 embeddings), stored as `document_chunks` rows whose BM25
+   statistics the database triggers maintain. The database lives in --data-dir, so a
+   second run (other queries) reuses the ingested corpus.
+2. Runs `gql_server.rag.retrieval.retrieve_passages` for every query (query embedding
+   computed once per query, outside the timed part) in DENSE, LEXICAL (BM25) and HYBRID
+   mode; a document's rank is that of its best chunk. Prints nDCG@10, recall@10, recall@100.
+3. Scale: adds 200,000 synthetic chunks over 20 models (vectors: real corpus chunk
+   embeddings plus Gaussian noise, renormalised; text: 2–4 sentences sampled from the
+   corpus), kept in --data-dir as well; reports retrieve_passages latency p50/p95 (HYBRID,
+   k=10, excluding the query embedding) for queries against random models, and filtered
+   recall@10 of the HNSW search against exact search (numpy over the model's vectors).
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from pgvector.asyncpg import register_vector
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from gql_server.db.embedded import EmbeddedPostgres
+from gql_server.db.migrate import upgrade_to_head
+from gql_server.db.models import (
+    Document,
+    DocumentChunk,
+    DocumentKind,
+    DocumentStatus,
+    RagModel,
+    Role,
+    User,
+)
+from gql_server.rag.retrieval import (
+    RetrievalMode,
+    RetrievalParameters,
+    retrieve_passages,
+)
+
+DATABASE = "retrieval_bench"
+SCALE_MODEL_PREFIX = "synthetic-"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- BEIR files ---------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with path.open(encoding="utf-8") as file:
+        for line in file:
+            parts = line.strip().split("\t")
+            if len(parts) < 3 or parts[0] == "query-id":
+                continue
+            qrels[parts[0]][parts[1]] = int(parts[2])
+    return dict(qrels)
+
+
+def ndcg_at(ranked: list[str], relevant: dict[str, int], cutoff: int) -> float:
+    dcg = sum(
+        (2 ** relevant.get(doc, 0) - 1) / math.log2(position + 2)
+        for position, doc in enumerate(ranked[:cutoff])
+    )
+    ideal = sorted(relevant.values(), reverse=True)[:cutoff]
+    idcg = sum((2**grade - 1) / math.log2(position + 2) for position, grade in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: list[str], relevant: dict[str, int], cutoff: int) -> float:
+    positives = {doc for doc, grade in relevant.items() if grade > 0}
+    if not positives:
+        return 0.0
+    return len(positives & set(ranked[:cutoff])) / len(positives)
+
+
+# --- ingestion ----------------------------------------------------------------------------
+
+
+async def ensure_user(sessionmaker: async_sessionmaker[AsyncSession]) -> User:
+    async with sessionmaker.begin() as session:
+        user = await session.scalar(select(User).where(User.email == "bench@example.com"))
+        if user is None:
+            user = User(email="bench@example.com", display_name="bench", password_hash="x", role=Role.ADMIN)
+            session.add(user)
+            await session.flush()
+        session.expunge(user)
+        return user
+
+
+async def ensure_model(sessionmaker: async_sessionmaker[AsyncSession], name: str) -> uuid.UUID:
+    async with sessionmaker.begin() as session:
+        model_id = await session.scalar(select(RagModel.id).where(RagModel.name == name))
+        if model_id is None:
+            model = RagModel(name=name)
+            session.add(model)
+            await session.flush()
+            model_id = model.id
+        return model_id
+
+
+async def ingest_corpus(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    corpus: list[dict[str, Any]],
+    model_id: uuid.UUID,
+    shard: int = 0,
+    shard_count: int = 1,
+) -> dict[str, Any]:
+    """Each corpus entry becomes a READY document with its chunks; resumes where it stopped."""
+    from workers.pipeline.embedder import get_embedder
+    from workers.pipeline.process import process_document
+    from workers.pipeline.sniff import DocumentKind as PipelineKind
+
+    async with sessionmaker() as session:
+        done = set(
+            (await session.execute(select(Document.filename).where(Document.model_id == model_id))).scalars()
+        )
+    todo = [
+        entry
+        for index, entry in enumerate(corpus)
+        if str(entry["_id"]) not in done and index % shard_count == shard
+    ]
+    if not todo:
+        return {"ingested_now": 0, "seconds": 0.0}
+    log(f"ingesting {len(todo)} of {len(corpus)} corpus documents through the pipeline…")
+    embedder = get_embedder()
+    started = time.perf_counter()
+    chunk_total = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "document.txt"
+
+        def process(entry: dict[str, Any]) -> tuple[str, list[Any]]:
+            content = (entry.get("title", "").strip() + "\n\n" + entry.get("text", "").strip()).strip() + "\n"
+            path.write_text(content, encoding="utf-8")
+            processing = process_document(path, PipelineKind.TEXT, embedder)
+            chunks = [chunk for batch in processing.batches() for chunk in batch.chunks]
+            return content, chunks
+
+        batch_size = 100
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            processed = await asyncio.to_thread(lambda batch=batch: [process(entry) for entry in batch])
+            async with sessionmaker.begin() as session:
+                for entry, (content, chunks) in zip(batch, processed, strict=True):
+                    document = Document(
+                        model_id=model_id,
+                        filename=str(entry["_id"]),
+                        title=entry.get("title") or str(entry["_id"]),
+                        kind=DocumentKind.TEXT,
+                        size_bytes=len(content.encode()),
+                        sha256=hashlib.sha256(content.encode()).hexdigest(),
+                        status=DocumentStatus.READY,
+                        progress=1.0,
+                        chunk_count=len(chunks),
+                    )
+                    session.add(document)
+                    await session.flush()
+                    session.add_all(
+                        DocumentChunk(
+                            document_id=document.id,
+                            model_id=model_id,
+                            chunk_index=chunk.chunk_index,
+                            text=chunk.text,
+                            page_start=chunk.page_start,
+                            page_end=chunk.page_end,
+                            row_start=chunk.line_start,
+                            row_end=chunk.line_end,
+                            token_count=chunk.token_count,
+                            embedding=chunk.embedding,
+                        )
+                        for chunk in chunks
+                    )
+                    chunk_total += len(chunks)
+            elapsed = time.perf_counter() - started
+            log(f"  {start + len(batch)}/{len(todo)} documents, {chunk_total} chunks, {elapsed:.0f}s")
+    return {"ingested_now": len(todo), "seconds": round(time.perf_counter() - started, 1)}
+
+
+# --- quality ------------------------------------------------------------------------------
+
+
+async def evaluate_quality(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model_id: uuid.UUID,
+    queries: list[dict[str, Any]],
+    qrels: dict[str, dict[str, int]],
+    parameters: RetrievalParameters,
+    query_embeddings: dict[str, np.ndarray],
+) -> dict[str, dict[str, float]]:
+    async with sessionmaker() as session:
+        filename_of = dict(
+            (
+                await session.execute(
+                    select(Document.id, Document.filename).where(Document.model_id == model_id)
+                )
+            ).all()
+        )
+    results: dict[str, dict[str, float]] = {}
+    for mode in (RetrievalMode.DENSE, RetrievalMode.LEXICAL, RetrievalMode.HYBRID):
+        ndcg10: list[float] = []
+        recall10: list[float] = []
+        recall100: list[float] = []
+        for query in queries:
+            relevant = qrels[str(query["_id"])]
+            async with sessionmaker.begin() as session:
+                passages = await retrieve_passages(
+                    session,
+                    user,
+                    model_id,
+                    query["text"],
+                    k=200,
+                    query_embedding=query_embeddings[str(query["_id"])],
+                    mode=mode,
+                    parameters=parameters,
+                )
+            ranked: list[str] = []
+            for passage in passages:  # a document ranks where its best chunk does
+                name = filename_of[passage.document_id]
+                if name not in ranked:
+                    ranked.append(name)
+            ndcg10.append(ndcg_at(ranked, relevant, 10))
+            recall10.append(recall_at(ranked, relevant, 10))
+            recall100.append(recall_at(ranked, relevant, 100))
+        results[mode.value.lower()] = {
+            "ndcg@10": round(statistics.fmean(ndcg10), 4),
+            "recall@10": round(statistics.fmean(recall10), 4),
+            "recall@100": round(statistics.fmean(recall100), 4),
+        }
+        log(f"  {mode.value:8s} {results[mode.value.lower()]}")
+    return results
+
+
+# --- scale --------------------------------------------------------------------------------
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+async def ensure_scale_data(
+    engine: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    source_model_id: uuid.UUID,
+    total_chunks: int,
+    model_count: int,
+    seed: int = 7,
+) -> list[uuid.UUID]:
+    model_ids = [
+        await ensure_model(sessionmaker, f"{SCALE_MODEL_PREFIX}{index:02d}") for index in range(model_count)
+    ]
+    per_model = total_chunks // model_count
+    async with sessionmaker() as session:
+        existing = (
+            await session.scalar(
+                select(text("count(*)"))
+                .select_from(DocumentChunk)
+                .where(DocumentChunk.model_id.in_(model_ids))
+            )
+        ) or 0
+    if existing >= per_model * model_count:
+        return model_ids
+    log(f"building {per_model * model_count} synthetic chunks over {model_count} models…")
+    started = time.perf_counter()
+    async with sessionmaker.begin() as session:
+        await session.execute(text("DELETE FROM documents WHERE model_id = ANY(:ids)"), {"ids": model_ids})
+        rows = (
+            await session.execute(
+                select(DocumentChunk.text, DocumentChunk.embedding).where(
+                    DocumentChunk.model_id == source_model_id
+                )
+            )
+        ).all()
+    base_vectors = np.asarray([np.asarray(row[1], dtype=np.float32) for row in rows], dtype=np.float32)
+    sentences = [sentence for row in rows for sentence in _SENTENCE_END.split(row[0]) if len(sentence) > 20]
+    rng = np.random.default_rng(seed)
+    raw = await engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        await register_vector(connection)
+        await connection.execute("DROP INDEX IF EXISTS ix_document_chunks_embedding_hnsw")
+        for model_index, model_id in enumerate(model_ids):
+            documents_per_model = per_model // 20
+            document_ids = [uuid.uuid4() for _ in range(documents_per_model)]
+            await connection.executemany(
+                "INSERT INTO documents (id, model_id, filename, title, kind, size_bytes, sha256, status, progress,"
+                " chunk_count, warnings, file_kept, attempts, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $3, 'TEXT', 1, $4, 'READY', 1, 20, '[]', false, 0, now(), now())",
+                [
+                    (document_id, model_id, f"synthetic-{model_index}-{index}", uuid.uuid4().hex)
+                    for index, document_id in enumerate(document_ids)
+                ],
+            )
+            picks = rng.integers(0, len(base_vectors), size=per_model)
+            noise = rng.normal(0.0, 0.05, size=(per_model, base_vectors.shape[1])).astype(np.float32)
+            vectors = base_vectors[picks] + noise
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            records = []
+            for index in range(per_model):
+                sentence_count = int(rng.integers(2, 5))
+                chosen = rng.integers(0, len(sentences), size=sentence_count)
+                records.append(
+                    (
+                        document_ids[index // 20],
+                        model_id,
+                        index % 20,
+                        " ".join(sentences[position] for position in chosen),
+                        128,
+                        vectors[index],
+                    )
+                )
+            await connection.copy_records_to_table(
+                "document_chunks",
+                records=records,
+                columns=["document_id", "model_id", "chunk_index", "text", "token_count", "embedding"],
+            )
+            log(f"  model {model_index + 1}/{model_count} loaded ({time.perf_counter() - started:.0f}s)")
+        log("  rebuilding the HNSW index…")
+        await connection.execute("SET maintenance_work_mem = '2GB'")
+        await connection.execute("SET max_parallel_maintenance_workers = 2")
+        await connection.execute(
+            "CREATE INDEX ix_document_chunks_embedding_hnsw ON document_chunks"
+            " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        await connection.execute("ANALYZE documents")
+        await connection.execute("ANALYZE document_chunks")
+    finally:
+        # Its vector codec (register_vector) would break SQLAlchemy's pgvector binding.
+        raw.invalidate()
+    log(f"  scale data ready in {time.perf_counter() - started:.0f}s")
+    return model_ids
+
+
+async def measure_scale(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model_ids: list[uuid.UUID],
+    queries: list[dict[str, Any]],
+    query_embeddings: dict[str, np.ndarray],
+    parameters: RetrievalParameters,
+    samples: int,
+) -> dict[str, Any]:
+    rng = random.Random(11)
+    chosen = [rng.choice(queries) for _ in range(samples)]
+    targets = [rng.choice(model_ids) for _ in range(samples)]
+    latencies: dict[str, list[float]] = {mode.value: [] for mode in RetrievalMode}
+    recalls: list[float] = []
+    exact_vectors: dict[uuid.UUID, tuple[np.ndarray, np.ndarray]] = {}
+    async with sessionmaker() as session:
+        for model_id in set(targets):
+            rows = (
+                await session.execute(
+                    select(DocumentChunk.id, DocumentChunk.embedding).where(
+                        DocumentChunk.model_id == model_id
+                    )
+                )
+            ).all()
+            exact_vectors[model_id] = (
+                np.asarray([row[0] for row in rows]),
+                np.asarray([np.asarray(row[1], dtype=np.float32) for row in rows], dtype=np.float32),
+            )
+    # Warm-up: cache and plan.
+    for query, model_id in zip(chosen[:20], targets[:20], strict=True):
+        async with sessionmaker.begin() as session:
+            await retrieve_passages(
+                session,
+                user,
+                model_id,
+                query["text"],
+                k=10,
+                query_embedding=query_embeddings[str(query["_id"])],
+                parameters=parameters,
+            )
+    for query, model_id in zip(chosen, targets, strict=True):
+        embedding = query_embeddings[str(query["_id"])]
+        for mode in RetrievalMode:
+            async with sessionmaker.begin() as session:
+                started = time.perf_counter()
+                passages = await retrieve_passages(
+                    session,
+                    user,
+                    model_id,
+                    query["text"],
+                    k=10,
+                    query_embedding=embedding,
+                    mode=mode,
+                    parameters=parameters,
+                )
+                latencies[mode.value].append((time.perf_counter() - started) * 1000)
+            if mode is RetrievalMode.DENSE:
+                ids, vectors = exact_vectors[model_id]
+                exact = set(ids[np.argsort(-(vectors @ embedding))[:10]].tolist())
+                recalls.append(len(exact & {passage.chunk_id for passage in passages}) / 10)
+
+    def percentile(values: list[float], fraction: float) -> float:
+        ordered = sorted(values)
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+    return {
+        "queries": samples,
+        "latency_ms": {
+            mode.lower(): {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
+            for mode, values in latencies.items()
+        },
+        "filtered_recall@10": round(statistics.fmean(recalls), 4),
+    }
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+async def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    beir_dir = Path(arguments.beir_dir)
+    data_dir = Path(arguments.data_dir)
+    corpus = read_jsonl(beir_dir / "corpus.jsonl")
+    qrels = read_qrels(Path(arguments.qrels))
+    queries = [query for query in read_jsonl(Path(arguments.queries)) if str(query["_id"]) in qrels]
+    if arguments.limit_queries:
+        queries = queries[: arguments.limit_queries]
+
+    server = EmbeddedPostgres(data_dir / "pg")
+    server.start()
+    try:
+        if "1 row" not in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';"):
+            server.psql(f"CREATE DATABASE {DATABASE};")
+        url = server.url(DATABASE)
+        await asyncio.to_thread(upgrade_to_head, url)
+        engine = create_async_engine(url, pool_size=4)
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        user = await ensure_user(sessionmaker)
+        model_id = await ensure_model(sessionmaker, f"beir-{beir_dir.name}")
+        if arguments.skip_quality:  # scale figures only, over whatever corpus is ingested so far
+            queries = queries[: max(arguments.scale_samples, 50)]
+            ingestion = {"skipped": True}
+        else:
+            shard, shard_count = (int(part) for part in arguments.ingest_shard.split("/"))
+            ingestion = await ingest_corpus(sessionmaker, corpus, model_id, shard, shard_count)
+            if arguments.ingest_only:
+                return {"ingestion": ingestion}
+        async with sessionmaker() as session:
+            chunk_count = await session.scalar(
+                select(text("count(*)")).select_from(DocumentChunk).where(DocumentChunk.model_id == model_id)
+            )
+
+        from workers.pipeline.embedder import get_embedder
+
+        log(f"embedding {len(queries)} queries…")
+        embedder = get_embedder()
+        vectors = await asyncio.to_thread(embedder.embed, [query["text"] for query in queries])
+        query_embeddings = {str(query["_id"]): vectors[index] for index, query in enumerate(queries)}
+
+        parameters = RetrievalParameters()
+        log(f"evaluating {len(queries)} queries on {len(corpus)} documents / {chunk_count} chunks…")
+        quality: dict[str, dict[str, float]] = {}
+        if not arguments.skip_quality:
+            quality = await evaluate_quality(
+                sessionmaker, user, model_id, queries, qrels, parameters, query_embeddings
+            )
+
+        figures: dict[str, Any] = {
+            "corpus": beir_dir.name,
+            "queries_file": Path(arguments.queries).name,
+            "qrels_file": Path(arguments.qrels).name,
+            "queries": len(queries),
+            "documents": len(corpus),
+            "chunks": chunk_count,
+            "ingestion": ingestion,
+            "parameters": {
+                "bm25_k1": parameters.bm25_k1,
+                "bm25_b": parameters.bm25_b,
+                "rrf_k": parameters.rrf_k,
+                "dense_weight": parameters.dense_weight,
+                "lexical_weight": parameters.lexical_weight,
+                "candidate_depth": parameters.candidate_depth,
+            },
+            "quality": quality,
+        }
+        if not arguments.skip_scale:
+            scale_models = await ensure_scale_data(
+                engine, sessionmaker, model_id, arguments.scale_chunks, arguments.scale_models
+            )
+            log("measuring latency and filtered recall at scale…")
+            scale = await measure_scale(
+                sessionmaker,
+                user,
+                scale_models,
+                queries,
+                query_embeddings,
+                parameters,
+                arguments.scale_samples,
+            )
+            async with sessionmaker() as session:
+                scale["table_chunks"] = await session.scalar(
+                    select(text("count(*)")).select_from(DocumentChunk)
+                )
+            scale["synthetic_chunks"] = arguments.scale_chunks
+            scale["models"] = arguments.scale_models
+            figures["scale"] = scale
+        await engine.dispose()
+        return figures
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("beir_dir")
+    parser.add_argument("queries")
+    parser.add_argument("qrels")
+    parser.add_argument("--data-dir", default="bench-data/retrieval")
+    parser.add_argument("--limit-queries", type=int, default=0)
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--ingest-shard",
+        default="0/1",
+        help="i/n: ingest only corpus entries with index %% n == i (parallel runs)",
+    )
+    parser.add_argument("--ingest-only", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true", help="no ingestion, no quality figures")
+    parser.add_argument("--scale-chunks", type=int, default=200_000)
+    parser.add_argument("--scale-models", type=int, default=20)
+    parser.add_argument("--scale-samples", type=int, default=300)
+    arguments = parser.parse_args()
+    figures = asyncio.run(run(arguments))
+    if arguments.ingest_only:
+        print(json.dumps(figures))
+        return
+    quality = figures["quality"]
+    print()
+    print(f"{'mode':10s} {'nDCG@10':>8s} {'R@10':>8s} {'R@100':>8s}")
+    for mode, values in quality.items():
+        print(f"{mode:10s} {values['ndcg@10']:8.4f} {values['recall@10']:8.4f} {values['recall@100']:8.4f}")
+    if "scale" in figures:
+        scale = figures["scale"]
+        for mode, values in scale["latency_ms"].items():
+            print(f"latency {mode:8s} p50 {values['p50']:.2f} ms  p95 {values['p95']:.2f} ms")
+        print(f"filtered recall@10 vs exact: {scale['filtered_recall@10']:.4f}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+"""Hybrid retrieval: pgvector HNSW cosine + BM25 over PostgreSQL lexemes, fused with RRF.
+
+Every candidate query carries the authorization filter in its WHERE clause — chunks of
+READY documents of a model the user may read (`policy.model_is_readable`), either shared
+(session_id NULL) or attached to the caller's own chat session — so nothing a user may
+not read is ever fetched, ranked or returned.
+
+Dense: `ORDER BY embedding <=> query` on the HNSW index with `hnsw.iterative_scan`
+(pgvector 0.8): the index keeps scanning until enough rows pass the model filter, so a
+small model inside a big table still gets its k results.
+
+Lexical: Okapi BM25, score = Σ idf(t) · tf·(k1+1) / (tf + k1·(1 − b + b·dl/avgdl)) with
+idf(t) = ln(1 + (N − df + 0.5)/(df + 0.5)), over the `english` lexemes of
+`search_vector`. N, avgdl and df come from the trigger-maintained statistics of the
+model's corpus plus, in a chat, the session's attachments (migration 0002); tf is the
+number of positions of the lexeme in the chunk's tsvector and dl its `term_count`. The
+GIN index finds the chunks containing any query lexeme; `ts_filter(setweight(...))`
+cuts each one's tsvector down to the query lexemes before unnesting, so scoring costs
+O(query terms) per candidate.
+
+Fusion: weighted reciprocal rank fusion of the two ranked lists (chunk level).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Float,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_server.access.policy import model_is_readable
+from gql_server.db.models import (
+    Bm25CorpusStats,
+    Bm25TermStats,
+    ChatSession,
+    Document,
+    DocumentChunk,
+    DocumentStatus,
+    RagModel,
+    User,
+)
+
+# Longest query accepted (characters); the API refuses longer ones as invalid input.
+MAX_QUERY_CHARACTERS = 2000
+MAX_K = 50
+
+
+class RetrievalMode(enum.Enum):
+    HYBRID = "HYBRID"
+    DENSE = "DENSE"
+    LEXICAL = "LEXICAL"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalParameters:
+    """Ranking constants, tuned on SciFact's train queries only (bench/retrieval_bench.py)."""
+
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    # How deep each ranked list is read before fusion.
+    candidate_depth: int = 100
+    # HNSW candidate list size; with iterative scan it is a batch size, not a ceiling.
+    ef_search: int = 100
+
+
+DEFAULT_PARAMETERS = RetrievalParameters()
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedPassage:
+    chunk_id: int
+    document_id: uuid.UUID
+    document_title: str
+    text: str
+    page_start: int | None
+    page_end: int | None
+    row_start: int | None
+    row_end: int | None
+    # HYBRID: fused RRF score; DENSE: cosine similarity; LEXICAL: BM25 score.
+    score: float
+    # 1-based rank in the dense / BM25 list, None when the passage was not in that list.
+    dense_rank: int | None
+    lexical_rank: int | None
+    # Cosine similarity to the query, when a query embedding was used.
+    similarity: float | None = None
+
+
+# --- query embedding ---------------------------------------------------------------------
+
+_QUERY_EMBEDDING_CACHE_SIZE = 256
+_query_embedding_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+
+
+async def embed_query(query: str) -> npt.NDArray[np.float32]:
+    """The query's embedding, computed in a worker thread (never on the event loop),
+    remembered in a small LRU cache because users repeat and retry questions."""
+    cached = _query_embedding_cache.get(query)
+    if cached is not None:
+        _query_embedding_cache.move_to_end(query)
+        return cached
+    from workers.pipeline.embedder import get_embedder  # heavy import (torch), only when needed
+
+    def compute() -> npt.NDArray[np.float32]:
+        return get_embedder().embed([query])[0]
+
+    vector = await asyncio.to_thread(compute)
+    vector.setflags(write=False)
+    _query_embedding_cache[query] = vector
+    while len(_query_embedding_cache) > _QUERY_EMBEDDING_CACHE_SIZE:
+        _query_embedding_cache.popitem(last=False)
+    return vector
+
+
+# --- the visibility filter -----------------------------------------------------------------
+
+
+def _owned_session_id(user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None) -> ColumnElement:
+    """The chat session id when it belongs to `user` and to the model, else NULL."""
+    if chat_session_id is None:
+        return literal(None, type_=DocumentChunk.session_id.type)
+    return (
+        select(ChatSession.id)
+        .where(
+            ChatSession.id == chat_session_id,
+            ChatSession.user_id == user.id,
+            ChatSession.model_id == model_id,
+        )
+        .scalar_subquery()
+    )
+
+
+def _readable_model_id(user: User, model_id: uuid.UUID) -> ColumnElement:
+    """The model id when `user` may read the model, else NULL (so nothing matches)."""
+    return (
+        select(RagModel.id)
+        .where(RagModel.id == model_id, model_is_readable(user, RagModel.id))
+        .scalar_subquery()
+    )
+
+
+def _visible_chunks(
+    user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None
+) -> ColumnElement[bool]:
+    """WHERE clause over DocumentChunk joined to Document: what `user` may retrieve."""
+    if not user.is_active:
+        return literal(False)
+    session_clause: ColumnElement[bool] = DocumentChunk.session_id.is_(None)
+    if chat_session_id is not None:
+        session_clause = or_(
+            session_clause, DocumentChunk.session_id == _owned_session_id(user, model_id, chat_session_id)
+        )
+    return and_(
+        DocumentChunk.model_id == _readable_model_id(user, model_id),
+        Document.id == DocumentChunk.document_id,
+        Document.status == DocumentStatus.READY,
+        session_clause,
+    )
+
+
+# --- the two rankings ----------------------------------------------------------------------
+
+
+async def _dense_ranking(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    query_embedding: npt.NDArray[np.float32],
+    limit: int,
+    parameters: RetrievalParameters,
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity), best first."""
+    # relaxed_order: results may come slightly out of order; they are re-sorted below.
+    await session.execute(
+        select(
+            func.set_config("hnsw.iterative_scan", "relaxed_order", True),
+            func.set_config("hnsw.ef_search", str(max(parameters.ef_search, limit)), True),
+        )
+    )
+    distance = DocumentChunk.embedding.cosine_distance(query_embedding.tolist()).label("distance")
+    statement = (
+        select(DocumentChunk.id, distance)
+        .select_from(DocumentChunk)
+        .join(Document, Document.id == DocumentChunk.document_id)
+        .where(visible)
+        .order_by(distance)
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).all()
+    return sorted(((row[0], 1.0 - float(row[1])) for row in rows), key=lambda item: -item[1])
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryTerms:
+    lexemes: list[str]
+    idfs: list[float]
+    average_length: float
+    # Whether the GIN index is the cheaper way to find the candidates (see below).
+    use_text_index: bool
+
+
+def _tsquery_literal(lexemes: Sequence[str]) -> str:
+    """`'a' | 'b'` — lexemes are already normalised, so they are quoted, not parsed again."""
+    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+
+
+async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.UUID]) -> _QueryTerms | None:
+    in_scope = Bm25CorpusStats.scope_id.in_(scope_ids)
+    corpus = (
+        await session.execute(
+            select(
+                func.sum(Bm25CorpusStats.chunk_count).filter(in_scope),
+                func.sum(Bm25CorpusStats.total_terms).filter(in_scope),
+                func.sum(Bm25CorpusStats.chunk_count),
+            )
+        )
+    ).one()
+    chunk_count, total_terms, table_chunks = int(corpus[0] or 0), int(corpus[1] or 0), int(corpus[2] or 0)
+    if chunk_count <= 0:
+        return None
+    query_lexemes = (
+        func.unnest(func.to_tsvector(cast(literal("english"), REGCONFIG), query))
+        .table_valued("lexeme", "positions", "weights")
+        .alias("query_lexemes")
+    )
+    rows = (
+        await session.execute(
+            select(query_lexemes.c.lexeme, func.coalesce(func.sum(Bm25TermStats.doc_freq), 0))
+            .select_from(query_lexemes)
+            .outerjoin(
+                Bm25TermStats,
+                and_(Bm25TermStats.lexeme == query_lexemes.c.lexeme, Bm25TermStats.scope_id.in_(scope_ids)),
+            )
+            .group_by(query_lexemes.c.lexeme)
+        )
+    ).all()
+    lexemes: list[str] = []
+    idfs: list[float] = []
+    frequencies: list[int] = []
+    for lexeme, document_frequency in rows:
+        document_frequency = int(document_frequency)
+        if document_frequency <= 0:
+            continue  # matches nothing in this corpus
+        lexemes.append(lexeme)
+        frequencies.append(document_frequency)
+        idfs.append(math.log(1.0 + (chunk_count - document_frequency + 0.5) / (document_frequency + 0.5)))
+    if not lexemes:
+        return None
+    # The GIN index is table-wide: for an OR of common terms it reads the posting lists of
+    # every model (≈ Σdf scaled to the table), while reading this model's chunks through
+    # the model_id index and rechecking `@@` costs ≈ its chunk count, each about 4x a
+    # posting entry (measured on 200k chunks). Pick the cheaper one per query.
+    matches_in_scope = sum(frequencies)
+    estimated_postings = matches_in_scope * max(table_chunks, chunk_count) / chunk_count
+    use_text_index = estimated_postings < 4 * chunk_count
+    return _QueryTerms(lexemes, idfs, max(total_terms / chunk_count, 1e-9), use_text_index)
+
+
+async def _lexical_ranking(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    query: str,
+    scope_ids: list[uuid.UUID],
+    limit: int,
+    parameters: RetrievalParameters,
+) -> list[tuple[int, float]]:
+    """(chunk id, BM25 score), best first."""
+    terms = await _query_terms(session, query, scope_ids)
+    if terms is None:
+        return []
+    k1, b = parameters.bm25_k1, parameters.bm25_b
+    lexemes_param = bindparam("bm25_lexemes", terms.lexemes, type_=ARRAY(Text))
+    matched = (
+        func.unnest(
+            func.ts_filter(
+                func.setweight(DocumentChunk.search_vector, literal_column("'A'::\"char\""), lexemes_param),
+                literal_column("'{a}'::\"char\"[]"),
+            )
+        )
+        .table_valued("lexeme", "positions", "weights")
+        .lateral("matched")
+    )
+    weights = (
+        func.unnest(
+            bindparam("bm25_weight_lexemes", terms.lexemes, type_=ARRAY(Text)),
+            bindparam("bm25_idfs", terms.idfs, type_=ARRAY(Float)),
+        )
+        .table_valued("lexeme", "idf")
+        .render_derived("term_weights")
+    )
+    matches = DocumentChunk.search_vector.op("@@")(cast(literal(_tsquery_literal(terms.lexemes)), TSQUERY))
+    term_frequency = func.cardinality(matched.c.positions)
+    length_norm = k1 * (1.0 - b + b * DocumentChunk.term_count / terms.average_length)
+    score = func.sum(weights.c.idf * term_frequency * (k1 + 1.0) / (term_frequency + length_norm)).label(
+        "score"
+    )
+    statement = (
+        select(DocumentChunk.id, score)
+        .select_from(DocumentChunk)
+        .join(Document, Document.id == DocumentChunk.document_id)
+        .join(matched, true())
+        .join(weights, weights.c.lexeme == matched.c.lexeme)
+        .where(visible, matches.is_(true()) if not terms.use_text_index else matches)
+        .group_by(DocumentChunk.id)
+        .order_by(score.desc(), DocumentChunk.id)
+        .limit(limit)
+    )
+    return [(row[0], float(row[1])) for row in (await session.execute(statement)).all()]
+
+
+# --- fusion and the public entry point ------------------------------------------------------
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[tuple[Sequence[int], float]], rrf_k: float
+) -> list[tuple[int, float]]:
+    """Σ weight / (rrf_k + rank) over the lists an id appears in; best first, ties by id."""
+    fused: dict[int, float] = {}
+    for ranked_ids, weight in rankings:
+        for rank, item in enumerate(ranked_ids, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (rrf_k + rank)
+    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+async def retrieve_passages(
+    session: AsyncSession,
+    user: User,
+    model_id: uuid.UUID,
+    query: str,
+    *,
+    k: int,
+    query_embedding: npt.NDArray[np.float32] | None = None,
+    chat_session_id: uuid.UUID | None = None,
+    mode: RetrievalMode = RetrievalMode.HYBRID,
+    relevance_threshold: float | None = None,
+    parameters: RetrievalParameters = DEFAULT_PARAMETERS,
+) -> list[RetrievedPassage]:
+    """The k passages best matching `query` that `user` may read in the model (and in
+    their chat session `chat_session_id`, if given and theirs), best first.
+
+    An unreadable or missing model, a foreign session or an empty query give no passages
+    (the caller decides whether that is a NotFound). `relevance_threshold` is a minimum
+    cosine similarity between query and passage, applied when a query embedding is used
+    (DENSE and HYBRID). Runs a few statements inside the caller's transaction and sets
+    transaction-local HNSW settings on it.
+    """
+    query = query.strip()
+    k = max(1, min(int(k), MAX_K))
+    if not query or not user.is_active:
+        return []
+    access = (
+        await session.execute(
+            select(RagModel.id, _owned_session_id(user, model_id, chat_session_id)).where(
+                RagModel.id == model_id, model_is_readable(user, RagModel.id)
+            )
+        )
+    ).one_or_none()
+    if access is None:
+        return []
+    scope_ids: list[uuid.UUID] = [model_id] + ([access[1]] if access[1] is not None else [])
+    visible = _visible_chunks(user, model_id, access[1])
+    depth = max(parameters.candidate_depth, k)
+
+    use_dense = mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID)
+    use_lexical = mode in (RetrievalMode.LEXICAL, RetrievalMode.HYBRID)
+    if use_dense and query_embedding is None:
+        query_embedding = await embed_query(query)
+
+    dense: list[tuple[int, float]] = []
+    lexical: list[tuple[int, float]] = []
+    if use_dense:
+        assert query_embedding is not None
+        dense = await _dense_ranking(session, visible, query_embedding, depth, parameters)
+    if use_lexical:
+        lexical = await _lexical_ranking(session, visible, query, scope_ids, depth, parameters)
+
+    if mode is RetrievalMode.HYBRID:
+        ranked = reciprocal_rank_fusion(
+            [
+                ([chunk_id for chunk_id, _ in dense], parameters.dense_weight),
+                ([chunk_id for chunk_id, _ in lexical], parameters.lexical_weight),
+            ],
+            parameters.rrf_k,
+        )
+    elif mode is RetrievalMode.DENSE:
+        ranked = dense
+    else:
+        ranked = lexical
+
+    similarities = dict(dense)
+    if relevance_threshold is not None and query_embedding is not None:
+        missing = [chunk_id for chunk_id, _ in ranked if chunk_id not in similarities]
+        if missing:
+            similarities.update(await _similarities(session, visible, query_embedding, missing))
+        ranked = [pair for pair in ranked if similarities.get(pair[0], -1.0) >= relevance_threshold]
+    ranked = ranked[:k]
+    if not ranked:
+        return []
+
+    dense_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(dense, start=1)}
+    lexical_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical, start=1)}
+    wanted = [chunk_id for chunk_id, _ in ranked]
+    rows = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    DocumentChunk.id,
+                    DocumentChunk.document_id,
+                    Document.title,
+                    DocumentChunk.text,
+                    DocumentChunk.page_start,
+                    DocumentChunk.page_end,
+                    DocumentChunk.row_start,
+                    DocumentChunk.row_end,
+                )
+                .select_from(DocumentChunk)
+                .join(Document, Document.id == DocumentChunk.document_id)
+                .where(visible, DocumentChunk.id.in_(wanted))
+            )
+        ).all()
+    }
+    passages: list[RetrievedPassage] = []
+    for chunk_id, score in ranked:
+        row = rows.get(chunk_id)
+        if row is None:  # deleted between the statements
+            continue
+        passages.append(
+            RetrievedPassage(
+                chunk_id=chunk_id,
+                document_id=row.document_id,
+                document_title=row.title,
+                text=row.text,
+                page_start=row.page_start,
+                page_end=row.page_end,
+                row_start=row.row_start,
+                row_end=row.row_end,
+                score=score,
+                dense_rank=dense_ranks.get(chunk_id),
+                lexical_rank=lexical_ranks.get(chunk_id),
+                similarity=similarities.get(chunk_id),
+            )
+        )
+    return passages
+
+
+async def _similarities(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    query_embedding: npt.NDArray[np.float32],
+    chunk_ids: list[int],
+) -> dict[int, float]:
+    distance = DocumentChunk.embedding.cosine_distance(query_embedding.tolist())
+    rows = await session.execute(
+        select(DocumentChunk.id, distance)
+        .select_from(DocumentChunk)
+        .join(Document, Document.id == DocumentChunk.document_id)
+        .where(visible, DocumentChunk.id.in_(chunk_ids))
+    )
+    return {row[0]: 1.0 - float(row[1]) for row in rows.all()}

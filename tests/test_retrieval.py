@@ -1,0 +1,483 @@
+"""Retrieval: BM25 over Postgres lexemes, HNSW with iterative scan, RRF, and the SQL filters."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from pgvector.asyncpg import register_vector
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from gql_server.db.models import (
+    Bm25CorpusStats,
+    Bm25TermStats,
+    ChatSession,
+    Document,
+    DocumentChunk,
+    DocumentKind,
+    DocumentStatus,
+    RagModel,
+    Role,
+    User,
+)
+from gql_server.rag.retrieval import (
+    RetrievalMode,
+    RetrievalParameters,
+    RetrievedPassage,
+    reciprocal_rank_fusion,
+    retrieve_passages,
+)
+from tests.conftest import RunningServer
+from tests.factories import client_for, create_model, create_user, grant_model
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    from workers.pipeline.embedder import get_embedder
+
+    return get_embedder().embed(list(texts))
+
+
+@pytest_asyncio.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def add_document(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: RagModel,
+    texts: Sequence[str],
+    *,
+    title: str = "doc",
+    status: DocumentStatus = DocumentStatus.READY,
+    chat_session: ChatSession | None = None,
+    embeddings: np.ndarray | None = None,
+) -> tuple[Document, list[int]]:
+    vectors = embeddings if embeddings is not None else embed(texts)
+    async with sessionmaker.begin() as session:
+        document = Document(
+            model_id=model.id,
+            session_id=chat_session.id if chat_session else None,
+            filename=f"{title}.txt",
+            title=title,
+            kind=DocumentKind.TEXT,
+            size_bytes=sum(len(item) for item in texts),
+            sha256=hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
+            status=status,
+            chunk_count=len(texts),
+        )
+        session.add(document)
+        await session.flush()
+        chunks = [
+            DocumentChunk(
+                document_id=document.id,
+                model_id=model.id,
+                session_id=document.session_id,
+                chunk_index=index,
+                text=item,
+                token_count=len(item.split()) + 2,
+                embedding=vectors[index],
+                row_start=index + 1,
+                row_end=index + 1,
+            )
+            for index, item in enumerate(texts)
+        ]
+        session.add_all(chunks)
+        await session.flush()
+        return document, [chunk.id for chunk in chunks]
+
+
+async def search(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model: RagModel,
+    query: str,
+    *,
+    k: int = 10,
+    mode: RetrievalMode = RetrievalMode.HYBRID,
+    chat_session_id: uuid.UUID | None = None,
+    parameters: RetrievalParameters | None = None,
+    relevance_threshold: float | None = None,
+) -> list[RetrievedPassage]:
+    async with sessionmaker.begin() as session:
+        return await retrieve_passages(
+            session,
+            user,
+            model.id,
+            query,
+            k=k,
+            mode=mode,
+            chat_session_id=chat_session_id,
+            relevance_threshold=relevance_threshold,
+            **({"parameters": parameters} if parameters else {}),
+        )
+
+
+async def test_bm25_scores_match_a_hand_computed_example(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    other = await create_model(sessionmaker)
+    _, (apple, banana, cherry) = await add_document(
+        sessionmaker,
+        model,
+        ["apple banana apple", "banana cherry", "cherry date elderberry fig"],
+    )
+    # Another model's chunks must not change this model's statistics.
+    await add_document(sessionmaker, other, ["apple apple apple", "apple cherry"])
+
+    async with sessionmaker() as session:
+        lengths = dict((await session.execute(select(DocumentChunk.id, DocumentChunk.term_count))).all())
+        stats = await session.get(Bm25CorpusStats, model.id)
+        frequencies = dict(
+            (
+                await session.execute(
+                    select(Bm25TermStats.lexeme, Bm25TermStats.doc_freq).where(
+                        Bm25TermStats.scope_id == model.id
+                    )
+                )
+            ).all()
+        )
+    assert [lengths[apple], lengths[banana], lengths[cherry]] == [3, 2, 4]
+    assert stats is not None and (stats.chunk_count, stats.total_terms) == (3, 9)
+    assert frequencies == {"appl": 1, "banana": 2, "cherri": 2, "date": 1, "elderberri": 1, "fig": 1}
+
+    # Query lexemes: appl (df 1), cherri (df 2); N = 3, avgdl = 9 / 3 = 3; k1 = 1.2, b = 0.75.
+    k1, b = 1.2, 0.75
+    idf_apple = math.log(1 + (3 - 1 + 0.5) / (1 + 0.5))
+    idf_cherry = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+
+    def term(idf: float, tf: int, length: int) -> float:
+        return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / 3))
+
+    expected = {
+        apple: term(idf_apple, 2, 3),  # 0.9808 · 4.4 / 3.2 = 1.3486
+        banana: term(idf_cherry, 1, 2),  # 0.4700 · 2.2 / 1.9 = 0.5442
+        cherry: term(idf_cherry, 1, 4),  # 0.4700 · 2.2 / 2.5 = 0.4136
+    }
+    passages = await search(
+        sessionmaker,
+        admin,
+        model,
+        "Apples and cherries!",
+        mode=RetrievalMode.LEXICAL,
+        parameters=RetrievalParameters(bm25_k1=k1, bm25_b=b),
+    )
+    assert [passage.chunk_id for passage in passages] == [apple, banana, cherry]
+    for passage in passages:
+        assert passage.score == pytest.approx(expected[passage.chunk_id], abs=1e-6)
+        assert passage.lexical_rank is not None and passage.dense_rank is None
+    assert passages[0].score == pytest.approx(1.3486, abs=1e-4)
+
+    # Statistics follow deletions (triggers): removing the document empties the scope.
+    async with sessionmaker.begin() as session:
+        await session.execute(text("DELETE FROM documents WHERE model_id = :id"), {"id": model.id})
+    async with sessionmaker() as session:
+        assert await session.get(Bm25CorpusStats, model.id) is None
+        assert (
+            await session.scalar(
+                select(Bm25TermStats.lexeme).where(Bm25TermStats.scope_id == model.id).limit(1)
+            )
+        ) is None
+        assert (await session.get(Bm25CorpusStats, other.id)) is not None
+    assert await search(sessionmaker, admin, model, "apple cherry", mode=RetrievalMode.LEXICAL) == []
+
+
+async def test_hybrid_finds_passages_only_one_ranking_finds(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    only_lexical = "The spare part zq7781 is listed in the warehouse catalogue."
+    only_dense = "A kitten dozed on the sofa the whole afternoon."
+    fillers = [
+        "Quarterly revenue grew because of strong export demand.",
+        "The bridge was closed for repairs after the storm.",
+        "Photosynthesis converts light energy into chemical energy.",
+        "The orchestra rehearsed the symphony twice before the concert.",
+    ]
+    _, ids = await add_document(sessionmaker, model, [only_lexical, only_dense, *fillers])
+    lexical_id, dense_id = ids[0], ids[1]
+    query = "young cat napping on a couch zq7781"
+
+    lexical = await search(sessionmaker, admin, model, query, mode=RetrievalMode.LEXICAL)
+    assert [passage.chunk_id for passage in lexical] == [lexical_id]  # no shared lexeme with the rest
+    dense = await search(sessionmaker, admin, model, query, mode=RetrievalMode.DENSE)
+    assert dense[0].chunk_id == dense_id
+    assert dense[0].score == pytest.approx(dense[0].similarity)
+
+    hybrid = await search(sessionmaker, admin, model, query, k=2)
+    assert {passage.chunk_id for passage in hybrid} == {lexical_id, dense_id}
+    by_id = {passage.chunk_id: passage for passage in hybrid}
+    assert by_id[dense_id].lexical_rank is None and by_id[dense_id].dense_rank == 1
+    assert by_id[lexical_id].lexical_rank == 1 and by_id[lexical_id].dense_rank not in (None, 1)
+    assert hybrid[0].document_title == "doc" and hybrid[0].row_start is not None
+
+    # A relevance threshold (cosine similarity) drops the passages far from the query.
+    strict = await search(sessionmaker, admin, model, query, k=5, relevance_threshold=0.99)
+    assert strict == []
+    loose = await search(sessionmaker, admin, model, query, k=5, relevance_threshold=-1.0)
+    assert len(loose) == 5
+
+
+async def test_reciprocal_rank_fusion_weights_and_ties() -> None:
+    fused = reciprocal_rank_fusion([([1, 2, 3], 1.0), ([3, 2], 2.0)], rrf_k=60)
+    assert [item for item, _ in fused] == [3, 2, 1]
+    assert fused[0][1] == pytest.approx(1 / 63 + 2 / 61)
+    assert reciprocal_rank_fusion([([5], 1.0), ([4], 1.0)], rrf_k=60)[0][0] == 4  # ties by id
+
+
+async def test_retrieval_only_returns_what_the_user_may_read(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    member = await create_user(sessionmaker)
+    stranger = await create_user(sessionmaker)
+    readable = await create_model(sessionmaker)
+    foreign = await create_model(sessionmaker)
+    await grant_model(sessionmaker, readable, user=member)
+    await grant_model(sessionmaker, readable, user=stranger)
+    async with sessionmaker.begin() as session:
+        own_session = ChatSession(user_id=member.id, model_id=readable.id)
+        other_session = ChatSession(user_id=stranger.id, model_id=readable.id)
+        session.add_all([own_session, other_session])
+
+    sentence = "Glaciers retreat quickly when the summer temperature rises."
+    texts = [f"{sentence} Variant {index}." for index in range(8)]
+    vectors = embed(texts)
+    _, shared_ids = await add_document(sessionmaker, readable, texts[:2], embeddings=vectors[:2])
+    _, foreign_ids = await add_document(sessionmaker, foreign, texts[2:3], embeddings=vectors[2:3])
+    _, own_attachment = await add_document(
+        sessionmaker, readable, texts[3:4], chat_session=own_session, embeddings=vectors[3:4]
+    )
+    _, other_attachment = await add_document(
+        sessionmaker, readable, texts[4:5], chat_session=other_session, embeddings=vectors[4:5]
+    )
+    _, processing_ids = await add_document(
+        sessionmaker, readable, texts[5:6], status=DocumentStatus.EMBEDDING, embeddings=vectors[5:6]
+    )
+    _, failed_ids = await add_document(
+        sessionmaker, readable, texts[6:7], status=DocumentStatus.FAILED, embeddings=vectors[6:7]
+    )
+    deleted, deleted_ids = await add_document(sessionmaker, readable, texts[7:8], embeddings=vectors[7:8])
+    async with sessionmaker.begin() as session:
+        await session.delete(await session.get(Document, deleted.id))
+
+    for mode in RetrievalMode:
+        plain = await search(sessionmaker, member, readable, "glacier summer temperature", k=50, mode=mode)
+        assert {passage.chunk_id for passage in plain} == set(shared_ids), mode
+        in_chat = await search(
+            sessionmaker,
+            member,
+            readable,
+            "glacier summer temperature",
+            k=50,
+            mode=mode,
+            chat_session_id=own_session.id,
+        )
+        assert {passage.chunk_id for passage in in_chat} == set(shared_ids + own_attachment), mode
+        # Somebody else's session id adds nothing — its attachments stay invisible.
+        hijack = await search(
+            sessionmaker,
+            member,
+            readable,
+            "glacier summer temperature",
+            k=50,
+            mode=mode,
+            chat_session_id=other_session.id,
+        )
+        assert {passage.chunk_id for passage in hijack} == set(shared_ids), mode
+        assert await search(sessionmaker, member, foreign, "glacier summer temperature", mode=mode) == []
+        unknown = RagModel(id=uuid.uuid4(), name="missing")
+        assert await search(sessionmaker, member, unknown, "glacier", mode=mode) == []
+    never = set(foreign_ids + other_attachment + processing_ids + failed_ids + deleted_ids)
+    everything = await search(sessionmaker, member, readable, "glacier", k=50, chat_session_id=own_session.id)
+    assert not never & {passage.chunk_id for passage in everything}
+
+    # Revoking access or deactivating the account empties the results at once.
+    async with sessionmaker.begin() as session:
+        await session.execute(text("DELETE FROM model_access_grants WHERE user_id = :id"), {"id": member.id})
+    assert await search(sessionmaker, member, readable, "glacier") == []
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    assert {p.chunk_id for p in await search(sessionmaker, admin, readable, "glacier", k=50)} == set(
+        shared_ids
+    )
+    admin.is_active = False
+    assert await search(sessionmaker, admin, readable, "glacier") == []
+    assert await search(sessionmaker, stranger, readable, "   ") == []
+
+
+async def test_session_attachments_have_their_own_bm25_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    user = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    async with sessionmaker.begin() as session:
+        chat = ChatSession(user_id=user.id, model_id=model.id)
+        session.add(chat)
+    await add_document(sessionmaker, model, ["walrus tusks", "ocean currents"])
+    await add_document(sessionmaker, model, ["walrus colony census"], chat_session=chat)
+    async with sessionmaker() as session:
+        model_stats = await session.get(Bm25CorpusStats, model.id)
+        chat_stats = await session.get(Bm25CorpusStats, chat.id)
+        assert model_stats is not None and model_stats.chunk_count == 2
+        assert chat_stats is not None and chat_stats.chunk_count == 1 and chat_stats.model_id == model.id
+    found = await search(
+        sessionmaker,
+        user,
+        model,
+        "walrus",
+        mode=RetrievalMode.LEXICAL,
+        chat_session_id=chat.id,
+        parameters=RetrievalParameters(bm25_k1=0.9, bm25_b=0.4),
+    )
+    # N = 3 and df(walrus) = 2 over the model's corpus plus this session's attachments.
+    assert len(found) == 2
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+    k1, b, average = 0.9, 0.4, 7 / 3
+    shortest = idf * (k1 + 1) / (1 + k1 * (1 - b + b * 2 / average))
+    assert found[0].score == pytest.approx(shortest, abs=1e-6)
+    async with sessionmaker.begin() as session:  # deleting the session drops its statistics
+        await session.delete(await session.get(ChatSession, chat.id))
+    async with sessionmaker() as session:
+        assert await session.get(Bm25CorpusStats, chat.id) is None
+
+
+async def test_iterative_scan_fills_k_for_a_small_model_in_a_big_table(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    big = await create_model(sessionmaker)
+    small = await create_model(sessionmaker)
+    rng = np.random.default_rng(3)
+
+    def unit(rows: int) -> np.ndarray:
+        vectors = rng.normal(size=(rows, 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    big_document, _ = await add_document(sessionmaker, big, ["seed"], embeddings=unit(1))
+    small_vectors = unit(30)
+    _, small_ids = await add_document(
+        sessionmaker, small, [f"small passage {index}" for index in range(30)], embeddings=small_vectors
+    )
+    raw = await engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        await register_vector(connection)
+        # Bulk load without the index, then build it once (much faster than 20k inserts).
+        await connection.execute("DROP INDEX ix_document_chunks_embedding_hnsw")
+        await connection.copy_records_to_table(
+            "document_chunks",
+            records=[
+                (big_document.id, big.id, index + 1, f"big passage {index}", 4, vector)
+                for index, vector in enumerate(unit(20_000))
+            ],
+            columns=["document_id", "model_id", "chunk_index", "text", "token_count", "embedding"],
+        )
+        await connection.execute(
+            "CREATE INDEX ix_document_chunks_embedding_hnsw ON document_chunks"
+            " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        # Its vector codec (register_vector) would break SQLAlchemy's pgvector binding.
+        raw.invalidate()
+
+    query = small_vectors[:5].mean(axis=0)
+    query /= np.linalg.norm(query)
+    exact = [small_ids[index] for index in np.argsort(-(small_vectors @ query))[:10]]
+    async with sessionmaker.begin() as session:
+        # No sort node allowed: the planner must walk the HNSW index, so this exercises the
+        # iterative scan (without it, ef_search=40 candidates from 20k rows hold ~0 of ours).
+        await session.execute(text("SET LOCAL enable_sort = off"))
+        plan = "\n".join(
+            (
+                await session.execute(
+                    text(
+                        "EXPLAIN SELECT id FROM document_chunks WHERE model_id = :model"
+                        f" ORDER BY embedding <=> '{query.tolist()}'::vector LIMIT 10"
+                    ),
+                    {"model": small.id},
+                )
+            ).scalars()
+        )
+        assert "ix_document_chunks_embedding_hnsw" in plan, plan
+        passages = await retrieve_passages(
+            session, admin, small.id, "anything", k=10, query_embedding=query, mode=RetrievalMode.DENSE
+        )
+    assert len(passages) == 10
+    assert len(set(exact) & {passage.chunk_id for passage in passages}) >= 9
+    assert all(passage.chunk_id in small_ids for passage in passages)
+
+
+SEARCH = """
+query Search($modelId: UUID!, $query: String!, $k: Int, $mode: SearchMode) {
+  search(modelId: $modelId, query: $query, k: $k, mode: $mode) {
+    __typename
+    ... on SearchResults {
+      passages { chunkId documentId documentTitle text pageStart pageEnd rowStart rowEnd score }
+    }
+    ... on NotFound { message }
+    ... on InvalidInput { message fieldErrors { field message } }
+  }
+}
+"""
+
+
+async def test_search_query_end_to_end(server: RunningServer) -> None:
+    state = server.state
+    member = await create_user(state.sessionmaker)
+    outsider = await create_user(state.sessionmaker)
+    model = await create_model(state.sessionmaker)
+    await grant_model(state.sessionmaker, model, user=member)
+    document, ids = await add_document(
+        state.sessionmaker,
+        model,
+        [f"Passage {index} about volcanic eruptions and lava flows." for index in range(60)],
+        title="Volcanoes",
+    )
+    as_member = client_for(server.client, state.tokens, member)
+    as_outsider = client_for(server.client, state.tokens, outsider)
+
+    data = await as_member.execute(SEARCH, {"modelId": str(model.id), "query": "lava eruption", "k": 3})
+    result = data["search"]
+    assert result["__typename"] == "SearchResults"
+    assert len(result["passages"]) == 3
+    first = result["passages"][0]
+    assert first["documentId"] == str(document.id) and first["documentTitle"] == "Volcanoes"
+    assert int(first["chunkId"]) in ids and first["rowStart"] is not None and first["pageStart"] is None
+    assert first["score"] > 0
+
+    for mode in ("DENSE", "LEXICAL"):
+        data = await as_member.execute(SEARCH, {"modelId": str(model.id), "query": "lava", "mode": mode})
+        assert len(data["search"]["passages"]) == 10
+    data = await as_member.execute(SEARCH, {"modelId": str(model.id), "query": "lava", "k": 500})
+    assert len(data["search"]["passages"]) == 50  # clamped
+    data = await as_member.execute(SEARCH, {"modelId": str(model.id), "query": "lava", "k": 0})
+    assert len(data["search"]["passages"]) == 1
+
+    hidden = await as_outsider.execute(SEARCH, {"modelId": str(model.id), "query": "lava"})
+    missing = await as_outsider.execute(SEARCH, {"modelId": str(uuid.uuid4()), "query": "lava"})
+    assert hidden == missing == {"search": {"__typename": "NotFound", "message": "Not found."}}
+
+    for bad in ("   ", "x" * 2001):
+        data = await as_member.execute(SEARCH, {"modelId": str(model.id), "query": bad})
+        assert data["search"]["__typename"] == "InvalidInput"
+        assert data["search"]["fieldErrors"][0]["field"] == "query"
+
+    anonymous = await server.client.raw(SEARCH, {"modelId": str(model.id), "query": "lava"})
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
