@@ -46,6 +46,9 @@ PUBLISH_INTERVAL_SECONDS = 0.25  # at most ~4 progress events per second per doc
 DATABASE_PROGRESS_INTERVAL_SECONDS = 2.0
 # Share of the progress bar for parse+chunk+embed; storing takes the rest.
 PROCESSING_SHARE = 0.9
+# Pages parsed, chunked and embedded per step: small enough for a lively progress bar and
+# bounded memory, large enough that few semantic chunks are cut at a window edge.
+PAGES_PER_WINDOW = 10
 
 SPOOL_COLUMNS = (
     "document_id",
@@ -179,7 +182,9 @@ def run_pipeline_to_spool(
     from workers.pipeline.sniff import DocumentKind as PipelineKind
 
     document_id, model_id, session_id = document
-    processing = process_document(path, PipelineKind[kind_name], embedder, tracker.on_progress)
+    processing = process_document(
+        path, PipelineKind[kind_name], embedder, tracker.on_progress, pages_per_window=PAGES_PER_WINDOW
+    )
     tracker.set_page_count(processing.page_count)
     token_count = 0
     row_count: int | None = None

@@ -245,11 +245,26 @@ class DocumentMutation:
         return DocumentReindexQueued(document=Document.from_row(row))
 
 
-async def _next_event(events: AsyncIterator[Event], timeout: float) -> Event | None:
-    try:
-        return await asyncio.wait_for(anext(events), timeout)
-    except TimeoutError:
-        return None
+class _EventWaiter:
+    """Waits for the next bus event with a timeout without cancelling the bus iterator
+    (cancelling an async generator mid-await would close it for good)."""
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        self._events = events
+        self._pending: asyncio.Task[Event] | None = None
+
+    async def next(self, timeout: float) -> Event | None:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(anext(self._events))
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
+            return None
+        task, self._pending = self._pending, None
+        return task.result()
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
 
 
 @strawberry.type
@@ -274,18 +289,22 @@ class DocumentSubscription:
                     raise DocumentNotFound()
             last = event_from_row(row)
             yield DocumentProgress.from_event(last)
-            while not is_final(last):
-                event = await _next_event(events, RESYNC_SECONDS)
-                if event is None:
-                    async with state.sessionmaker() as session:
-                        row = await repository.get_document(session, document_id)
-                    event = event_from_row(row) if row is not None else {**last, "deleted": True}
-                    if not event["deleted"] and ordering_key(event) <= ordering_key(last):
-                        continue
-                elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
-                    continue  # published before the row we started from
-                last = event
-                yield DocumentProgress.from_event(event)
+            waiter = _EventWaiter(events)
+            try:
+                while not is_final(last):
+                    event = await waiter.next(RESYNC_SECONDS)
+                    if event is None:
+                        async with state.sessionmaker() as session:
+                            row = await repository.get_document(session, document_id)
+                        event = event_from_row(row) if row is not None else {**last, "deleted": True}
+                        if not event["deleted"] and ordering_key(event) <= ordering_key(last):
+                            continue
+                    elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
+                        continue  # published before the row we started from
+                    last = event
+                    yield DocumentProgress.from_event(event)
+            finally:
+                waiter.close()
 
     @strawberry.subscription(
         description=(
