@@ -266,6 +266,118 @@ async def evaluate_quality(
     return results
 
 
+# --- tuning (train queries only) ---------------------------------------------------------
+
+
+def _document_ranking(passages: list[tuple[int, str, float]]) -> list[str]:
+    ranked: list[str] = []
+    for _, name, _ in passages:
+        if name not in ranked:
+            ranked.append(name)
+    return ranked
+
+
+def _fuse(
+    dense: list[tuple[int, str, float]],
+    lexical: list[tuple[int, str, float]],
+    rrf_k: float,
+    dense_weight: float,
+    aggregation: str,
+) -> list[str]:
+    if aggregation == "document":  # fuse document rankings (a document ranks at its best chunk)
+        scores: dict[str, float] = defaultdict(float)
+        for ranking, weight in ((_document_ranking(dense), dense_weight), (_document_ranking(lexical), 1.0)):
+            for rank, name in enumerate(ranking, start=1):
+                scores[name] += weight / (rrf_k + rank)
+        return [name for name, _ in sorted(scores.items(), key=lambda pair: -pair[1])]
+    chunk_scores: dict[int, float] = defaultdict(float)
+    document_of: dict[int, str] = {}
+    for ranking, weight in ((dense, dense_weight), (lexical, 1.0)):
+        for rank, (chunk_id, name, _) in enumerate(ranking, start=1):
+            chunk_scores[chunk_id] += weight / (rrf_k + rank)
+            document_of[chunk_id] = name
+    ordered = sorted(chunk_scores.items(), key=lambda pair: -pair[1])
+    return _document_ranking([(chunk_id, document_of[chunk_id], score) for chunk_id, score in ordered])
+
+
+async def tune(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model_id: uuid.UUID,
+    queries: list[dict[str, Any]],
+    qrels: dict[str, dict[str, int]],
+    query_embeddings: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
+    """Grid over BM25 k1/b, RRF k, dense weight and aggregation, from rankings fetched once."""
+    async with sessionmaker() as session:
+        filename_of = dict(
+            (
+                await session.execute(
+                    select(Document.id, Document.filename).where(Document.model_id == model_id)
+                )
+            ).all()
+        )
+
+    async def ranking(query: dict[str, Any], mode: RetrievalMode, parameters: RetrievalParameters) -> Any:
+        async with sessionmaker.begin() as session:
+            passages = await retrieve_passages(
+                session,
+                user,
+                model_id,
+                query["text"],
+                k=200,
+                mode=mode,
+                parameters=parameters,
+                query_embedding=query_embeddings[str(query["_id"])],
+            )
+        return [(p.chunk_id, filename_of.get(p.document_id, str(p.document_id)), p.score) for p in passages]
+
+    base = RetrievalParameters(candidate_depth=200)
+    dense = {str(q["_id"]): await ranking(q, RetrievalMode.DENSE, base) for q in queries}
+    rows: list[dict[str, Any]] = []
+    for k1, b in ((0.9, 0.4), (1.2, 0.75), (1.2, 0.4), (0.9, 0.75), (1.5, 0.5)):
+        parameters = RetrievalParameters(bm25_k1=k1, bm25_b=b, candidate_depth=200)
+        lexical = {str(q["_id"]): await ranking(q, RetrievalMode.LEXICAL, parameters) for q in queries}
+        bm25_only = statistics.fmean(
+            ndcg_at(_document_ranking(lexical[str(q["_id"])]), qrels[str(q["_id"])], 10) for q in queries
+        )
+        log(f"  BM25 k1={k1} b={b}: nDCG@10 {bm25_only:.4f}")
+        for depth in (100, 200):
+            for rrf_k in (10, 30, 60, 100):
+                for dense_weight in (0.6, 0.8, 1.0, 1.2, 1.5):
+                    for aggregation in ("chunk", "document"):
+                        scores = [
+                            ndcg_at(
+                                _fuse(
+                                    dense[str(q["_id"])][:depth],
+                                    lexical[str(q["_id"])][:depth],
+                                    rrf_k,
+                                    dense_weight,
+                                    aggregation,
+                                ),
+                                qrels[str(q["_id"])],
+                                10,
+                            )
+                            for q in queries
+                        ]
+                        rows.append(
+                            {
+                                "k1": k1,
+                                "b": b,
+                                "depth": depth,
+                                "rrf_k": rrf_k,
+                                "dense_weight": dense_weight,
+                                "aggregation": aggregation,
+                                "ndcg@10": round(statistics.fmean(scores), 4),
+                                "bm25_ndcg@10": round(bm25_only, 4),
+                            }
+                        )
+    rows.sort(key=lambda row: -row["ndcg@10"])
+    for row in rows[:15]:
+        log(f"  {row}")
+    return rows
+
+
 # --- scale --------------------------------------------------------------------------------
 
 
@@ -466,6 +578,8 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         if arguments.skip_quality:  # scale figures only, over whatever corpus is ingested so far
             queries = queries[: max(arguments.scale_samples, 50)]
             ingestion = {"skipped": True}
+        elif arguments.tune:  # over whatever is ingested
+            ingestion = {"skipped": True}
         else:
             shard, shard_count = (int(part) for part in arguments.ingest_shard.split("/"))
             ingestion = await ingest_corpus(sessionmaker, corpus, model_id, shard, shard_count)
@@ -485,6 +599,10 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
 
         parameters = RetrievalParameters()
         log(f"evaluating {len(queries)} queries on {len(corpus)} documents / {chunk_count} chunks…")
+        if arguments.tune:
+            rows = await tune(sessionmaker, user, model_id, queries, qrels, query_embeddings)
+            await engine.dispose()
+            return {"tuning": rows[:20]}
         quality: dict[str, dict[str, float]] = {}
         if not arguments.skip_quality:
             quality = await evaluate_quality(
@@ -552,13 +670,16 @@ def main() -> None:
         help="i/n: ingest only corpus entries with index %% n == i (parallel runs)",
     )
     parser.add_argument("--ingest-only", action="store_true")
+    parser.add_argument(
+        "--tune", action="store_true", help="grid-search the fusion settings (train queries!)"
+    )
     parser.add_argument("--skip-quality", action="store_true", help="no ingestion, no quality figures")
     parser.add_argument("--scale-chunks", type=int, default=200_000)
     parser.add_argument("--scale-models", type=int, default=20)
     parser.add_argument("--scale-samples", type=int, default=300)
     arguments = parser.parse_args()
     figures = asyncio.run(run(arguments))
-    if arguments.ingest_only:
+    if arguments.ingest_only or arguments.tune:
         print(json.dumps(figures))
         return
     quality = figures["quality"]
