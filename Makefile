@@ -39,7 +39,7 @@ frontend/node_modules/.installed: frontend/package.json frontend/package-lock.js
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig*.json -type f 2>/dev/null)
+FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/codegen.ts frontend/vitest.config.ts frontend/package.json frontend/tsconfig*.json -type f -not -path "frontend/src/gql/*" 2>/dev/null)
 frontend/dist/index.html: frontend/node_modules/.installed $(FRONTEND_SOURCES) schema.graphql
 	cd frontend && npm run --silent build
 
