@@ -1,33 +1,47 @@
 """Chat streaming under load: N concurrent WebSocket clients against one `ragql serve` process.
 
     .venv/bin/python bench/chat_load.py [--clients 50,200,500] [--tokens 40] [--token-delay 0.05]
+                                        [--ramp 2] [--client-processes 2]
 
 Set-up (all local, nothing downloaded): an embedded PostgreSQL in a temporary directory,
 migrated; one OPENAI_COMPATIBLE model whose base URL is the fake OpenAI server from
-tests/fake_llm_servers.py (run in a thread here, streaming `--tokens` tokens every
-`--token-delay` seconds on a fixed schedule); N users written straight to the database
-(at most one generation per user, so one user per concurrent client), each granted the
-model and given one chat session; access tokens minted with the server's secret. The model
-has no documents, so retrieval is one EXISTS query: what is measured is the chat path.
+tests/fake_llm_servers.py, run in ITS OWN PROCESS (`python -m tests.fake_llm_servers openai`,
+streaming `--tokens` tokens every `--token-delay` seconds on a fixed schedule); N users
+written straight to the database (at most one generation per user, so one user per
+concurrent client), each granted the model and given one chat session; access tokens
+minted with the server's secret. The model has no documents, so retrieval is one EXISTS
+query: what is measured is the chat path.
 
-`ragql serve` runs as a subprocess with its own data dir and DATABASE_URL. Per round, the
-N clients connect (graphql-transport-ws), then each sends `sendMessage` over its socket at
-a uniformly random moment within `--ramp` seconds, subscribes to `messageStream` with the
-returned id and reads until DONE/ERROR. Time to first token (TTFT) is measured on the
-client from sending the mutation to receiving the first TOKEN; the fake server records
-when it received each request and sent its first token, and the server-added TTFT is the
-client TTFT minus that. Errors are ERROR events, GraphQL errors, wrong token counts or
-dropped sockets. Server RSS is sampled every 0.2 s (peak reported). The last line printed
-is one JSON object with every figure.
+Three kinds of process, none sharing a GIL with another: `ragql serve` (one process, its own
+data dir and DATABASE_URL), the fake OpenAI server, and `--client-processes` client
+processes (multiprocessing, spawn). The orchestrating process only sets up and collects.
+Per round, the clients connect (graphql-transport-ws, in batches of 50, not timed), then
+the round starts: client i of N sends `sendMessage` over its socket at start + i * ramp / N
+(evenly spaced arrivals, N / ramp per second, interleaved across client processes),
+subscribes to `messageStream` with the returned id and reads until DONE/ERROR.
+
+Timing, on each side with time.perf_counter() (CLOCK_MONOTONIC on Linux); only differences
+taken within one process are used:
+    client TTFT   = client first TOKEN received − client mutation sent   (client process)
+    fake LLM TTFT = fake first token sent        − fake request received (fake server process)
+    server-added  = client TTFT − fake LLM TTFT
+The server-added figure therefore still includes the loopback network, the client's own
+scheduling delay (reported as client event-loop lag) and everything `ragql serve` does:
+sendMessage, the task start, the DB reads before the provider call, the provider's HTTP
+request, and relaying the first token. Errors are ERROR events, GraphQL errors, a wrong
+answer text, or dropped sockets. Server RSS is sampled every 0.2 s (peak reported); CPU
+seconds are reported for the server, the fake LLM and the client processes. The last line
+printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -49,8 +63,9 @@ from gql_server.auth.passwords import hash_password
 from gql_server.auth.tokens import AccessTokenCodec
 from gql_server.db.embedded import EmbeddedPostgres
 from gql_server.db.migrate import upgrade_to_head
-from tests.fake_llm_servers import DEFAULT_MODEL_NAME, FakeBehaviour, FakeOpenAIServer
+from tests.fake_llm_servers import DEFAULT_MODEL_NAME
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "chat-load-bench-secret-key-0123456789-abcdefghijklmnop"
 SEND = (
     "mutation($s: UUID!, $c: String!) { sendMessage(sessionId: $s, content: $c) { __typename "
@@ -111,15 +126,17 @@ async def prepare_database(url: str, users: int, fake_base_url: str) -> list[tup
 
 
 class Client:
-    def __init__(self, index: int, token: str, session_id: uuid.UUID) -> None:
+    def __init__(self, index: int, token: str, session_id: str) -> None:
         self.index = index
         self.token = token
         self.session_id = session_id
         self.socket: Any = None
         self.marker = ""
         self.sent_at = 0.0
+        self.reply_at: float | None = None
         self.first_token_at: float | None = None
-        self.tokens = 0
+        self.events = 0
+        self.text: list[str] = []
         self.error: str | None = None
 
     async def connect(self, ws_url: str) -> None:
@@ -145,8 +162,8 @@ class Client:
             if message.get("id") == operation:
                 return message
 
-    async def run(self, round_name: str, delay: float, expected_tokens: int, timeout: float) -> None:
-        await asyncio.sleep(delay)
+    async def run(self, round_name: str, send_at: float, expected_text: str, timeout: float) -> None:
+        await asyncio.sleep(max(0.0, send_at - time.perf_counter()))
         self.marker = f"bench question {round_name}-{self.index} {uuid.uuid4().hex[:8]}"
         try:
             self.sent_at = time.perf_counter()
@@ -155,14 +172,15 @@ class Client:
                     {
                         "id": "send",
                         "type": "subscribe",
-                        "payload": {
-                            "query": SEND,
-                            "variables": {"s": str(self.session_id), "c": self.marker},
-                        },
+                        "payload": {"query": SEND, "variables": {"s": self.session_id, "c": self.marker}},
                     }
                 )
             )
             reply = await self._next("send", timeout)
+            self.reply_at = time.perf_counter()
+            if reply["type"] != "next" or reply["payload"].get("errors"):
+                self.error = f"sendMessage: {reply}"
+                return
             result = reply["payload"]["data"]["sendMessage"]
             if result["__typename"] != "MessageSent":
                 self.error = f"sendMessage: {result}"
@@ -190,17 +208,87 @@ class Client:
                 if kind == "TokenEvent":
                     if self.first_token_at is None:
                         self.first_token_at = time.perf_counter()
-                    self.tokens += 1
+                    self.events += 1
+                    self.text.append(event["delta"])
                 elif kind == "DoneEvent":
                     await self._next("stream", timeout)  # complete
-                    if self.tokens != expected_tokens:
-                        self.error = f"{self.tokens} tokens instead of {expected_tokens}"
+                    # A TOKEN event may carry several coalesced tokens: compare the text.
+                    if "".join(self.text) != expected_text:
+                        self.error = f"answer text differs ({len(''.join(self.text))} characters)"
                     return
                 elif kind == "ErrorEvent":
                     self.error = f"ERROR event: {event['message']}"
                     return
         except Exception as failure:
             self.error = f"{type(failure).__name__}: {failure}"
+
+
+async def _loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
+    """How late this client process's event loop wakes up (harness starvation, ms)."""
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(0.05)
+        lags.append((time.perf_counter() - before - 0.05) * 1000)
+
+
+async def _client_process_async(job: dict[str, Any], control: Any, results: Any) -> None:
+    clients = [Client(index, token, session_id) for index, token, session_id in job["clients"]]
+    connect_errors = 0
+    for start in range(0, len(clients), 50):
+        outcomes = await asyncio.gather(
+            *(client.connect(job["ws_url"]) for client in clients[start : start + 50]), return_exceptions=True
+        )
+        for client, outcome in zip(clients[start : start + 50], outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                connect_errors += 1
+                client.socket = None
+    results.put(("ready", job["worker"]))
+    # The orchestrator answers with the ramp's start as a perf_counter() offset from now.
+    start_in = await asyncio.to_thread(control.get)
+    start = time.perf_counter() + start_in
+    stop, lags = asyncio.Event(), []
+    lag_task = asyncio.create_task(_loop_lag(stop, lags))
+    cpu_before = psutil.Process().cpu_times()
+    await asyncio.gather(
+        *(
+            client.run(job["round"], start + offset, job["expected_text"], job["timeout"])
+            for client, offset in zip(clients, job["offsets"], strict=True)
+            if client.socket is not None
+        )
+    )
+    cpu_after = psutil.Process().cpu_times()
+    stop.set()
+    await lag_task
+    for client in clients:
+        if client.socket is not None:
+            with contextlib.suppress(Exception):
+                await client.socket.close()
+    results.put(
+        (
+            "done",
+            {
+                "worker": job["worker"],
+                "connect_errors": connect_errors,
+                "cpu_seconds": (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system),
+                "loop_lag_ms": lags,
+                "clients": [
+                    {
+                        "marker": client.marker,
+                        "sent_at": client.sent_at,
+                        "reply_at": client.reply_at,
+                        "first_token_at": client.first_token_at,
+                        "events": client.events,
+                        "error": client.error if client.socket is not None else "connect failed",
+                    }
+                    for client in clients
+                ],
+            },
+        )
+    )
+
+
+def client_process(job: dict[str, Any], control: Any, results: Any) -> None:
+    asyncio.run(_client_process_async(job, control, results))
 
 
 async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
@@ -210,84 +298,128 @@ async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
         await asyncio.sleep(0.2)
 
 
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 async def run_round(
     n: int,
     pairs: list[tuple[uuid.UUID, uuid.UUID]],
     codec: AccessTokenCodec,
     ws_url: str,
-    fake: FakeOpenAIServer,
+    fake_root_url: str,
+    fake_pid: int,
     args: argparse.Namespace,
     server_pid: int,
 ) -> dict[str, Any]:
-    clients = [
-        Client(index, codec.issue(user_id, 0).token, session_id)
-        for index, (user_id, session_id) in enumerate(pairs[:n])
-    ]
-    connect_errors = 0
-    for start in range(0, n, 50):
-        results = await asyncio.gather(
-            *(client.connect(ws_url) for client in clients[start : start + 50]), return_exceptions=True
-        )
-        connect_errors += sum(isinstance(result, Exception) for result in results)
+    workers = max(1, min(args.client_processes, n))
+    expected_text = "".join(f"tok{i} " for i in range(args.tokens))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    controls = [context.Queue() for _ in range(workers)]
+    processes = []
+    for worker in range(workers):
+        indexes = list(range(worker, n, workers))
+        job = {
+            "worker": worker,
+            "round": f"n{n}",
+            "ws_url": ws_url,
+            "expected_text": expected_text,
+            "timeout": args.timeout,
+            "clients": [
+                (index, codec.issue(pairs[index][0], 0).token, str(pairs[index][1])) for index in indexes
+            ],
+            # Evenly spaced arrivals over the ramp, interleaved across the client processes.
+            "offsets": [index * args.ramp / n for index in indexes],
+        }
+        process = context.Process(target=client_process, args=(job, controls[worker], results), daemon=True)
+        process.start()
+        processes.append(process)
+    for _ in range(workers):
+        kind, _worker = await asyncio.to_thread(results.get, True, 600)
+        assert kind == "ready"
     baseline_rss = psutil.Process(server_pid).memory_info().rss
     stop, peak = asyncio.Event(), [baseline_rss]
     sampler = asyncio.create_task(sample_rss(server_pid, stop, peak))
-    ramp = args.ramp
-    server_process, own_process = psutil.Process(server_pid), psutil.Process()
-    server_cpu_before, own_cpu_before = server_process.cpu_times(), own_process.cpu_times()
+    server_process, fake_process = psutil.Process(server_pid), psutil.Process(fake_pid)
+    server_cpu_before, fake_cpu_before = _cpu(server_process), _cpu(fake_process)
     psutil.cpu_percent()
     started = time.perf_counter()
-    await asyncio.gather(
-        *(
-            client.run(f"n{n}", random.uniform(0, ramp), args.tokens, args.timeout)
-            for client in clients
-            if client.socket
-        )
-    )
+    for control in controls:
+        control.put(0.3)
+    reports = []
+    for _ in range(workers):
+        kind, report = await asyncio.to_thread(results.get, True, args.timeout * 3 + args.ramp + 60)
+        assert kind == "done"
+        reports.append(report)
     wall = time.perf_counter() - started
-    server_cpu_after, own_cpu_after = server_process.cpu_times(), own_process.cpu_times()
+    server_cpu = _cpu(server_process) - server_cpu_before
+    fake_cpu = _cpu(fake_process) - fake_cpu_before
     machine_cpu_percent = psutil.cpu_percent()
-    server_cpu = (server_cpu_after.user + server_cpu_after.system) - (
-        server_cpu_before.user + server_cpu_before.system
-    )
-    own_cpu = (own_cpu_after.user + own_cpu_after.system) - (own_cpu_before.user + own_cpu_before.system)
     stop.set()
     await sampler
-    for client in clients:
-        if client.socket is not None:
-            await client.socket.close()
-    requests = {str(request.body["messages"][-1]["content"]): request for request in fake.chat_requests()}
+    for process in processes:
+        await asyncio.to_thread(process.join, 30)
+    async with httpx.AsyncClient() as http:
+        recorded = (await http.get(f"{fake_root_url}/_recorded", timeout=60)).json()
+    by_marker = {row["content"]: row for row in recorded}
     client_ttft: list[float] = []
-    server_ttft: list[float] = []
+    llm_ttft: list[float] = []
     overhead: list[float] = []
-    for client in clients:
-        if client.error or client.first_token_at is None:
-            continue
-        request = next((r for content, r in requests.items() if client.marker in content), None)
-        if request is None or request.first_token_sent_at is None:
-            client.error = "the fake server did not see the request"
-            continue
-        total = (client.first_token_at - client.sent_at) * 1000
-        llm = (request.first_token_sent_at - request.received_at) * 1000
-        client_ttft.append(total)
-        server_ttft.append(llm)
-        overhead.append(total - llm)
-    errors = [client.error for client in clients if client.error] + ["connect failed"] * connect_errors
+    send_ms: list[float] = []
+    events_per_answer: list[int] = []
+    errors: list[str] = []
+    for report in reports:
+        for client in report["clients"]:
+            if client["error"]:
+                errors.append(client["error"])
+                continue
+            request = next(
+                (
+                    row
+                    for content, row in by_marker.items()
+                    if client["marker"] and client["marker"] in content
+                ),
+                None,
+            )
+            if request is None or request["first_token_sent_at"] is None or client["first_token_at"] is None:
+                errors.append("the fake server did not see the request")
+                continue
+            total = (client["first_token_at"] - client["sent_at"]) * 1000
+            llm = (request["first_token_sent_at"] - request["received_at"]) * 1000
+            client_ttft.append(total)
+            llm_ttft.append(llm)
+            overhead.append(total - llm)
+            send_ms.append((client["reply_at"] - client["sent_at"]) * 1000)
+            events_per_answer.append(client["events"])
+    lags = [lag for report in reports for lag in report["loop_lag_ms"]]
     return {
         "clients": n,
+        "client_processes": workers,
+        "ramp_s": args.ramp,
+        "arrivals_per_s": round(n / args.ramp, 1) if args.ramp else None,
         "server_added_ttft_ms_p50": percentile(overhead, 0.5),
         "server_added_ttft_ms_p99": percentile(overhead, 0.99),
         "server_added_ttft_ms_max": percentile(overhead, 1.0),
         "client_ttft_ms_p50": percentile(client_ttft, 0.5),
-        "fake_llm_ttft_ms_p50": percentile(server_ttft, 0.5),
+        "fake_llm_ttft_ms_p50": percentile(llm_ttft, 0.5),
+        "fake_llm_ttft_ms_p99": percentile(llm_ttft, 0.99),
+        "send_message_ms_p50": percentile(send_ms, 0.5),
+        "send_message_ms_p99": percentile(send_ms, 0.99),
+        "token_events_per_answer_min": min(events_per_answer) if events_per_answer else None,
         "stream_errors": len(errors),
         "error_samples": sorted(set(errors))[:3],
+        "client_loop_lag_ms_p50": percentile(lags, 0.5),
+        "client_loop_lag_ms_p99": percentile(lags, 0.99),
         "server_rss_mb_peak": round(peak[0] / 2**20, 1),
         "server_rss_mb_before": round(baseline_rss / 2**20, 1),
         "wall_seconds": round(wall, 2),
         "server_cpu_seconds": round(server_cpu, 2),
-        "bench_cpu_seconds": round(own_cpu, 2),
+        "fake_llm_cpu_seconds": round(fake_cpu, 2),
+        "client_cpu_seconds": round(sum(report["cpu_seconds"] for report in reports), 2),
         "machine_cpu_percent": machine_cpu_percent,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "mean_ttft_ms": round(statistics.mean(client_ttft), 2) if client_ttft else None,
     }
 
@@ -297,69 +429,87 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="ragql-chatload-"))
     postgres = EmbeddedPostgres(root / "pg")
     serve: subprocess.Popen[bytes] | None = None
-    fake = FakeOpenAIServer(
-        FakeBehaviour(tokens=[f"tok{i} " for i in range(args.tokens)], token_delay_s=args.token_delay)
-    )
+    fake: subprocess.Popen[bytes] | None = None
+    repo_root = REPO_ROOT
     try:
         postgres.start()
         postgres.psql("CREATE DATABASE chatload;")
         url = postgres.url("chatload")
         await asyncio.to_thread(upgrade_to_head, url)
-        with fake.serve_in_thread():
-            pairs = await prepare_database(url, max(counts), fake.base_url)
-            port = free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": url,
-                "SECRET_KEY": SECRET,
-                "DATA_DIR": str(root / "data"),
-                "MIGRATE_ON_START": "false",
-                "LOG_LEVEL": "WARNING",
-                "REDIS_URL": "",
-                "HF_HUB_OFFLINE": "1",
-            }
-            env.pop("REDIS_URL")
-            ragql = str(Path(sys.executable).with_name("ragql"))
-            log = open(root / "serve.log", "wb")  # noqa: ASYNC230 - set-up, before any load
-            serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-                [ragql, "serve", "--port", str(port), "--data-dir", str(root / "data")],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        fake = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+            [
+                sys.executable,
+                "-m",
+                "tests.fake_llm_servers",
+                "openai",
+                "--tokens",
+                str(args.tokens),
+                "--token-delay",
+                str(args.token_delay),
+            ],
+            cwd=repo_root,
+            stdout=subprocess.PIPE,
+        )
+        assert fake.stdout is not None
+        fake_info = json.loads(await asyncio.to_thread(fake.stdout.readline))
+        pairs = await prepare_database(url, max(counts), fake_info["base_url"])
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SECRET_KEY": SECRET,
+            "DATA_DIR": str(root / "data"),
+            "MIGRATE_ON_START": "false",
+            "LOG_LEVEL": "WARNING",
+            "HF_HUB_OFFLINE": "1",
+        }
+        env.pop("REDIS_URL", None)
+        ragql = str(Path(sys.executable).with_name("ragql"))
+        log = open(root / "serve.log", "wb")  # noqa: ASYNC230 - set-up, before any load
+        serve = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+            [ragql, "serve", "--port", str(port), "--data-dir", str(root / "data")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        async with httpx.AsyncClient() as http:
+            for _ in range(600):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if serve.poll() is not None:
+                    raise RuntimeError(f"ragql serve exited; see {root / 'serve.log'}")
+                await asyncio.sleep(0.2)
+        codec = AccessTokenCodec(SECRET.encode(), __import__("datetime").timedelta(hours=2))
+        ws_url = f"ws://127.0.0.1:{port}/graphql"
+        rounds = []
+        for n in counts:
+            result = await run_round(
+                n, pairs, codec, ws_url, fake_info["root_url"], fake_info["pid"], args, serve.pid
             )
-            async with httpx.AsyncClient() as http:
-                for _ in range(600):
-                    try:
-                        if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if serve.poll() is not None:
-                        raise RuntimeError(f"ragql serve exited; see {root / 'serve.log'}")
-                    await asyncio.sleep(0.2)
-            codec = AccessTokenCodec(SECRET.encode(), __import__("datetime").timedelta(hours=2))
-            ws_url = f"ws://127.0.0.1:{port}/graphql"
-            rounds = []
-            for n in counts:
-                result = await run_round(n, pairs, codec, ws_url, fake, args, serve.pid)
-                print(json.dumps(result), flush=True)
-                rounds.append(result)
-                await asyncio.sleep(1.0)
+            print(json.dumps(result), flush=True)
+            rounds.append(result)
+            await asyncio.sleep(1.0)
         return {
             "benchmark": "chat_load",
             "tokens_per_answer": args.tokens,
             "token_delay_s": args.token_delay,
             "ramp_s": args.ramp,
+            "client_processes": args.client_processes,
             "cpus": os.cpu_count(),
             "rounds": rounds,
         }
     finally:
-        if serve is not None:
-            serve.terminate()
+        for process in (serve, fake):
+            if process is None:
+                continue
+            process.terminate()
             try:
-                serve.wait(30)
+                process.wait(30)
             except subprocess.TimeoutExpired:
-                serve.kill()
+                process.kill()
         postgres.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -376,6 +526,9 @@ def main() -> None:
     parser.add_argument("--token-delay", type=float, default=0.05, help="seconds between tokens (fixed rate)")
     parser.add_argument("--ramp", type=float, default=2.0, help="clients send within this many seconds")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-event client timeout")
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="client processes (each runs its share of clients)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server log)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))

@@ -644,3 +644,88 @@ class FakeAnthropicServer(FakeLLMServer):
         if model_id not in self.behaviour.known_models:
             return _anthropic_error("not_found_error", f"model: {model_id}", 404)
         return JSONResponse(self._model_info(model_id))
+
+
+# --- standalone process (benchmarks) ---------------------------------------------------
+
+_SERVER_CLASSES: dict[str, type[FakeLLMServer]] = {
+    "openai": FakeOpenAIServer,
+    "anthropic": FakeAnthropicServer,
+    "ollama": FakeOllamaServer,
+}
+
+
+def _recorded_route(server: FakeLLMServer) -> Route:
+    """GET /_recorded: every chat request's last message and its timestamps (for benchmarks)."""
+
+    async def recorded(request: Request) -> Response:
+        rows = []
+        for item in server.chat_requests():
+            messages = (item.body or {}).get("messages") or [{}]
+            content = messages[-1].get("content")
+            rows.append(
+                {
+                    "content": content if isinstance(content, str) else json.dumps(content),
+                    "received_at": item.received_at,
+                    "first_token_sent_at": item.first_token_sent_at,
+                    "tokens_sent": item.tokens_sent,
+                }
+            )
+        return JSONResponse(rows)
+
+    return Route("/_recorded", recorded, methods=["GET"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one fake server in its own process until SIGTERM/SIGINT.
+
+        python -m tests.fake_llm_servers openai --tokens 40 --token-delay 0.05
+
+    Prints one JSON line {"base_url": ..., "root_url": ..., "pid": ...} once it is listening.
+    Timestamps are time.perf_counter() (CLOCK_MONOTONIC on Linux, system-wide), but only
+    differences within this process are meaningful to callers.
+    """
+    import argparse
+    import os
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_llm_servers")
+    parser.add_argument("provider", choices=sorted(_SERVER_CLASSES))
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--token-delay", type=float, default=0.05)
+    parser.add_argument("--initial-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = _SERVER_CLASSES[args.provider](
+        FakeBehaviour(
+            tokens=[f"tok{i} " for i in range(args.tokens)],
+            token_delay_s=args.token_delay,
+            initial_delay_s=args.initial_delay,
+        )
+    )
+    original_routes = server.routes
+    server.routes = lambda: [*original_routes(), _recorded_route(server)]  # type: ignore[method-assign]
+
+    async def run() -> None:
+        listener = server._bind()
+        uvicorn_server = server._server()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: setattr(uvicorn_server, "should_exit", True))
+        task = asyncio.create_task(uvicorn_server.serve(sockets=[listener]))
+        while not uvicorn_server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("The fake server stopped during startup.")
+            await asyncio.sleep(0.005)
+        print(
+            json.dumps({"base_url": server.base_url, "root_url": server.root_url, "pid": os.getpid()}),
+            flush=True,
+        )
+        await task
+        server._stopping = True
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
