@@ -290,3 +290,56 @@ async def test_crash_recovery_re_enqueues_unfinished_documents(
     finally:
         second.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+async def test_ingest_command_line(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`ragql ingest MODEL PATH...` as an admin: stores, ingests, reports per file."""
+    import subprocess
+    import sys
+
+    from gql_server.database_setup import open_database
+
+    async def make_model() -> str:
+        database = await open_database(settings, migrate=False)
+        try:
+            from gql_server.auth.service import ensure_superadmin
+
+            async with database.sessionmaker.begin() as session:
+                await ensure_superadmin(session, settings.superadmin_email, "superadmin-password-1")
+            model = await create_model(database.sessionmaker, name="cli-model")
+            return str(model.id)
+        finally:
+            await database.close()
+
+    await make_model()
+    good = tmp_path / "notes.md"
+    good.write_text(PROSE)
+    image = tmp_path / "photo.pdf"
+    image.write_bytes(bytes.fromhex("89504e470d0a1a0a") + b"\x00" * 100)
+    environment = {
+        **__import__("os").environ,
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+    }
+    ragql = str(Path(sys.executable).with_name("ragql"))
+    command = [ragql, "ingest", "--data-dir", str(settings.data_dir), "--email", settings.superadmin_email]
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "cli-model", str(good), str(image)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "notes.md" in result.stderr and "READY" in result.stderr, result.stderr
+    assert "photo.pdf: The file is a PNG image" in result.stderr
+    again = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "cli-model", str(good)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert again.returncode == 0 and "already in cli-model" in again.stderr, again.stderr
