@@ -72,7 +72,7 @@ SEND = (
     "... on MessageSent { messageId } ... on Error { message } } }"
 )
 STREAM = (
-    "subscription($m: UUID!) { messageStream(messageId: $m) { __typename "
+    "subscription($m: UUID!) { messageStream(messageId: $m, coalesceTokens: true) { __typename "
     "... on TokenEvent { seq delta } ... on DoneEvent { seq status } ... on ErrorEvent { seq message } } }"
 )
 

@@ -36,6 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else settings.port,
         log_config=None,
         ws="websockets-sansio",
+        # Answers stream as many small frames; compressing each costs server CPU per token
+        # and saves almost nothing on frames of a few dozen bytes.
+        ws_per_message_deflate=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
     )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.file_uploads import Upload
@@ -300,7 +300,20 @@ class ChatSubscription:
         "left off; a finished answer replays (or is summarised as SOURCES + DONE) and the stream ends."
     )
     async def message_stream(
-        self, info: Info, message_id: uuid.UUID, after_seq: int = 0
+        self,
+        info: Info,
+        message_id: uuid.UUID,
+        after_seq: int = 0,
+        coalesce_tokens: Annotated[
+            bool,
+            strawberry.argument(
+                description="Merge TOKEN events that are already waiting (in a replay, or live when "
+                "this client is behind) into one TokenEvent whose `delta` is their concatenated text "
+                "and whose `seq` is the LAST merged seq; seq numbers then skip the merged ones. "
+                "`afterSeq` stays exact: resuming after a merged event's seq continues with the "
+                "next token. Default false: one event per token, seq numbers contiguous."
+            ),
+        ] = False,
     ) -> AsyncIterator[MessageStreamEvent]:
         user = await info.context.require_current_user()
         state = info.context.state
@@ -336,7 +349,10 @@ class ChatSubscription:
             try:
                 # Subscribed first, then the log: whatever is published from now on is
                 # either in what we read or arrives live; seq numbers drop the overlap.
-                for event in await manager.event_log.read_after(message_id, after_seq):
+                replay = await manager.event_log.read_after(message_id, after_seq)
+                if coalesce_tokens:
+                    replay = coalesce_token_events(replay)
+                for event in replay:
                     if event["seq"] <= last_seq:
                         continue
                     last_seq = event["seq"]
@@ -351,9 +367,13 @@ class ChatSubscription:
                         for event in finished:
                             yield stream_event_from_dict(message_id, event)
                         return
+                held: dict[str, Any] | None = None
                 while True:
                     try:
-                        event = await asyncio.wait_for(relay.get(), SILENCE_CHECK_SECONDS)
+                        if held is not None:
+                            event, held = held, None
+                        else:
+                            event = await asyncio.wait_for(relay.get(), SILENCE_CHECK_SECONDS)
                     except TimeoutError:
                         if manager.is_running_here(message_id):
                             continue
@@ -379,7 +399,10 @@ class ChatSubscription:
                             if is_terminal(missed):
                                 return
                         continue
-                    last_seq = seq
+                    if coalesce_tokens and event["type"] == "TOKEN" and not relay.empty():
+                        # Behind: one GraphQL execution and one frame for everything waiting.
+                        event, held = _merge_waiting_tokens(event, relay)
+                    last_seq = event["seq"]
                     yield stream_event_from_dict(message_id, event)
                     if is_terminal(event):
                         return
@@ -387,6 +410,39 @@ class ChatSubscription:
                 forwarder.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await forwarder
+
+
+def coalesce_token_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of consecutive TOKEN events (contiguous seqs) → one TOKEN with the last seq."""
+    merged: list[dict[str, Any]] = []
+    for event in events:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and event["type"] == "TOKEN"
+            and previous["type"] == "TOKEN"
+            and event["seq"] == previous["seq"] + 1
+        ):
+            merged[-1] = {**previous, "seq": event["seq"], "delta": previous["delta"] + event["delta"]}
+        else:
+            merged.append(event)
+    return merged
+
+
+def _merge_waiting_tokens(
+    first: dict[str, Any], relay: asyncio.Queue[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`first` plus the contiguous TOKENs already queued; returns it and the event that ended the run."""
+    parts = [first["delta"]]
+    last = first["seq"]
+    while not relay.empty():
+        following = relay.get_nowait()
+        if following["type"] == "TOKEN" and following["seq"] == last + 1:
+            parts.append(following["delta"])
+            last = following["seq"]
+            continue
+        return {**first, "seq": last, "delta": "".join(parts)}, following
+    return {**first, "seq": last, "delta": "".join(parts)}, None
 
 
 async def _finished_without_log(

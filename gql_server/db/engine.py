@@ -17,11 +17,17 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 30, pool_timeout: float = 60.0
+) -> AsyncEngine:
+    # Up to pool_size + 30 connections (PostgreSQL's default max_connections is 100, shared with the
+    # worker). Beyond that, requests wait for a connection (up to pool_timeout) rather than
+    # fail: a burst of 500 sendMessage calls queues instead of erroring.
     return create_async_engine(
         normalise_database_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
