@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -32,7 +38,14 @@ QUERY_TYPES: tuple[type, ...] = (
     DocumentQuery,
     RetrievalQuery,
 )
-MUTATION_TYPES: tuple[type, ...] = (AuthMutation, UsersMutation, GroupsMutation, ModelsMutation, ChatMutation, DocumentMutation)
+MUTATION_TYPES: tuple[type, ...] = (
+    AuthMutation,
+    UsersMutation,
+    GroupsMutation,
+    ModelsMutation,
+    ChatMutation,
+    DocumentMutation,
+)
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 
 
@@ -43,6 +56,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     subscription = merge_types("Subscription", SUBSCRIPTION_TYPES)
     mapper.finalize()
     extensions: list[Any] = [
+        # Clients send the same few documents over and over (every subscription event,
+        # every sendMessage): parse and validate each distinct document once.
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
         QueryDepthLimiter(max_depth=settings.max_query_depth),
         MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         MaxTokensLimiter(max_token_count=settings.max_tokens),
