@@ -61,7 +61,9 @@ def test_topic_change_becomes_a_chunk_boundary_with_page_provenance(embedder: Se
 
 def test_every_chunk_fits_the_model_window(embedder: SentenceEmbedder) -> None:
     chunker = make_chunker(embedder)
-    long_paragraph = " ".join(f"Sentence number {i} talks about item {i * 7} in some detail." for i in range(100))
+    long_paragraph = " ".join(
+        f"Sentence number {i} talks about item {i * 7} in some detail." for i in range(100)
+    )
     unbroken_run = "x1y2z3 " * 300 + "\n" + "word" * 700  # no sentence boundary, a 2800-char "word"
     chunks = chunker.chunk_located_texts(
         [LocatedText(long_paragraph, page_number=1), LocatedText(unbroken_run, page_number=2)]
@@ -90,7 +92,9 @@ def test_process_pdf_reports_progress_and_embeds(tmp_path: Path, embedder: Sente
     path = tmp_path / "doc.pdf"
     path.write_bytes(text_pdf([ASTRONOMY, None, COOKING]))
     progress: list[tuple[ProcessingStage, int, int]] = []
-    processing = process_document(path, DocumentKind.PDF, embedder, lambda *event: progress.append(event), pages_per_window=2)
+    processing = process_document(
+        path, DocumentKind.PDF, embedder, lambda *event: progress.append(event), pages_per_window=2
+    )
     assert processing.page_count == 3
     chunks = [chunk for batch in processing.batches() for chunk in batch.chunks]
     assert [chunk.chunk_index for chunk in chunks] == list(range(len(chunks)))

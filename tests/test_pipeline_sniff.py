@@ -15,7 +15,10 @@ def write(tmp_path: Path, name: str, content: bytes) -> Path:
 
 
 def test_pdf_is_recognised_by_magic_bytes_whatever_its_name(tmp_path: Path) -> None:
-    assert sniff_document_type(write(tmp_path, "report.txt", text_pdf([["Hello."]])), "report.txt") is DocumentKind.PDF
+    assert (
+        sniff_document_type(write(tmp_path, "report.txt", text_pdf([["Hello."]])), "report.txt")
+        is DocumentKind.PDF
+    )
 
 
 def test_pdf_header_after_junk_within_first_kilobyte(tmp_path: Path) -> None:
@@ -60,9 +63,9 @@ def test_csv_by_extension_and_by_content(tmp_path: Path) -> None:
 
 
 def test_markdown_and_prose_are_text(tmp_path: Path) -> None:
-    markdown = "# Title\n\nSome prose, with commas, here.\n\n- a list item\n".encode()
+    markdown = b"# Title\n\nSome prose, with commas, here.\n\n- a list item\n"
     assert sniff_document_type(write(tmp_path, "notes.md", markdown), "notes.md") is DocumentKind.TEXT
-    prose = "It was a bright cold day in April, and the clocks were striking thirteen.\n".encode()
+    prose = b"It was a bright cold day in April, and the clocks were striking thirteen.\n"
     assert sniff_document_type(write(tmp_path, "novel", prose), "novel") is DocumentKind.TEXT
 
 

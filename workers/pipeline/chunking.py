@@ -208,7 +208,9 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         count = len(embeddings)
         if count < 2:
             return np.zeros(0, dtype=np.float32)
-        cumulative = np.vstack([np.zeros((1, embeddings.shape[1]), dtype=np.float32), np.cumsum(embeddings, axis=0)])
+        cumulative = np.vstack(
+            [np.zeros((1, embeddings.shape[1]), dtype=np.float32), np.cumsum(embeddings, axis=0)]
+        )
         indices = np.arange(count)
         window_starts = np.maximum(indices - self.buffer_size, 0)
         window_ends = np.minimum(indices + self.buffer_size + 1, count)
@@ -232,7 +234,12 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         return groups
 
     def _cap_group(
-        self, first: int, last: int, sentences: Sequence[_Sentence], distances: npt.NDArray[np.float32], budget: int
+        self,
+        first: int,
+        last: int,
+        sentences: Sequence[_Sentence],
+        distances: npt.NDArray[np.float32],
+        budget: int,
     ) -> list[tuple[int, int]]:
         # Iterative on an explicit stack: a group of thousands of sentences must not recurse deeply.
         pending = [(first, last)]

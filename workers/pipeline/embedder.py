@@ -15,12 +15,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # torch for the two cores and warns when the process forks.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-import torch  # noqa: E402
-from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
-from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
+import numpy as np
+import numpy.typing as npt
+import torch
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+from sentence_transformers import SentenceTransformer
 
 EMBEDDING_DIMENSIONS = 384
 # The model was trained with 256 word pieces and silently truncates longer inputs; the
@@ -85,8 +85,12 @@ class SentenceEmbedder:
         if not texts:
             return []
         encoded = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=False, return_attention_mask=False,
-            return_token_type_ids=False, verbose=False,
+            list(texts),
+            add_special_tokens=True,
+            truncation=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
 
@@ -96,8 +100,13 @@ class SentenceEmbedder:
     def token_character_spans(self, text: str) -> list[tuple[int, int]]:
         """Character span in `text` of each word piece (special tokens excluded)."""
         encoded = self.tokenizer(
-            text, add_special_tokens=False, truncation=False, return_offsets_mapping=True,
-            return_attention_mask=False, return_token_type_ids=False, verbose=False,
+            text,
+            add_special_tokens=False,
+            truncation=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
         )
         return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
 
@@ -122,7 +131,9 @@ class LlamaIndexEmbeddingAdapter(BaseEmbedding):
     _embedder: SentenceEmbedder = PrivateAttr()
 
     def __init__(self, embedder: SentenceEmbedder, embed_batch_size: int = 256, **kwargs: Any) -> None:
-        super().__init__(model_name="sentence-transformers/all-MiniLM-L6-v2", embed_batch_size=embed_batch_size, **kwargs)
+        super().__init__(
+            model_name="sentence-transformers/all-MiniLM-L6-v2", embed_batch_size=embed_batch_size, **kwargs
+        )
         self._embedder = embedder
 
     @classmethod

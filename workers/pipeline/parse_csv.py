@@ -80,13 +80,17 @@ class CsvChunkStream:
             try:
                 for row in reader:
                     if any(cell.strip() for cell in row):
-                        self.header = [cell.strip() or f"column {index + 1}" for index, cell in enumerate(row)]
+                        self.header = [
+                            cell.strip() or f"column {index + 1}" for index, cell in enumerate(row)
+                        ]
                         break
                 if not self.header:
                     raise DocumentParseError("The CSV file has no header row")
                 yield from self._chunks(reader, raw)
             except csv.Error as error:
-                raise DocumentParseError(f"The CSV file is malformed near data row {self.rows_read + 1} ({error})") from error
+                raise DocumentParseError(
+                    f"The CSV file is malformed near data row {self.rows_read + 1} ({error})"
+                ) from error
         if self.ragged_rows:
             self.warnings.append(
                 f"{self.ragged_rows} of {self.rows_read} rows did not have {len(self.header)} columns; "
@@ -99,7 +103,7 @@ class CsvChunkStream:
             self.ragged_rows += 1
             row = (row + [""] * width)[:width]
         return _FIELD_SEPARATOR.join(
-            f"{name}: {value.strip()}" for name, value in zip(self.header, row) if value.strip()
+            f"{name}: {value.strip()}" for name, value in zip(self.header, row, strict=False) if value.strip()
         )
 
     def _chunks(self, reader: "Iterator[list[str]]", raw: io.FileIO) -> Iterator[Chunk]:
@@ -112,8 +116,11 @@ class CsvChunkStream:
         def emit(row_end: int) -> Chunk:
             nonlocal chunk_index, lines, line_tokens
             chunk = Chunk(
-                text="\n".join(lines), chunk_index=chunk_index, token_count=line_tokens + _SPECIAL_TOKENS,
-                row_start=first_row, row_end=row_end,
+                text="\n".join(lines),
+                chunk_index=chunk_index,
+                token_count=line_tokens + _SPECIAL_TOKENS,
+                row_start=first_row,
+                row_end=row_end,
             )
             chunk_index += 1
             lines, line_tokens = [], 0
@@ -162,7 +169,13 @@ class CsvChunkStream:
             groups.append((current, current_tokens))
         texts = [_FIELD_SEPARATOR.join(group) for group, _ in groups]
         return [
-            Chunk(text=text, chunk_index=first_index + offset, token_count=count, row_start=row_number, row_end=row_number)
+            Chunk(
+                text=text,
+                chunk_index=first_index + offset,
+                token_count=count,
+                row_start=row_number,
+                row_end=row_number,
+            )
             for offset, (text, count) in enumerate(zip(texts, self.count_tokens(texts), strict=True))
         ]
 

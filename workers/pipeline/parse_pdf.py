@@ -14,7 +14,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -120,7 +120,10 @@ class PdfPageStream:
         assert process.stdout is not None
         messages: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=self.limits.prefetch_pages)
         reader_thread = threading.Thread(
-            target=_forward_messages, args=(process.stdout, messages), daemon=True, name="pdf-extraction-reader"
+            target=_forward_messages,
+            args=(process.stdout, messages),
+            daemon=True,
+            name="pdf-extraction-reader",
         )
         reader_thread.start()
         return _ChildProcess(process, messages, reader_thread)
@@ -133,7 +136,9 @@ class PdfPageStream:
             raise DocumentParseError("The PDF took too long to open; it may be damaged") from None
         if message is None:
             child.kill()
-            raise DocumentParseError("The PDF could not be opened: reading it needed too much memory or crashed the reader")
+            raise DocumentParseError(
+                "The PDF could not be opened: reading it needed too much memory or crashed the reader"
+            )
         if message["type"] == "fatal":
             child.kill()
             raise DocumentParseError(str(message["reason"]))
@@ -175,13 +180,15 @@ class PdfPageStream:
         if pages_read > 0 and self.pages_without_text == pages_read:
             self.warnings.append(NO_TEXT_LAYER_WARNING)
 
-    def _pages_from_child(self, child: _ChildProcess, next_index: int) -> Iterator[PageText]:
+    def _pages_from_child(self, child: _ChildProcess, next_index: int) -> Generator[PageText, None, int]:
         """Yield pages until the child finishes its range, hangs or dies; return the next page to read."""
         while True:
             try:
                 message = child.messages.get(timeout=self.limits.page_timeout_seconds)
             except queue.Empty:
-                self._skip_page(next_index, f"reading it took longer than {self.limits.page_timeout_seconds:g} s")
+                self._skip_page(
+                    next_index, f"reading it took longer than {self.limits.page_timeout_seconds:g} s"
+                )
                 return next_index + 1
             if message is None:
                 self._skip_page(next_index, "reading it needed too much memory or crashed the PDF reader")
@@ -207,7 +214,9 @@ class PdfPageStream:
 def _child_environment() -> dict[str, str]:
     environment = dict(os.environ)
     existing_path = environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = _IMPORT_ROOT if not existing_path else f"{_IMPORT_ROOT}{os.pathsep}{existing_path}"
+    environment["PYTHONPATH"] = (
+        _IMPORT_ROOT if not existing_path else f"{_IMPORT_ROOT}{os.pathsep}{existing_path}"
+    )
     return environment
 
 

@@ -1,6 +1,5 @@
 """Stream a plain-text or Markdown file as blocks of whole lines."""
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ def read_text_blocks(path: Path, max_block_characters: int = 64 * 1024) -> Itera
     encoding = detect_file_encoding(path)
     # errors="replace": the encoding was guessed from the start of the file, and one
     # stray byte further on should not lose the whole document.
-    with io.open(path, encoding=encoding, errors="replace", newline=None) as file:
+    with open(path, encoding=encoding, errors="replace", newline=None) as file:
         lines: list[str] = []
         size = 0
         first_line = 1

@@ -19,9 +19,7 @@ import resource
 import sys
 from typing import Any, BinaryIO
 
-ENCRYPTED_PDF_REASON = (
-    "The PDF is encrypted (password protected); remove the password and upload it again"
-)
+ENCRYPTED_PDF_REASON = "The PDF is encrypted (password protected); remove the password and upload it again"
 
 
 def _send(channel: BinaryIO, message: dict[str, Any]) -> None:
@@ -80,7 +78,10 @@ def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO)
             _send(channel, {"type": "page_failed", "index": index, "reason": "it needs too much memory"})
             continue
         except RecursionError:
-            _send(channel, {"type": "page_failed", "index": index, "reason": "its structure is nested too deeply"})
+            _send(
+                channel,
+                {"type": "page_failed", "index": index, "reason": "its structure is nested too deeply"},
+            )
             continue
         except Exception as error:
             detail = str(error).strip() or type(error).__name__

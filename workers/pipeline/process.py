@@ -109,7 +109,11 @@ class DocumentProcessing:
             pages_done = window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)
             chunks = chunker.chunk_located_texts(
-                [LocatedText(page.text, page_number=page.page_number) for page in window if page.text.strip()],
+                [
+                    LocatedText(page.text, page_number=page.page_number)
+                    for page in window
+                    if page.text.strip()
+                ],
                 first_chunk_index=self.chunk_count,
             )
             self.on_progress(ProcessingStage.CHUNKING, pages_done, total)
@@ -135,7 +139,9 @@ class DocumentProcessing:
                 yield self._embed(chunks)
 
     def _csv_batches(self) -> Iterator[ChunkBatch]:
-        stream: CsvChunkStream = read_csv_chunks(self.path, self.embedder.count_tokens_batch, self.embedder.max_tokens)
+        stream: CsvChunkStream = read_csv_chunks(
+            self.path, self.embedder.count_tokens_batch, self.embedder.max_tokens
+        )
         for window in _windows(stream, self.embed_batch_size * 4):
             self.on_progress(ProcessingStage.PARSING, stream.bytes_read, stream.file_size)
             self.on_progress(ProcessingStage.CHUNKING, stream.bytes_read, stream.file_size)

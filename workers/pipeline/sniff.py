@@ -93,9 +93,7 @@ def sniff_document_type(path: Path, filename: str) -> DocumentKind:
 
     encoding = detect_text_encoding(sample, sample_is_whole_file=sample_is_whole_file)
     if encoding is None:
-        raise UnsupportedDocument(
-            f"The file is {_describe_binary(sample)}, not a PDF, CSV or text document"
-        )
+        raise UnsupportedDocument(f"The file is {_describe_binary(sample)}, not a PDF, CSV or text document")
     text_sample = sample.decode(encoding.name, errors="replace")
     if not text_sample.strip():
         raise UnsupportedDocument("The file contains only whitespace")
