@@ -45,7 +45,9 @@ OUTCOMES (precisely; `value` is data[field] of the response)
                    also: the connection_init was rejected).
   FORBIDDEN        an error with extensions.code == "FORBIDDEN".
   HIDDEN           "as if it did not exist": no errors and `value` is null, or `value` is a
-                   typed NotFound result.
+                   typed NotFound result, or (for subscriptions, whose event types are not
+                   unions) an error with extensions.code == "NOT_FOUND" — the same error a
+                   missing object produces.
   REFUSED          a typed `Forbidden` result (__typename == "Forbidden").
 Anything else (e.g. INTERNAL_SERVER_ERROR, a validation error) matches no outcome and fails.
 
@@ -403,6 +405,8 @@ def classify(observation: Observation, entry: MatrixEntry) -> Outcome | None:
         return Outcome.UNAUTHENTICATED
     if "FORBIDDEN" in codes:
         return Outcome.FORBIDDEN
+    if codes == {"NOT_FOUND"}:
+        return Outcome.HIDDEN
     if observation.errors:
         return None
     if observation.silent:

@@ -98,4 +98,40 @@ ENTRIES = [
         variables=_fresh_document,
         expect=ADMINS_ONLY_ON_READABLE,
     ),
+    MatrixEntry(
+        field="documentProgress",
+        kind="subscription",
+        document="subscription($id: UUID!) { documentProgress(documentId: $id) { documentId status } }",
+        variables=_document,
+        expect=expect.model_users(Out.HIDDEN),
+    ),
+    MatrixEntry(
+        field="documentProgress",
+        kind="subscription",
+        case="unknown id",
+        document="subscription($id: UUID!) { documentProgress(documentId: $id) { documentId } }",
+        variables=lambda world, actor: {"id": str(uuid.uuid4())},
+        expect={
+            **dict.fromkeys(("user", "member", "admin", "superadmin"), Out.HIDDEN),
+            "anonymous": Out.UNAUTHENTICATED,
+        },
+    ),
+    MatrixEntry(
+        field="documentEvents",
+        kind="subscription",
+        document="subscription($modelId: UUID!) { documentEvents(modelId: $modelId) { documentId status } }",
+        variables=_model,
+        expect=expect.model_users(Out.HIDDEN),
+        # Events arrive only while documents are processed: silence means the stream is open.
+        silent_means_allowed=True,
+    ),
+    MatrixEntry(
+        field="documentEvents",
+        kind="subscription",
+        case="foreign model",
+        document="subscription($modelId: UUID!) { documentEvents(modelId: $modelId) { documentId } }",
+        variables=_foreign_model,
+        expect={**expect.model_users(Out.HIDDEN), "member": Out.HIDDEN},
+        silent_means_allowed=True,
+    ),
 ]
