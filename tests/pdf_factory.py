@@ -44,7 +44,10 @@ class _PdfBuilder:
     def build(self, page_bodies: Sequence[tuple[int, bool]]) -> bytes:
         """page_bodies: (content stream object number, uses the image) per page."""
         font = self.add(_FONT)
-        image = self.add_stream(b"\x80", b"/Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 ")
+        image = self.add_stream(
+            b"\x80",
+            b"/Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray /BitsPerComponent 8 ",
+        )
         pages_number = len(self.objects) + len(page_bodies) + 1
         kids = []
         for content, _ in page_bodies:
@@ -69,7 +72,10 @@ class _PdfBuilder:
         output.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(self.objects) + 1))
         for offset in offsets:
             output.write(b"%010d 00000 n \n" % offset)
-        output.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(self.objects) + 1, catalog, xref_offset))
+        output.write(
+            b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+            % (len(self.objects) + 1, catalog, xref_offset)
+        )
         return output.getvalue()
 
 
