@@ -20,16 +20,17 @@ from sqlalchemy import text
 
 from gql_server.settings import Settings
 from tests.conftest import (
+    SHARED_DATA,
     SUPERADMIN_EMAIL,
     SUPERADMIN_PASSWORD,
     RunningServer,
     log_in,
-    shared_data_path,
     start_server,
 )
 from tests.document_helpers import chunk_rows, follow_progress, upload_document, wait_for_final
 from tests.factories import create_model
 from tests.graphql_client import GraphQLClient
+from tests.pdf_factory import text_pdf
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis, pytest.mark.shared_data]
 
@@ -107,6 +108,23 @@ async def _status(server: RunningServer, document_id: str) -> tuple[str, float]:
     return str(row.status), float(row.progress)
 
 
+def _document_to_ingest() -> tuple[str, bytes]:
+    """A real multi-page PDF when the shared data is present; otherwise one built in code,
+    long enough (60 pages of distinct prose) that the worker can be killed mid-document."""
+    path = SHARED_DATA / "docs" / "pdfplumber__federal-register-2020-17221.pdf"
+    if path.exists():
+        return path.name, path.read_bytes()
+    pages = [
+        [
+            f"Section {page}.{line}: the committee reviewed budget item {page * 31 + line} "
+            f"covering {['roads', 'schools', 'parks', 'water', 'housing'][line % 5]} in district {page}."
+            for line in range(40)
+        ]
+        for page in range(1, 61)
+    ]
+    return "generated-report.pdf", text_pdf(pages)
+
+
 @pytest.mark.timeout(600)
 async def test_worker_killed_mid_document_is_redelivered_without_duplicates(
     redis_server: tuple[RunningServer, dict[str, str]], tmp_path: Path
@@ -114,8 +132,8 @@ async def test_worker_killed_mid_document_is_redelivered_without_duplicates(
     server, env = redis_server
     admin = await log_in(server.client, SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD)
     model = await create_model(server.state.sessionmaker)
-    path = shared_data_path("docs", "pdfplumber__federal-register-2020-17221.pdf")
-    document_id = await upload_document(admin, model.id, path.name, path.read_bytes())
+    name, content = _document_to_ingest()
+    document_id = await upload_document(admin, model.id, name, content)
     progress = asyncio.create_task(follow_progress(admin, document_id, timeout=400))
     log = tmp_path / "workers.log"
     first = _start_worker(env, server.settings.data_dir, log)
