@@ -335,14 +335,14 @@ async def tune(
     base = RetrievalParameters(candidate_depth=200)
     dense = {str(q["_id"]): await ranking(q, RetrievalMode.DENSE, base) for q in queries}
     rows: list[dict[str, Any]] = []
-    for k1, b in ((0.9, 0.4), (1.2, 0.75), (1.2, 0.4), (0.9, 0.75), (1.5, 0.5)):
+    for k1, b in ((0.9, 0.4), (1.2, 0.75)):
         parameters = RetrievalParameters(bm25_k1=k1, bm25_b=b, candidate_depth=200)
         lexical = {str(q["_id"]): await ranking(q, RetrievalMode.LEXICAL, parameters) for q in queries}
         bm25_only = statistics.fmean(
             ndcg_at(_document_ranking(lexical[str(q["_id"])]), qrels[str(q["_id"])], 10) for q in queries
         )
         log(f"  BM25 k1={k1} b={b}: nDCG@10 {bm25_only:.4f}")
-        for depth in (100, 200):
+        for depth in (100,):
             for rrf_k in (10, 30, 60, 100):
                 for dense_weight in (0.6, 0.8, 1.0, 1.2, 1.5):
                     for aggregation in ("chunk", "document"):
