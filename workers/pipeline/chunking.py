@@ -11,7 +11,7 @@ longer than the window are cut at line breaks, else between words.
 """
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,10 @@ MIN_SENTENCE_TOKENS = 24
 # so capping does not shave one sentence off at a time.
 _MIN_SPLIT_SIDE_TOKENS = 48
 _SEGMENT_SEPARATOR = "\n\n"
+# Sentence units embedded between two progress reports (a multiple of the batch size).
+_UNITS_PER_PROGRESS_STEP = 256
+
+EmbeddingProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,16 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
 
     # ---- our entry point ----
 
-    def chunk_located_texts(self, segments: Sequence[LocatedText], first_chunk_index: int = 0) -> list[Chunk]:
-        """Chunk consecutive pages/blocks together, recording which of them each chunk spans."""
+    def chunk_located_texts(
+        self,
+        segments: Sequence[LocatedText],
+        first_chunk_index: int = 0,
+        on_embedded: EmbeddingProgress | None = None,
+    ) -> list[Chunk]:
+        """Chunk consecutive pages/blocks together, recording which of them each chunk spans.
+
+        `on_embedded(done, total)` is called as the sentence units of the window are embedded.
+        """
         segment_starts: list[int] = []
         parts: list[str] = []
         position = 0
@@ -114,11 +126,11 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
             position += len(segment.text) + len(_SEGMENT_SEPARATOR)
         window_text = _SEGMENT_SEPARATOR.join(parts)
 
-        spans = self.split_into_chunk_spans(window_text)
+        spans, vectors = self.split_into_chunk_spans_with_vectors(window_text, on_embedded)
         texts = [window_text[start:end] for start, end in spans]
         token_counts = self.embedder.count_tokens_batch(texts)
         chunks: list[Chunk] = []
-        for (start, end), text, token_count in zip(spans, texts, token_counts, strict=True):
+        for (start, end), text, token_count, vector in zip(spans, texts, token_counts, vectors, strict=True):
             first = bisect.bisect_right(segment_starts, start) - 1
             last = bisect.bisect_right(segment_starts, end - 1) - 1
             first_segment, last_segment = segments[first], segments[last]
@@ -135,19 +147,28 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
                     page_end=last_segment.page_number,
                     line_start=line_start,
                     line_end=line_end,
+                    embedding=vector,
                 )
             )
         return chunks
 
     def split_into_chunk_spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the chunks of `text`, each stripped and within the token cap."""
+        return self.split_into_chunk_spans_with_vectors(text)[0]
+
+    def split_into_chunk_spans_with_vectors(
+        self, text: str, on_embedded: EmbeddingProgress | None = None
+    ) -> tuple[list[tuple[int, int]], list[npt.NDArray[np.float32] | None]]:
+        """Chunk spans, and for each the embedding when the sentence pass already computed it.
+
+        A chunk that is exactly one embedding unit (a sentence, or a run of fragments
+        merged into one) has the same word pieces as that unit, so its vector is reused
+        instead of embedding the text a second time.
+        """
         sentences = self._located_sentences(text)
         if not sentences:
-            return []
-        embeddings = np.asarray(
-            self.embed_model.get_text_embedding_batch([text[s.start : s.end] for s in sentences]),
-            dtype=np.float32,
-        )
+            return [], []
+        embeddings = self._embed_units([text[s.start : s.end] for s in sentences], on_embedded)
         distances = self._window_distances(embeddings)
         groups = self._semantic_groups(len(sentences), distances)
         budget = self.max_chunk_tokens - _SPECIAL_TOKENS
@@ -155,10 +176,39 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         for first, last in groups:
             capped.extend(self._cap_group(first, last, sentences, distances, budget))
         merged = self._merge_small_pieces(capped, sentences, budget)
-        spans = [_strip_span(text, sentences[first].start, sentences[last - 1].end) for first, last in merged]
-        return self._enforce_cap(text, [span for span in spans if span[1] > span[0]])
+        spans: list[tuple[int, int]] = []
+        known: list[npt.NDArray[np.float32] | None] = []
+        for first, last in merged:
+            span = _strip_span(text, sentences[first].start, sentences[last - 1].end)
+            if span[1] > span[0]:
+                spans.append(span)
+                known.append(embeddings[first] if last - first == 1 else None)
+        return self._enforce_cap(text, spans, known)
 
     # ---- steps ----
+
+    def _embed_units(
+        self, texts: list[str], on_embedded: EmbeddingProgress | None
+    ) -> npt.NDArray[np.float32]:
+        """Embed the whole window's units, shortest first, in slices that report progress.
+
+        Straight to the embedder (no round trip through LlamaIndex's lists of floats).
+        Sorting the window once and cutting it into consecutive slices gives the same
+        length-homogeneous batches (little padding) as one big call, which is why windows
+        are large; the slices only exist so that progress moves during a long window.
+        """
+        if on_embedded is None or len(texts) <= _UNITS_PER_PROGRESS_STEP:
+            vectors = self.embedder.embed(texts)
+            if on_embedded is not None:
+                on_embedded(len(texts), len(texts))
+            return vectors
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        vectors = np.empty((len(texts), self.embedder.dimensions), dtype=np.float32)
+        for start in range(0, len(order), _UNITS_PER_PROGRESS_STEP):
+            indices = order[start : start + _UNITS_PER_PROGRESS_STEP]
+            vectors[indices] = self.embedder.embed([texts[index] for index in indices])
+            on_embedded(min(start + _UNITS_PER_PROGRESS_STEP, len(order)), len(order))
+        return vectors
 
     def _located_sentences(self, text: str) -> list[_Sentence]:
         pieces: list[tuple[int, int]] = []
@@ -283,18 +333,23 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
             merged.append(piece)
         return merged
 
-    def _enforce_cap(self, text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def _enforce_cap(
+        self, text: str, spans: list[tuple[int, int]], known: list[npt.NDArray[np.float32] | None]
+    ) -> tuple[list[tuple[int, int]], list[npt.NDArray[np.float32] | None]]:
         """Re-split the rare chunk whose joint tokenization exceeds the sum of its sentences'."""
         counts = self.embedder.count_tokens_batch([text[start:end] for start, end in spans])
         budget = self.max_chunk_tokens - _SPECIAL_TOKENS
         result: list[tuple[int, int]] = []
-        for (start, end), count in zip(spans, counts, strict=True):
+        vectors: list[npt.NDArray[np.float32] | None] = []
+        for (start, end), count, vector in zip(spans, counts, known, strict=True):
             if count <= self.max_chunk_tokens:
                 result.append((start, end))
+                vectors.append(vector)
                 continue
             for piece in self._split_long_sentence(text, start, end, budget):
                 result.append(_strip_span(text, piece.start, piece.end))
-        return result
+                vectors.append(None)
+        return result, vectors
 
 
 def _merge_fragments(sentences: list[_Sentence], budget: int) -> list[_Sentence]:

@@ -37,8 +37,9 @@ class PdfExtractionLimits:
     page_timeout_seconds: float = 60.0
     open_timeout_seconds: float = 120.0
     pages_per_child_process: int = 200
-    # Pages the child may run ahead of the consumer; bounds memory held in the pipe.
-    prefetch_pages: int = 16
+    # Pages the child may run ahead of the consumer; bounds memory held in the pipe. At
+    # least one window's worth, so the child parses the next window while this one embeds.
+    prefetch_pages: int = 64
 
 
 @dataclass(frozen=True, slots=True)

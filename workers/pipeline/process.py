@@ -17,7 +17,7 @@ from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
 from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder
 from workers.pipeline.parse_csv import CsvChunkStream, read_csv_chunks
-from workers.pipeline.parse_pdf import PdfExtractionLimits, PdfPageStream, open_pdf
+from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_pdf
 from workers.pipeline.parse_text import read_text_blocks
 from workers.pipeline.sniff import DocumentKind
 
@@ -35,10 +35,30 @@ ProgressCallback = Callable[[ProcessingStage, int, int], None]
 
 _Item = TypeVar("_Item")
 
+DEFAULT_CHARACTERS_PER_WINDOW = 150_000
+
 
 def _windows(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
     iterator = iter(items)
     while window := list(islice(iterator, size)):
+        yield window
+
+
+def _pdf_windows(pages: Iterable[PageText], max_pages: int, max_characters: int) -> Iterator[list[PageText]]:
+    """Consecutive pages up to `max_characters` of text or `max_pages` pages, whichever comes first.
+
+    Sized by text rather than page count: the embedding calls of a window sort their
+    inputs by length, so a big window pads little, while pages of images cost nothing.
+    """
+    window: list[PageText] = []
+    characters = 0
+    for page in pages:
+        window.append(page)
+        characters += len(page.text)
+        if len(window) >= max_pages or characters >= max_characters:
+            yield window
+            window, characters = [], 0
+    if window:
         yield window
 
 
@@ -62,6 +82,8 @@ class DocumentProcessing:
     embedder: SentenceEmbedder
     on_progress: ProgressCallback = _ignore_progress
     pages_per_window: int = 50
+    # ~50 pages of prose: about 1,500 sentence units embedded in one sorted call.
+    characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW
     text_blocks_per_window: int = 4
     embed_batch_size: int = DEFAULT_BATCH_SIZE
     pdf_limits: PdfExtractionLimits | None = None
@@ -92,12 +114,25 @@ class DocumentProcessing:
             self.close()
 
     def _embed(self, chunks: list[Chunk]) -> ChunkBatch:
-        vectors = self.embedder.embed([chunk.text for chunk in chunks], batch_size=self.embed_batch_size)
-        for chunk, vector in zip(chunks, vectors, strict=True):
+        # Chunks that are a single sentence unit already carry the chunker's vector.
+        missing = [chunk for chunk in chunks if chunk.embedding is None]
+        vectors = self.embedder.embed([chunk.text for chunk in missing], batch_size=self.embed_batch_size)
+        for chunk, vector in zip(missing, vectors, strict=True):
             chunk.embedding = vector
         self.chunk_count += len(chunks)
         self.on_progress(ProcessingStage.EMBEDDING, self.chunk_count, self.chunk_count)
         return ChunkBatch(chunks)
+
+    def _window_progress(self, done_before: int, done_after: int, total: int) -> Callable[[int, int], None]:
+        """Progress during a window's sentence pass, as a share of the window's pages."""
+
+        def report(units_done: int, units_total: int) -> None:
+            share = units_done / units_total if units_total else 1.0
+            self.on_progress(
+                ProcessingStage.CHUNKING, done_before + int((done_after - done_before) * share), total
+            )
+
+        return report
 
     def _pdf_batches(self) -> Iterator[ChunkBatch]:
         assert self._pdf is not None, "open() first"
@@ -105,8 +140,8 @@ class DocumentProcessing:
         total = pdf.page_count
         chunker = make_chunker(self.embedder)
         pages_done = 0
-        for window in _windows(pdf, self.pages_per_window):
-            pages_done = window[-1].page_number
+        for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
+            pages_before, pages_done = pages_done, window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)
             chunks = chunker.chunk_located_texts(
                 [
@@ -115,6 +150,7 @@ class DocumentProcessing:
                     if page.text.strip()
                 ],
                 first_chunk_index=self.chunk_count,
+                on_embedded=self._window_progress(pages_before, pages_done, total),
             )
             self.on_progress(ProcessingStage.CHUNKING, pages_done, total)
             if chunks:
@@ -156,6 +192,7 @@ def process_document(
     on_progress: ProgressCallback | None = None,
     *,
     pages_per_window: int = 50,
+    characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW,
     pdf_limits: PdfExtractionLimits | None = None,
 ) -> DocumentProcessing:
     """Open a document for processing; raises `DocumentParseError` when it cannot be read.
@@ -172,6 +209,7 @@ def process_document(
         embedder=embedder,
         on_progress=on_progress or _ignore_progress,
         pages_per_window=pages_per_window,
+        characters_per_window=characters_per_window,
         pdf_limits=pdf_limits,
     )
     processing.open()
