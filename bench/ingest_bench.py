@@ -3,20 +3,24 @@
     .venv/bin/python bench/ingest_bench.py [--files R-intro.pdf pdfplumber__federal-register-2020-17221.pdf]
                                            [--big-text-pages 120] [--big-mb 250] [--skip-reference]
 
-Part 1 runs the app in this process (real uvicorn, embedded PostgreSQL, in-process taskiq
-worker), uploads each file through the GraphQL multipart API and waits for READY; then the
-same files go through the reference pipeline: pypdf page texts as LlamaIndex Documents
+Part 1 starts `ragql serve` in its own process (tests/serve_process.py: fresh --data-dir,
+embedded PostgreSQL, in-process taskiq worker), uploads each file through the GraphQL
+multipart API from this process and waits for READY; then the same files go through the
+reference pipeline in this process: pypdf page texts as LlamaIndex Documents
 (llama-index-readers-file is not installed; its PDFReader is the same one-Document-per-page
 pypdf loop), `SemanticSplitterNodeParser` with its defaults, the same all-MiniLM-L6-v2
-through a plain `BaseEmbedding` adapter, and one INSERT per node. Both report pages/s,
-chunks/s, tokens embedded per second (each chunk's tokens, capped at the model's 256
-window: what the model actually saw), and the share of process CPU time spent inside the
-embedding model's forward pass.
+through a plain `BaseEmbedding` adapter, and one INSERT per node into its own embedded
+PostgreSQL. Both report pages/s, chunks/s, tokens embedded per second (each chunk's
+tokens, capped at the model's 256 window), and the share of CPU in the model's forward
+pass (reference: CPU-time hooks on the model; server: share of py-spy samples of the
+server process inside the transformer's forward, when py-spy is installed).
 
-Part 2 builds a ≥ 250 MB PDF (text pages from the shared PDFs interleaved with large
-incompressible image pages), uploads it and ingests it, reporting upload time, peak RSS
-of the server/worker process (one process in embedded mode) and of the PDF reader child,
-and the event loop's longest block (a 10 ms ticker on the server loop) throughout.
+Part 2 builds a ≥ 250 MB PDF in this process (text pages from the shared PDFs interleaved
+with large incompressible image pages), streams it from disk in the upload, and reports
+upload time, peak RSS of the server process (the worker runs inside it in embedded mode),
+of its PDF reader child and of its other children (sampled with psutil every 50 ms), and
+the event loop's longest block inside the server during ingestion, read from the server's
+own `GET /metrics` (gql_server/monitoring.py; reset before each part).
 The last line printed is one JSON object with every figure.
 """
 
@@ -24,9 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import psutil
-import uvicorn
 
 DOCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "docs"
 DEFAULT_FILES = ["R-intro.pdf", "pdfplumber__federal-register-2020-17221.pdf"]
@@ -74,47 +81,35 @@ class ForwardCpuMeter:
                 self._start = None
 
 
-class LoopLagMonitor:
-    def __init__(self, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.max_block = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(self.interval)
-            self.max_block = max(self.max_block, loop.time() - before - self.interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    def reset(self) -> None:
-        self.max_block = 0.0
-
-
 class PeakRss:
-    """Samples RSS of this process and, separately, of its children (the PDF reader)."""
+    """Samples RSS of the `ragql serve` process and, separately, of its PDF reader children
+    and of its other children (the embedded PostgreSQL, when it is one)."""
 
-    def __init__(self) -> None:
-        self.process = psutil.Process()
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
         self.server = 0
-        self.children = 0
+        self.pdf_children = 0
+        self.other_children = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.server = max(self.server, self.process.memory_info().rss)
-            total = 0
+            with contextlib.suppress(psutil.Error):
+                self.server = max(self.server, self.process.memory_info().rss)
+            pdf = other = 0
             for child in self.process.children(recursive=True):
                 try:
-                    total += child.memory_info().rss
+                    rss = child.memory_info().rss
+                    if any("pdf_extraction_child" in part for part in child.cmdline()):
+                        pdf += rss
+                    else:
+                        other += rss
                 except psutil.Error:
                     pass
-            self.children = max(self.children, total)
-            self._stop.wait(0.1)
+            self.pdf_children = max(self.pdf_children, pdf)
+            self.other_children = max(self.other_children, other)
+            self._stop.wait(0.05)
 
     def start(self) -> PeakRss:
         self._thread.start()
@@ -123,6 +118,65 @@ class PeakRss:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class ForwardSampler:
+    """py-spy samples of the server: the share of its busy samples inside the model's forward."""
+
+    def __init__(self, pid: int, output: Path) -> None:
+        self.pid, self.output = pid, output
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ForwardSampler:
+        py_spy = Path(sys.executable).with_name("py-spy")
+        if py_spy.exists():
+            self.process = subprocess.Popen(
+                [
+                    str(py_spy),
+                    "record",
+                    "--pid",
+                    str(self.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--nonblocking",
+                    "--output",
+                    str(self.output),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        return self
+
+    def stop(self) -> float | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(30)
+        if not self.output.exists():
+            return None
+        total = inside = 0
+        for line in self.output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            total += int(count)
+            # BertModel.forward (transformers) under the embedder: the model's forward pass.
+            if "forward (transformers/" in stack:
+                inside += int(count)
+        return inside / total if total else None
+
+
+async def _metrics(http: httpx.AsyncClient, base: str) -> dict[str, float]:
+    body = (await http.get(base + "/metrics")).text
+    values: dict[str, float] = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            values[name] = float(value)
+    return values
 
 
 UPLOAD = """mutation($modelId: UUID!, $file: Upload!) { uploadDocument(modelId: $modelId, file: $file) {
@@ -163,21 +217,18 @@ async def _wait(http: httpx.AsyncClient, base: str, token: str, document_id: str
         await asyncio.sleep(0.5)
 
 
-async def _tokens_of(sessionmaker: Any, document_id: str) -> int:
-    from sqlalchemy import text
-
-    async with sessionmaker() as session:
-        value = await session.scalar(
-            text(
-                "SELECT coalesce(sum(least(token_count, 256)), 0) FROM document_chunks WHERE document_id = :id"
-            ),
-            {"id": document_id},
-        )
-    return int(value or 0)
+def _tokens_from_log(log: str, document_id: str) -> int | None:
+    """Tokens embedded, from the worker's "document … READY: … N tokens" log line."""
+    match = re.search(re.escape(document_id) + r" READY: .*?(\d+) tokens", log)
+    return int(match.group(1)) if match else None
 
 
 def build_big_pdf(target: Path, text_pages: int, megabytes: int) -> int:
-    """Text pages from the shared PDFs interleaved with random-noise image pages."""
+    """Text pages from the shared PDFs interleaved with random-noise image pages, ≥ `megabytes`.
+
+    Runs in the bench process (never in the server); image pages are added until their
+    encoded size alone reaches the target, so the file is at least that big.
+    """
     from PIL import Image
     from pypdf import PdfReader, PdfWriter
 
@@ -185,12 +236,13 @@ def build_big_pdf(target: Path, text_pages: int, megabytes: int) -> int:
         PdfReader(DOCS / name) for name in ("R-intro.pdf", "R-lang.pdf", "pdfplumber__ca-warn-report.pdf")
     ]
     source_pages = [page for reader in sources for page in reader.pages]
-    # A 1100x800 noise JPEG at quality 100 is ~1.6 MB.
-    image_pages = max(1, int(megabytes / 1.6) + 1)
     writer = PdfWriter()
-    per_text = max(1, text_pages // image_pages) if text_pages else 0
+    image_bytes = 0
     text_index = 0
-    for index in range(image_pages):
+    image_pages = 0
+    estimated_images = max(1, megabytes)  # refined as sizes are known
+    while image_bytes < megabytes * 2**20 * 1.02:
+        per_text = max(1, text_pages // estimated_images) if text_pages else 0
         for _ in range(per_text):
             if text_index < text_pages:
                 writer.add_page(source_pages[text_index % len(source_pages)])
@@ -198,9 +250,12 @@ def build_big_pdf(target: Path, text_pages: int, megabytes: int) -> int:
         image = Image.frombytes("RGB", (1100, 800), os.urandom(1100 * 800 * 3))
         buffer = io.BytesIO()
         image.save(buffer, format="PDF", quality=100)
+        image_bytes += len(buffer.getvalue())
         writer.add_page(PdfReader(io.BytesIO(buffer.getvalue())).pages[0])
-        if index % 10 == 0:
-            print(f"  building: {index}/{image_pages} image pages", file=sys.stderr)
+        image_pages += 1
+        estimated_images = max(image_pages, int(megabytes * 2**20 / (image_bytes / image_pages)) + 1)
+        if image_pages % 50 == 0:
+            print(f"  building: {image_pages}/{estimated_images} image pages", file=sys.stderr)
     while text_index < text_pages:
         writer.add_page(source_pages[text_index % len(source_pages)])
         text_index += 1
@@ -283,6 +338,48 @@ def run_reference(
     }
 
 
+async def _create_model(http: httpx.AsyncClient, base: str, token: str) -> str:
+    response = await http.post(
+        base + "/graphql",
+        json={"query": 'mutation { createModel(input: {name: "bench"}) { __typename ... on Model { id } } }'},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    result = response.json()["data"]["createModel"]
+    assert result["__typename"] == "Model", result
+    return str(result["id"])
+
+
+async def _reference_inserts(database_root: Path, rows: list[tuple[str, list[float]]]) -> float:
+    """One INSERT per node into a pgvector table, as a stock vector-store integration does."""
+    from sqlalchemy import text as sql
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gql_server.db.embedded import EmbeddedPostgres
+
+    postgres = EmbeddedPostgres(database_root)
+    url = await asyncio.to_thread(postgres.start)
+    engine = create_async_engine(url)
+    started = time.perf_counter()
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sql("CREATE EXTENSION IF NOT EXISTS vector"))
+            await connection.execute(
+                sql(
+                    "CREATE TABLE reference_nodes (id bigserial primary key, text text, embedding vector(384))"
+                )
+            )
+            for node_text, vector in rows:
+                await connection.execute(
+                    sql("INSERT INTO reference_nodes (text, embedding) VALUES (:t, CAST(:v AS vector))"),
+                    {"t": node_text.replace("\x00", ""), "v": "[" + ",".join(map(str, vector)) + "]"},
+                )
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(postgres.stop)
+
+
 async def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", nargs="*", default=DEFAULT_FILES)
@@ -292,133 +389,132 @@ async def main() -> dict[str, Any]:
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
 
-    from gql_server.app import create_app
-    from gql_server.settings import Settings
-    from workers.pipeline.embedder import get_embedder
+    from tests.serve_process import ServeProcess
 
     work = Path(tempfile.mkdtemp(prefix="ragql-bench-"))
     password = "bench-password-123"
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=work / "data",
-        redis_url=None,
-        superadmin_email="bench@example.com",
-        superadmin_password=password,  # type: ignore[arg-type]
-        max_upload_mb=max(1024, args.big_mb * 2),
-        keep_original_files=False,
-    )
-    embedder = await asyncio.to_thread(get_embedder)
-    meter = ForwardCpuMeter()
-    meter.attach(embedder.model)
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    lag = LoopLagMonitor()
-    lag.start()
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0]}}
-    state = app.state.app_state
-    from tests.factories import create_model
-
-    model = await create_model(state.sessionmaker, name="bench")
-    async with httpx.AsyncClient(timeout=3600) as http:
-        login = await http.post(
-            base + "/graphql",
-            json={
-                "query": "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { ... on AuthPayload { accessToken } } }",
-                "variables": {"e": settings.superadmin_email, "p": password},
-            },
-        )
-        token = login.json()["data"]["logIn"]["accessToken"]
-        paths = [DOCS / name for name in args.files]
-        # Part 1: ours, through the product.
-        cpu_start = sum(psutil.Process().cpu_times()[:2])
-        forward_start = meter.inside
-        started = time.perf_counter()
-        pages = chunks = tokens = 0
-        for path in paths:
-            document_id, _ = await _upload(http, base, token, str(model.id), path)
-            document = await _wait(http, base, token, document_id)
-            assert document["status"] == "READY", document
-            pages += document["pageCount"] or 0
-            chunks += document["chunkCount"]
-            tokens += await _tokens_of(state.sessionmaker, document_id)
-        elapsed = time.perf_counter() - started
-        cpu = sum(psutil.Process().cpu_times()[:2]) - cpu_start
-        results["ours"] = {
-            "files": args.files,
-            "seconds": elapsed,
-            "pages": pages,
-            "chunks": chunks,
-            "tokens": tokens,
-            "pages_per_second": pages / elapsed,
-            "chunks_per_second": chunks / elapsed,
-            "tokens_per_second": tokens / elapsed,
-            "forward_cpu_share": (meter.inside - forward_start) / cpu if cpu else None,
-            "event_loop_max_block_ms": lag.max_block * 1000,
-        }
-        print(json.dumps({"ours": results["ours"]}), file=sys.stderr)
-        if not args.skip_reference:
-            rows: list[tuple[str, list[float]]] = []
-            reference = await asyncio.to_thread(run_reference, paths, meter, rows)
-            # One INSERT per node, as a stock vector-store integration does; timed into the total.
-            insert_started = time.perf_counter()
-            async with state.engine.begin() as connection:
-                from sqlalchemy import text as sql
-
-                await connection.execute(
-                    sql(
-                        "CREATE TABLE reference_nodes (id bigserial primary key, text text, embedding vector(384))"
-                    )
-                )
-                for node_text, vector in rows:
-                    await connection.execute(
-                        sql("INSERT INTO reference_nodes (text, embedding) VALUES (:t, CAST(:v AS vector))"),
-                        {"t": node_text.replace("\x00", ""), "v": "[" + ",".join(map(str, vector)) + "]"},
-                    )
-            reference["insert_seconds"] = time.perf_counter() - insert_started
-            reference["seconds"] += reference["insert_seconds"]
-            for key, count in (
-                ("pages_per_second", "pages"),
-                ("chunks_per_second", "chunks"),
-                ("tokens_per_second", "tokens"),
-            ):
-                reference[key] = reference[count] / reference["seconds"]
-            results["reference"] = reference
-            results["ratio_ours_over_reference_pages_per_second"] = (
-                results["ours"]["pages_per_second"] / reference["pages_per_second"]
+    email = "bench@example.com"
+    serve = ServeProcess(
+        work / "data",
+        env={
+            "SUPERADMIN_EMAIL": email,
+            "SUPERADMIN_PASSWORD": password,
+            "MAX_UPLOAD_MB": str(max(1024, args.big_mb * 2)),
+            "KEEP_ORIGINAL_FILES": "false",
+            "LOG_LEVEL": "INFO",
+        },
+    ).start(timeout=300)
+    assert serve.process is not None
+    server_pid = serve.process.pid
+    base = serve.base_url
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+        "server_started_in_seconds": round(serve.started_in_seconds, 1),
+    }
+    try:
+        async with httpx.AsyncClient(timeout=3600) as http:
+            login = await http.post(
+                base + "/graphql",
+                json={
+                    "query": "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { ... on AuthPayload { accessToken } } }",
+                    "variables": {"e": email, "p": password},
+                },
             )
-            print(json.dumps({"reference": reference}), file=sys.stderr)
-        if not args.skip_big:
-            big = work / "big.pdf"
-            page_count = await asyncio.to_thread(build_big_pdf, big, args.big_text_pages, args.big_mb)
-            size_mb = big.stat().st_size / 2**20
-            lag.reset()
-            peaks = PeakRss().start()
-            document_id, upload_seconds = await _upload(http, base, token, str(model.id), big)
-            ingest_started = time.perf_counter()
-            document = await _wait(http, base, token, document_id)
-            ingest_seconds = time.perf_counter() - ingest_started
-            peaks.stop()
-            results["big_pdf"] = {
-                "size_mb": size_mb,
-                "pages": page_count,
-                "text_pages": args.big_text_pages,
-                "status": document["status"],
-                "error": document["error"],
-                "chunks": document["chunkCount"],
-                "upload_seconds": upload_seconds,
-                "upload_mb_per_second": size_mb / upload_seconds,
-                "ingest_seconds": ingest_seconds,
-                "server_and_worker_peak_rss_mb": peaks.server / 2**20,
-                "pdf_reader_child_peak_rss_mb": peaks.children / 2**20,
-                "event_loop_max_block_ms": lag.max_block * 1000,
+            token = login.json()["data"]["logIn"]["accessToken"]
+            model_id = await _create_model(http, base, token)
+            paths = [DOCS / name for name in args.files]
+            # Part 1: ours, through the product (`ragql serve` in its own process).
+            server = psutil.Process(server_pid)
+            await http.post(base + "/metrics/reset")
+            sampler = ForwardSampler(server_pid, work / "py-spy.raw").start()
+            cpu_start = sum(server.cpu_times()[:2])
+            started = time.perf_counter()
+            pages = chunks = tokens = 0
+            token_counts_known = True
+            for path in paths:
+                document_id, _ = await _upload(http, base, token, model_id, path)
+                document = await _wait(http, base, token, document_id)
+                assert document["status"] == "READY", document
+                pages += document["pageCount"] or 0
+                chunks += document["chunkCount"]
+                await asyncio.sleep(0.3)  # let the READY log line reach the file
+                counted = _tokens_from_log(serve.output(), document_id)
+                token_counts_known &= counted is not None
+                tokens += counted or 0
+            elapsed = time.perf_counter() - started
+            server_cpu = sum(server.cpu_times()[:2]) - cpu_start
+            forward_share = sampler.stop()
+            metrics = await _metrics(http, base)
+            results["ours"] = {
+                "files": args.files,
+                "seconds": round(elapsed, 2),
+                "pages": pages,
+                "chunks": chunks,
+                "tokens": tokens if token_counts_known else None,
+                "pages_per_second": round(pages / elapsed, 3),
+                "chunks_per_second": round(chunks / elapsed, 2),
+                "tokens_per_second": round(tokens / elapsed, 1) if token_counts_known else None,
+                "server_cpu_seconds": round(server_cpu, 1),
+                "forward_share_of_server_samples_py_spy": round(forward_share, 3) if forward_share else None,
+                "event_loop_max_block_ms": round(metrics["ragql_event_loop_lag_max_seconds"] * 1000, 1),
+                "event_loop_p99_lag_ms": round(metrics["ragql_event_loop_lag_p99_seconds"] * 1000, 1),
+                "load_average_1m_after": round(os.getloadavg()[0], 2),
             }
-            print(json.dumps({"big_pdf": results["big_pdf"]}), file=sys.stderr)
-    server.should_exit = True
-    await serving
+            print(json.dumps({"ours": results["ours"]}), file=sys.stderr)
+            if not args.skip_reference:
+                # The reference runs in this process (its own model); the server sits idle.
+                meter = ForwardCpuMeter()
+                rows: list[tuple[str, list[float]]] = []
+                reference = await asyncio.to_thread(run_reference, paths, meter, rows)
+                reference["insert_seconds"] = await _reference_inserts(work / "reference-pg", rows)
+                reference["seconds"] += reference["insert_seconds"]
+                for key, count in (
+                    ("pages_per_second", "pages"),
+                    ("chunks_per_second", "chunks"),
+                    ("tokens_per_second", "tokens"),
+                ):
+                    reference[key] = reference[count] / reference["seconds"]
+                reference["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+                results["reference"] = reference
+                results["ratio_ours_over_reference_pages_per_second"] = round(
+                    results["ours"]["pages_per_second"] / reference["pages_per_second"], 2
+                )
+                print(json.dumps({"reference": reference}), file=sys.stderr)
+            if not args.skip_big:
+                big = work / "big.pdf"
+                page_count = await asyncio.to_thread(build_big_pdf, big, args.big_text_pages, args.big_mb)
+                size_mb = big.stat().st_size / 2**20
+                await http.post(base + "/metrics/reset")
+                peaks = PeakRss(server_pid).start()
+                document_id, upload_seconds = await _upload(http, base, token, model_id, big)
+                ingest_started = time.perf_counter()
+                document = await _wait(http, base, token, document_id)
+                ingest_seconds = time.perf_counter() - ingest_started
+                peaks.stop()
+                metrics = await _metrics(http, base)
+                results["big_pdf"] = {
+                    "size_mb": round(size_mb, 1),
+                    "pages": page_count,
+                    "text_pages": args.big_text_pages,
+                    "status": document["status"],
+                    "error": document["error"],
+                    "chunks": document["chunkCount"],
+                    "upload_seconds": round(upload_seconds, 2),
+                    "upload_mb_per_second": round(size_mb / upload_seconds, 1),
+                    "ingest_seconds": round(ingest_seconds, 1),
+                    "server_peak_rss_mb": round(peaks.server / 2**20, 1),
+                    "server_peak_rss_since_start_mb_vmhwm": round(
+                        metrics["ragql_process_resident_memory_peak_bytes"] / 2**20, 1
+                    ),
+                    "pdf_reader_child_peak_rss_mb": round(peaks.pdf_children / 2**20, 1),
+                    "other_children_peak_rss_mb": round(peaks.other_children / 2**20, 1),
+                    "event_loop_max_block_ms": round(metrics["ragql_event_loop_lag_max_seconds"] * 1000, 1),
+                    "event_loop_p99_lag_ms": round(metrics["ragql_event_loop_lag_p99_seconds"] * 1000, 1),
+                    "load_average_1m_after": round(os.getloadavg()[0], 2),
+                }
+                print(json.dumps({"big_pdf": results["big_pdf"]}), file=sys.stderr)
+    finally:
+        serve.stop()
     return results
 
 

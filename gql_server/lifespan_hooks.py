@@ -19,3 +19,11 @@ from gql_server.storage.file_sweeper import file_sweeper_lifespan
 
 if file_sweeper_lifespan not in app_module.LIFESPAN_HOOKS:
     app_module.LIFESPAN_HOOKS.append(file_sweeper_lifespan)
+
+from gql_server.monitoring import lag_monitor_lifespan, metrics_reset_route, metrics_route
+
+if lag_monitor_lifespan not in app_module.LIFESPAN_HOOKS:
+    app_module.LIFESPAN_HOOKS.append(lag_monitor_lifespan)
+for route_factory in (metrics_route, metrics_reset_route):
+    if route_factory not in app_module.EXTRA_ROUTES:
+        app_module.EXTRA_ROUTES.append(route_factory)
