@@ -44,6 +44,11 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
     state.extras["ingestion_resources"] = resources
     embedded_workers = not settings.redis_url
     if embedded_workers:
+        # Load the embedding model now, before the server takes requests: importing torch
+        # and building the model holds the GIL for seconds at a time even in a thread, which
+        # froze the event loop for 3.8 s when it happened at the first upload (measured
+        # with GET /metrics). Start-up takes those seconds instead.
+        await resources.embedder()
         # Leftovers of a killed process: partial uploads and spool files.
         await asyncio.to_thread(remove_stale_files, incoming_dir(settings), 3600)
         await asyncio.to_thread(remove_stale_files, spool_dir(settings), 0)
