@@ -196,6 +196,7 @@ async def ingest_corpus(
                             model_id=model_id,
                             chunk_index=chunk.chunk_index,
                             text=chunk.text,
+                            context=chunk.context,
                             page_start=chunk.page_start,
                             page_end=chunk.page_end,
                             row_start=chunk.line_start,

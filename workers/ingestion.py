@@ -46,10 +46,11 @@ PUBLISH_INTERVAL_SECONDS = 0.25  # at most ~4 progress events per second per doc
 DATABASE_PROGRESS_INTERVAL_SECONDS = 2.0
 # Share of the progress bar for parse+chunk+embed; storing takes the rest.
 PROCESSING_SHARE = 0.9
-# Most pages parsed, chunked and embedded per step (windows also end at ~150,000
-# characters of text). Measured on R-intro.pdf: 10-page windows cost ~1.5x the CPU of
-# 50-page ones, because each window's embedding calls sort and pad fewer inputs together.
-PAGES_PER_WINDOW = 100
+# Most pages parsed, chunked and embedded per step (windows also end at ~300,000
+# characters of text). Big windows because each window's units are sorted by length and
+# batched together: on R-intro.pdf batches padded to 2.25x their real tokens with 10-page
+# windows and 1.11x with the whole document in one window.
+PAGES_PER_WINDOW = 200
 
 SPOOL_COLUMNS = (
     "document_id",
@@ -57,6 +58,7 @@ SPOOL_COLUMNS = (
     "session_id",
     "chunk_index",
     "text",
+    "context",
     "page_start",
     "page_end",
     "row_start",
@@ -179,6 +181,7 @@ def run_pipeline_to_spool(
     tracker: ProgressTracker,
     spool_path: Path,
     document: tuple[uuid.UUID, uuid.UUID, uuid.UUID | None],
+    file_title: str | None = None,
 ) -> PipelineOutcome:
     """Runs in a worker thread: parse → chunk → embed, appending chunks to a CSV spool."""
     from workers.pipeline.process import process_document
@@ -186,7 +189,12 @@ def run_pipeline_to_spool(
 
     document_id, model_id, session_id = document
     processing = process_document(
-        path, PipelineKind[kind_name], embedder, tracker.on_progress, pages_per_window=PAGES_PER_WINDOW
+        path,
+        PipelineKind[kind_name],
+        embedder,
+        tracker.on_progress,
+        pages_per_window=PAGES_PER_WINDOW,
+        file_title=file_title,
     )
     tracker.set_page_count(processing.page_count)
     token_count = 0
@@ -200,6 +208,11 @@ def run_pipeline_to_spool(
             for chunk in batch.chunks:
                 # PostgreSQL text cannot hold NUL; surrogates cannot be encoded.
                 text = chunk.text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+                context = (
+                    chunk.context.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+                    if chunk.context
+                    else None
+                )
                 token_count += min(chunk.token_count, embedder.max_tokens)
                 if chunk.row_end is not None:
                     row_count = max(row_count or 0, chunk.row_end)
@@ -210,6 +223,7 @@ def run_pipeline_to_spool(
                         for value in (
                             chunk.chunk_index,
                             text,
+                            context,
                             chunk.page_start,
                             chunk.page_end,
                             chunk.row_start,
@@ -415,6 +429,7 @@ async def _run(
             tracker,
             spool_path,
             (row.id, row.model_id, row.session_id),
+            Path(row.filename).stem,
         )
     finally:
         stop.set()

@@ -280,6 +280,10 @@ class Document(TimestampMixin, Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# What the lexical columns index: the context header, then the passage (migration 0003).
+_INDEXED_TEXT = "coalesce(context || E'\\n\\n', '') || text"
+
+
 class DocumentChunk(Base):
     __tablename__ = "document_chunks"
     __table_args__ = (
@@ -306,7 +310,11 @@ class DocumentChunk(Base):
         UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
     )
     chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The passage itself: what a citation quotes.
     text: Mapped[str] = mapped_column(Text, nullable=False)
+    # The document's title when the passage does not start with it: embedded and indexed
+    # with the text (a "contextual chunk header"), never shown as part of the snippet.
+    context: Mapped[str | None] = mapped_column(Text)
     page_start: Mapped[int | None] = mapped_column(Integer)
     page_end: Mapped[int | None] = mapped_column(Integer)
     row_start: Mapped[int | None] = mapped_column(Integer)
@@ -314,13 +322,13 @@ class DocumentChunk(Base):
     token_count: Mapped[int] = mapped_column(Integer, nullable=False)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS), nullable=False)
     search_vector: Mapped[Any] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
+        TSVECTOR, Computed(f"to_tsvector('english'::regconfig, {_INDEXED_TEXT})", persisted=True)
     )
     # BM25's chunk length: indexed tokens (stop words excluded), i.e. the positions in the
     # tsvector — not length(search_vector), which counts distinct lexemes (migration 0002).
     term_count: Mapped[int] = mapped_column(
         Integer,
-        Computed("tsvector_token_count(to_tsvector('english'::regconfig, text))", persisted=True),
+        Computed(f"tsvector_token_count(to_tsvector('english'::regconfig, {_INDEXED_TEXT}))", persisted=True),
     )
 
 

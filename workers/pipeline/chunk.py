@@ -25,4 +25,11 @@ class Chunk:
     row_end: int | None = None
     line_start: int | None = None
     line_end: int | None = None
+    # The document's title when the text does not start with it: embedded and indexed
+    # with the text (see `embedding_input`), stored apart so the snippet stays the text.
+    context: str | None = None
     embedding: npt.NDArray[np.float32] | None = None
+
+    def embedding_input(self) -> str:
+        """What the embedding model reads: the context header, a blank line, the text."""
+        return f"{self.context}\n\n{self.text}" if self.context else self.text

@@ -93,6 +93,8 @@ class PdfPageStream:
     path: Path
     limits: PdfExtractionLimits
     page_count: int = 0
+    # The PDF's metadata title (its information dictionary's /Title), when it has one.
+    title: str | None = None
     warnings: list[str] = field(default_factory=list)
     pages_without_text: int = 0
     pages_failed: int = 0
@@ -143,6 +145,9 @@ class PdfPageStream:
         if message["type"] == "fatal":
             child.kill()
             raise DocumentParseError(str(message["reason"]))
+        title = message.get("title")
+        if isinstance(title, str) and title.strip():
+            self.title = title
         return int(message["page_count"])
 
     def open(self) -> None:

@@ -42,6 +42,18 @@ def _describe_open_failure(error: BaseException) -> str:
     return f"The PDF is damaged or truncated and cannot be read ({detail})"
 
 
+def _metadata_title(reader: Any) -> str | None:
+    """The document information dictionary's /Title, if it holds readable text."""
+    try:
+        title = reader.metadata.title if reader.metadata is not None else None
+    except Exception:  # a broken info dictionary costs the title, not the document
+        return None
+    if not isinstance(title, str):
+        return None
+    title = " ".join(title.split())[:500]
+    return title or None
+
+
 def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO) -> None:
     import pypdf
     from pypdf.errors import FileNotDecryptedError
@@ -69,7 +81,7 @@ def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO)
     except Exception as error:
         _send(channel, {"type": "fatal", "reason": _describe_open_failure(error)})
         return
-    _send(channel, {"type": "opened", "page_count": page_count})
+    _send(channel, {"type": "opened", "page_count": page_count, "title": _metadata_title(reader)})
 
     for index in range(first_page, min(first_page + max_pages, page_count)):
         try:

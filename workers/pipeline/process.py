@@ -35,7 +35,30 @@ ProgressCallback = Callable[[ProcessingStage, int, int], None]
 
 _Item = TypeVar("_Item")
 
-DEFAULT_CHARACTERS_PER_WINDOW = 150_000
+DEFAULT_CHARACTERS_PER_WINDOW = 300_000
+# A context header longer than this is not a title (a text file opening with a paragraph).
+MAX_CONTEXT_CHARACTERS = 200
+
+
+def _normalise_heading(line: str) -> str:
+    return " ".join(line.split()).lstrip("#").strip()
+
+
+def context_header(candidate: str | None) -> str | None:
+    """A title as a chunk's context header: one line, Markdown heading marks removed."""
+    if not candidate:
+        return None
+    header = _normalise_heading(candidate)
+    return header if 0 < len(header) <= MAX_CONTEXT_CHARACTERS else None
+
+
+def with_context(chunks: list[Chunk], header: str | None) -> list[Chunk]:
+    """Give every chunk that does not already start with `header` that header as context."""
+    if header:
+        for chunk in chunks:
+            if not _normalise_heading(chunk.text[: len(header) * 2 + 16]).startswith(header):
+                chunk.context = header
+    return chunks
 
 
 def _windows(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
@@ -82,12 +105,17 @@ class DocumentProcessing:
     embedder: SentenceEmbedder
     on_progress: ProgressCallback = _ignore_progress
     pages_per_window: int = 50
-    # ~50 pages of prose: about 1,500 sentence units embedded in one sorted call.
+    # ~130 pages of prose: a few thousand sentence units sorted and batched together.
     characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW
     text_blocks_per_window: int = 4
     embed_batch_size: int = DEFAULT_BATCH_SIZE
     pdf_limits: PdfExtractionLimits | None = None
+    # The title used when the document has none of its own (PDF without metadata title,
+    # text file not opening with a heading line): the file name without extension.
+    file_title: str | None = None
     page_count: int | None = None  # known as soon as a PDF is opened
+    # The contextual header given to chunks (see `Chunk.context`); known once chunking starts.
+    title: str | None = None
     chunk_count: int = 0
     warnings: list[str] = field(default_factory=list)
     _pdf: PdfPageStream | None = None
@@ -114,9 +142,12 @@ class DocumentProcessing:
             self.close()
 
     def _embed(self, chunks: list[Chunk]) -> ChunkBatch:
-        # Chunks that are a single sentence unit already carry the chunker's vector.
-        missing = [chunk for chunk in chunks if chunk.embedding is None]
-        vectors = self.embedder.embed([chunk.text for chunk in missing], batch_size=self.embed_batch_size)
+        # Chunks that are a single sentence unit already carry the chunker's vector, unless
+        # they have a context header, which is part of what gets embedded.
+        missing = [chunk for chunk in chunks if chunk.embedding is None or chunk.context]
+        vectors = self.embedder.embed(
+            [chunk.embedding_input() for chunk in missing], batch_size=self.embed_batch_size
+        )
         for chunk, vector in zip(missing, vectors, strict=True):
             chunk.embedding = vector
         self.chunk_count += len(chunks)
@@ -140,6 +171,7 @@ class DocumentProcessing:
         total = pdf.page_count
         chunker = make_chunker(self.embedder)
         pages_done = 0
+        self.title = context_header(pdf.title) or context_header(self.file_title)
         for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
             pages_before, pages_done = pages_done, window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)
@@ -154,7 +186,7 @@ class DocumentProcessing:
             )
             self.on_progress(ProcessingStage.CHUNKING, pages_done, total)
             if chunks:
-                yield self._embed(chunks)
+                yield self._embed(with_context(chunks, self.title))
         self.on_progress(ProcessingStage.PARSING, total, total)
         self.warnings.extend(pdf.warnings)
 
@@ -166,13 +198,22 @@ class DocumentProcessing:
             # Characters, not bytes: close enough for a progress bar, exact for ASCII.
             characters_done = min(characters_done + sum(len(block.text) for block in window), total)
             self.on_progress(ProcessingStage.PARSING, characters_done, total)
+            if self.title is None:
+                self.title = self._text_title(window[0].text)
             chunks = chunker.chunk_located_texts(
                 [LocatedText(block.text, first_line=block.first_line) for block in window],
                 first_chunk_index=self.chunk_count,
             )
             self.on_progress(ProcessingStage.CHUNKING, characters_done, total)
             if chunks:
-                yield self._embed(chunks)
+                yield self._embed(with_context(chunks, self.title))
+
+    def _text_title(self, first_block: str) -> str | None:
+        """The first non-blank line when it is short enough to be a title, else the file title."""
+        for line in first_block.splitlines():
+            if line.strip():
+                return context_header(line) or context_header(self.file_title)
+        return context_header(self.file_title)
 
     def _csv_batches(self) -> Iterator[ChunkBatch]:
         stream: CsvChunkStream = read_csv_chunks(
@@ -194,6 +235,7 @@ def process_document(
     pages_per_window: int = 50,
     characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW,
     pdf_limits: PdfExtractionLimits | None = None,
+    file_title: str | None = None,
 ) -> DocumentProcessing:
     """Open a document for processing; raises `DocumentParseError` when it cannot be read.
 
@@ -211,6 +253,7 @@ def process_document(
         pages_per_window=pages_per_window,
         characters_per_window=characters_per_window,
         pdf_limits=pdf_limits,
+        file_title=file_title,
     )
     processing.open()
     return processing
