@@ -1,7 +1,16 @@
 """Chat streaming under load: N concurrent WebSocket clients against one `ragql serve` process.
 
-    .venv/bin/python bench/chat_load.py [--clients 50,200,500] [--tokens 40] [--token-delay 0.05]
-                                        [--ramp 2] [--client-processes 2]
+    .venv/bin/python bench/chat_load.py [--clients 50,200,500] [--tokens 200] [--token-delay 0.05]
+                                        [--ramp SECONDS] [--client-processes 2]
+
+Two workloads:
+  concurrent (the default): arrivals are spread over a ramp equal to one answer's duration
+      (--tokens x --token-delay, 200 x 0.05 s = 10 s), so at steady state about N answers
+      stream at once: "N concurrent chats". Arrivals are N / ramp per second.
+  burst (`--ramp 2 --tokens 40`): all N messages within 2 s with 2-second answers — an
+      arrival spike (25-250 arrivals/s); most streams are open at once only briefly.
+Each round reports the arrivals per second and the largest number of streams actually
+open at once (a stream is open from its sendMessage until its DONE/ERROR).
 
 Set-up (all local, nothing downloaded): an embedded PostgreSQL in a temporary directory,
 migrated; one OPENAI_COMPATIBLE model whose base URL is the fake OpenAI server from
@@ -135,6 +144,7 @@ class Client:
         self.sent_at = 0.0
         self.reply_at: float | None = None
         self.first_token_at: float | None = None
+        self.ended_at: float | None = None
         self.events = 0
         self.text: list[str] = []
         self.error: str | None = None
@@ -163,6 +173,12 @@ class Client:
                 return message
 
     async def run(self, round_name: str, send_at: float, expected_text: str, timeout: float) -> None:
+        try:
+            await self._run(round_name, send_at, expected_text, timeout)
+        finally:
+            self.ended_at = time.perf_counter()
+
+    async def _run(self, round_name: str, send_at: float, expected_text: str, timeout: float) -> None:
         await asyncio.sleep(max(0.0, send_at - time.perf_counter()))
         self.marker = f"bench question {round_name}-{self.index} {uuid.uuid4().hex[:8]}"
         try:
@@ -277,6 +293,9 @@ async def _client_process_async(job: dict[str, Any], control: Any, results: Any)
                         "sent_at": client.sent_at,
                         "reply_at": client.reply_at,
                         "first_token_at": client.first_token_at,
+                        # Relative to the round's start in this process: comparable across processes.
+                        "open_from": client.sent_at - start if client.sent_at else None,
+                        "open_until": client.ended_at - start if client.ended_at else None,
                         "events": client.events,
                         "error": client.error if client.socket is not None else "connect failed",
                     }
@@ -394,11 +413,25 @@ async def run_round(
             send_ms.append((client["reply_at"] - client["sent_at"]) * 1000)
             events_per_answer.append(client["events"])
     lags = [lag for report in reports for lag in report["loop_lag_ms"]]
+    edges: list[tuple[float, int]] = []
+    for report in reports:
+        for client in report["clients"]:
+            if client["open_from"] is not None and client["open_until"] is not None:
+                edges += [(client["open_from"], 1), (client["open_until"], -1)]
+    open_now = max_open = 0
+    for _, change in sorted(edges, key=lambda edge: (edge[0], edge[1])):
+        open_now += change
+        max_open = max(max_open, open_now)
+    answers = len(overhead)
     return {
         "clients": n,
+        "workload": args.workload,
         "client_processes": workers,
+        "tokens_per_answer": args.tokens,
+        "answer_seconds": round(args.tokens * args.token_delay, 2),
         "ramp_s": args.ramp,
         "arrivals_per_s": round(n / args.ramp, 1) if args.ramp else None,
+        "max_concurrent_streams": max_open,
         "server_added_ttft_ms_p50": percentile(overhead, 0.5),
         "server_added_ttft_ms_p99": percentile(overhead, 0.99),
         "server_added_ttft_ms_max": percentile(overhead, 1.0),
@@ -416,6 +449,7 @@ async def run_round(
         "server_rss_mb_before": round(baseline_rss / 2**20, 1),
         "wall_seconds": round(wall, 2),
         "server_cpu_seconds": round(server_cpu, 2),
+        "server_cpu_ms_per_answer": round(server_cpu * 1000 / answers, 1) if answers else None,
         "fake_llm_cpu_seconds": round(fake_cpu, 2),
         "client_cpu_seconds": round(sum(report["cpu_seconds"] for report in reports), 2),
         "machine_cpu_percent": machine_cpu_percent,
@@ -497,6 +531,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "tokens_per_answer": args.tokens,
             "token_delay_s": args.token_delay,
             "ramp_s": args.ramp,
+            "workload": args.workload,
             "client_processes": args.client_processes,
             "cpus": os.cpu_count(),
             "rounds": rounds,
@@ -522,15 +557,25 @@ def main() -> None:
     parser.add_argument(
         "--clients", default="50,200,500", help="comma-separated client counts, one round each"
     )
-    parser.add_argument("--tokens", type=int, default=40, help="tokens per answer")
+    parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
     parser.add_argument("--token-delay", type=float, default=0.05, help="seconds between tokens (fixed rate)")
-    parser.add_argument("--ramp", type=float, default=2.0, help="clients send within this many seconds")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=None,
+        help="clients send within this many seconds (default: one answer's duration, tokens x "
+        "token-delay: N concurrent streams at steady state; `--ramp 2 --tokens 40` is the burst)",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="per-event client timeout")
     parser.add_argument(
         "--client-processes", type=int, default=2, help="client processes (each runs its share of clients)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server log)")
     args = parser.parse_args()
+    answer_seconds = args.tokens * args.token_delay
+    if args.ramp is None:
+        args.ramp = answer_seconds
+    args.workload = "concurrent" if args.ramp >= answer_seconds * 0.9 else "burst"
     print(json.dumps(asyncio.run(main_async(args))))
 
 
