@@ -168,7 +168,9 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         sentences = self._located_sentences(text)
         if not sentences:
             return [], []
-        embeddings = self._embed_units([text[s.start : s.end] for s in sentences], on_embedded)
+        embeddings = self._embed_units(
+            [text[s.start : s.end] for s in sentences], [s.content_tokens for s in sentences], on_embedded
+        )
         distances = self._window_distances(embeddings)
         groups = self._semantic_groups(len(sentences), distances)
         budget = self.max_chunk_tokens - _SPECIAL_TOKENS
@@ -188,7 +190,7 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
     # ---- steps ----
 
     def _embed_units(
-        self, texts: list[str], on_embedded: EmbeddingProgress | None
+        self, texts: list[str], token_counts: list[int], on_embedded: EmbeddingProgress | None
     ) -> npt.NDArray[np.float32]:
         """Embed the whole window's units, shortest first, in slices that report progress.
 
@@ -202,7 +204,8 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
             if on_embedded is not None:
                 on_embedded(len(texts), len(texts))
             return vectors
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        # By word pieces, like the embedder's own batching: each slice is a run of similar lengths.
+        order = sorted(range(len(texts)), key=token_counts.__getitem__)
         vectors = np.empty((len(texts), self.embedder.dimensions), dtype=np.float32)
         for start in range(0, len(order), _UNITS_PER_PROGRESS_STEP):
             indices = order[start : start + _UNITS_PER_PROGRESS_STEP]

@@ -68,17 +68,31 @@ class SentenceEmbedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> npt.NDArray[np.float32]:
+        """Normalized vectors of `texts`, in order.
+
+        Batches are formed from the texts sorted by their word-piece count, and each batch
+        goes to the model on its own: sentence-transformers sorts by character length,
+        which for prose mixed with code or tables leaves batches padded to ~1.9x their real
+        tokens (R-intro.pdf); sorted by tokens the padding is ~1.1x, and padding is what
+        the forward pass spends its time on.
+        """
         if not texts:
             return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+        texts = list(texts)
+        lengths = [min(count, MODEL_MAX_TOKENS) for count in self.count_tokens_batch(texts)]
+        order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
+        vectors = np.empty((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
         with self._lock, torch.inference_mode():
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                vectors[indices] = self.model.encode(
+                    [texts[index] for index in indices],
+                    batch_size=len(indices),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        return vectors
 
     def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
         """Word pieces of each text including [CLS]/[SEP], as the model would see them untruncated."""
