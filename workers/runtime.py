@@ -44,11 +44,14 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
     state.extras["ingestion_resources"] = resources
     embedded_workers = not settings.redis_url
     if embedded_workers:
-        # Load the embedding model now, before the server takes requests: importing torch
+        # Warm the embedding model in the background right after start-up: importing torch
         # and building the model holds the GIL for seconds at a time even in a thread, which
-        # froze the event loop for 3.8 s when it happened at the first upload (measured
-        # with GET /metrics). Start-up takes those seconds instead.
-        await resources.embedder()
+        # froze the event loop for 3.8 s when it happened at the first upload (measured with
+        # GET /metrics). Awaiting it here instead would push a restart from ~3.5 s to ~8-16 s
+        # (the restart must stay under 10 s), so the server answers at once and the model is
+        # ready before a first upload realistically reaches the pipeline (an early one waits
+        # for the same load under the loader's lock).
+        warm_up = asyncio.create_task(resources.embedder(), name="embedding-model-warm-up")
         # Leftovers of a killed process: partial uploads and spool files.
         await asyncio.to_thread(remove_stale_files, incoming_dir(settings), 3600)
         await asyncio.to_thread(remove_stale_files, spool_dir(settings), 0)
@@ -57,9 +60,13 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
         for document_id in unfinished:
             logger.info("re-enqueueing document %s left unfinished by the previous run", document_id)
             await state.extras[QUEUE_EXTRA].enqueue_ingestion(document_id)
+    else:
+        warm_up = None
     try:
         yield
     finally:
+        if warm_up is not None and not warm_up.done():
+            await asyncio.wait([warm_up], timeout=SHUTDOWN_GRACE_SECONDS)
         state.extras.pop(QUEUE_EXTRA, None)
         if embedded_workers:
             # Stop the pipeline threads at their next step; the documents stay in their
