@@ -5,8 +5,9 @@ the `GenerationManager`. The manager runs each job as an asyncio task that does 
 belong to any request or WebSocket, so a client that disconnects does not stop its
 answer. The task retrieves passages, builds the prompt, streams from the provider and
 emits SOURCES, TOKEN..., then DONE or ERROR into the per-message event log and onto the
-event bus. Per token it does no database work: the text is saved every
-`PROGRESS_SAVE_SECONDS` for crash safety and once at the end with the final status.
+event bus. Per token it does no database work: one manager task saves the text of every
+running answer every `PROGRESS_SAVE_SECONDS` for crash safety (one UPDATE for all of
+them), and each answer is saved once at the end with the final status.
 Whatever happens (provider failure, timeout, stop, shutdown), the answer is persisted
 with its status and the text produced so far.
 """
@@ -171,6 +172,8 @@ class GenerationManager:
         self._retired_providers: list[LLMProvider] = []
         self._http: httpx.AsyncClient | None = None
         self._stop_listener: asyncio.Task[None] | None = None
+        self._progress: dict[uuid.UUID, _Progress] = {}
+        self._progress_saver: asyncio.Task[None] | None = None
         settings = state.settings
         self.total_timeout_s = float(settings.generation_timeout_seconds)
         self.request_timeout_s = min(MAX_REQUEST_TIMEOUT_SECONDS, self.total_timeout_s)
@@ -185,6 +188,7 @@ class GenerationManager:
         ready = asyncio.Event()
         self._stop_listener = asyncio.create_task(self._listen_for_stops(ready), name="chat-stop-listener")
         await ready.wait()
+        self._progress_saver = asyncio.create_task(self._save_progress_forever(), name="chat-progress-saver")
         async with self.state.sessionmaker.begin() as session:
             # Without Redis this process is the only API process: any unfinished answer in
             # the database lost its task when the previous process stopped.
@@ -202,10 +206,11 @@ class GenerationManager:
             _done, pending = await asyncio.wait([task for _, task in tasks], timeout=SHUTDOWN_GRACE_SECONDS)
             if pending:
                 logger.warning("%d generation tasks did not finish within the shutdown grace", len(pending))
-        if self._stop_listener is not None:
-            self._stop_listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._stop_listener
+        for background in (self._stop_listener, self._progress_saver):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await background
         for provider in [*self._providers.values(), *self._retired_providers]:
             with contextlib.suppress(Exception):
                 await provider.aclose()
@@ -375,13 +380,12 @@ class GenerationManager:
         first_token_at: float | None = None
         status = MessageStatus.COMPLETE
         error: str | None = None
-        saver: asyncio.Task[None] | None = None
         try:
             async with asyncio.timeout(self.total_timeout_s):
                 request, sources, config = await self._prepare(job, timings)
                 seq += 1
                 await self.emit(message_id, {"seq": seq, "type": "SOURCES", "sources": sources})
-                saver = asyncio.create_task(self._save_periodically(message_id, progress))
+                self._progress[message_id] = progress
                 provider = self._provider_for(config)
                 stream: AsyncIterator[Any] = provider.stream(request)
                 async for item in stream:
@@ -421,10 +425,7 @@ class GenerationManager:
             status = MessageStatus.FAILED
             error = f"Something went wrong while generating the answer (reference {reference})."
         finally:
-            if saver is not None:
-                saver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await saver
+            self._progress.pop(message_id, None)
         await self._finish(job, seq, progress, sources, usage, timings, first_token_at, status, error)
 
     async def _finish(
@@ -491,18 +492,31 @@ class GenerationManager:
         except Exception:
             logger.exception("could not publish the end of message %s", job.message_id)
 
-    async def _save_periodically(self, message_id: uuid.UUID, progress: _Progress) -> None:
+    async def _save_progress_forever(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_SAVE_SECONDS)
-            if len(progress.parts) == progress.saved_parts:
-                continue
-            count = len(progress.parts)
-            try:
-                async with self.state.sessionmaker.begin() as session:
-                    await repository.save_progress(session, message_id, "".join(progress.parts[:count]))
-                progress.saved_parts = count
-            except Exception:
-                logger.warning("could not save the progress of message %s", message_id, exc_info=True)
+            await self.save_progress_now()
+
+    async def save_progress_now(self) -> None:
+        """Save the text so far of every running answer that grew since its last save."""
+        dirty = [
+            (message_id, progress, len(progress.parts))
+            for message_id, progress in self._progress.items()
+            if len(progress.parts) != progress.saved_parts
+        ]
+        if not dirty:
+            return
+        try:
+            async with self.state.sessionmaker.begin() as session:
+                await repository.save_progress_many(
+                    session,
+                    [(message_id, "".join(progress.parts[:count])) for message_id, progress, count in dirty],
+                )
+        except Exception:
+            logger.warning("could not save the progress of %d answers", len(dirty), exc_info=True)
+            return
+        for _message_id, progress, count in dirty:
+            progress.saved_parts = count
 
 
 class LLMProviderErrorLike(Exception):

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_server.access.policy import model_is_readable
 from gql_server.db.base import utcnow
 from gql_server.db.models import (
     ChatMessage,
@@ -38,6 +39,24 @@ async def get_owned_session(
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_session_for_sending(
+    session: AsyncSession, user: User, chat_session_id: uuid.UUID
+) -> tuple[ChatSession | None, bool]:
+    """The user's session and whether the user may still read its model, in one statement
+    that also locks the user's row (as `lock_user`) until the transaction ends."""
+    readable = exists().where(RagModel.id == ChatSession.model_id, model_is_readable(user, RagModel.id))
+    query = (
+        select(ChatSession, readable)
+        .join(User, User.id == ChatSession.user_id)
+        .where(ChatSession.id == chat_session_id, ChatSession.user_id == user.id)
+        .with_for_update(of=User)
+    )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        return None, False
+    return row[0], bool(row[1])
 
 
 async def end_active_sessions(session: AsyncSession, user_id: uuid.UUID, model_id: uuid.UUID) -> None:
@@ -235,6 +254,21 @@ async def save_progress(session: AsyncSession, message_id: uuid.UUID, content: s
         update(ChatMessage)
         .where(ChatMessage.id == message_id, ChatMessage.status.in_(IN_FLIGHT_STATUSES))
         .values(content=content, status=MessageStatus.STREAMING)
+    )
+
+
+_SAVE_PROGRESS_MANY = text(
+    "UPDATE chat_messages SET content = progress.content, status = 'STREAMING' "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:contents AS text[])) AS progress(id, content) "
+    "WHERE chat_messages.id = progress.id AND chat_messages.status IN ('PENDING', 'STREAMING')"
+)
+
+
+async def save_progress_many(session: AsyncSession, texts: list[tuple[uuid.UUID, str]]) -> None:
+    """`save_progress` for many answers in one statement (finished answers are left alone)."""
+    await session.execute(
+        _SAVE_PROGRESS_MANY,
+        {"ids": [message_id for message_id, _ in texts], "contents": [content for _, content in texts]},
     )
 
 

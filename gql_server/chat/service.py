@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_server.access.policy import can_read_model, can_use_chat_session
+from gql_server.access.policy import can_read_chat_session, can_read_model, can_use_chat_session
 from gql_server.chat import repository
 from gql_server.chat.generation import GenerationJob, abandoned_before
 from gql_server.db.base import utcnow
@@ -142,14 +142,19 @@ async def send_message(
     problem = validate_content(content)
     if problem is not None:
         return problem
-    chat_session = await _usable_session(session, user, chat_session_id)
-    if chat_session is None:
+    # One statement: the session, whether its model is still readable, and the user's row
+    # lock that serialises this user's sends across every API process.
+    chat_session, readable = await repository.get_session_for_sending(session, user, chat_session_id)
+    if chat_session is None or not readable or not can_read_chat_session(user, chat_session):
         return NotFound(message=SESSION_NOT_FOUND)
     if not chat_session.is_active:
         return InvalidInput.of(
             "sessionId", "This chat has ended because a newer one was started; continue in the newer chat."
         )
-    await _check_no_generation(session, state, user)
+    # Under the lock, in a statement of its own (it must see answers committed while we waited).
+    running = await repository.generation_in_flight(session, user.id, abandoned_before(state))
+    if running is not None:
+        raise InProgress(running.id)
     now = utcnow()
     question = repository.add_message(
         session, chat_session, MessageRole.USER, content, MessageStatus.COMPLETE, created_at=now
