@@ -481,3 +481,66 @@ async def test_search_query_end_to_end(server: RunningServer) -> None:
 
     anonymous = await server.client.raw(SEARCH, {"modelId": str(model.id), "query": "lava"})
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_bm25_rarest_terms_first_gives_the_exhaustive_ranking(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Scoring only chunks that contain the rarest query terms, admitting more terms until
+    the top is provably exact, ranks exactly like scoring every chunk with any query term."""
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    rng = np.random.default_rng(3)
+    common = ["protein", "cell", "cancer", "risk", "patient", "gene"]
+    texts = [" ".join(rng.choice(common, size=int(rng.integers(3, 12)))) for _ in range(120)]
+    texts += ["rare telomerase protein", "telomerase cell cell", "protein protein protein cell cancer risk"]
+    vectors = rng.normal(size=(len(texts), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    await add_document(sessionmaker, model, texts, embeddings=vectors)
+    query = "telomerase protein cell cancer risk"
+    exhaustive = await search(
+        sessionmaker,
+        admin,
+        model,
+        query,
+        k=50,
+        mode=RetrievalMode.LEXICAL,
+        parameters=RetrievalParameters(bm25_candidate_target=10**9, bm25_max_candidates=10**9),
+    )
+    for target, depth in ((1, 50), (1, 5), (30, 10)):
+        pruned = await search(
+            sessionmaker,
+            admin,
+            model,
+            query,
+            k=50,
+            mode=RetrievalMode.LEXICAL,
+            parameters=RetrievalParameters(
+                bm25_candidate_target=target, bm25_max_candidates=10**9, bm25_exact_depth=depth
+            ),
+        )
+        assert [(p.chunk_id, round(p.score, 9)) for p in pruned[:depth]] == [
+            (p.chunk_id, round(p.score, 9)) for p in exhaustive[:depth]
+        ]
+
+
+async def test_chunk_context_is_indexed_but_not_part_of_the_snippet(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    _, (chunk_id,) = await add_document(sessionmaker, model, ["Jupiter has a strong magnetic field."])
+    async with sessionmaker.begin() as session:
+        chunk = await session.get(DocumentChunk, chunk_id)
+        assert chunk is not None
+        chunk.context = "Astronomy primer"
+    async with sessionmaker() as session:
+        term_count = await session.scalar(
+            select(DocumentChunk.term_count).where(DocumentChunk.id == chunk_id)
+        )
+        stats = await session.get(Bm25CorpusStats, model.id)
+    assert term_count == 6  # astronomi primer + jupit strong magnet field: the header counts
+    assert stats is not None and stats.total_terms == term_count
+    passages = await search(sessionmaker, admin, model, "astronomy", mode=RetrievalMode.LEXICAL)
+    assert [p.chunk_id for p in passages] == [chunk_id]
+    assert passages[0].text == "Jupiter has a strong magnetic field."
