@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import openai
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from openai._streaming_cleanup import drain_response_async
@@ -56,6 +57,14 @@ logger = logging.getLogger(__name__)
 # The client refuses to start without a key; servers that need none ignore this one.
 PLACEHOLDER_API_KEY = "ragql-no-api-key"
 
+# Idle pooled connections are dropped before the common 5 s server keep-alive timeout
+# (uvicorn, so vLLM and most local servers): reusing one the server is closing at that
+# moment fails the request with "server disconnected" before it was even received.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+# Every concurrent answer holds one connection; keeping them all pooled spares a TCP
+# connect per answer when hundreds stream at once (the SDK keeps only 100).
+MAX_CONNECTIONS = 1000
+
 # One retry per parameter we might drop or rename, plus the original attempt.
 _MAX_PARAMETER_ADJUSTMENTS = 3
 
@@ -72,6 +81,13 @@ class OpenAICompatibleProvider:
             base_url=self._base_url,
             max_retries=0,
             timeout=openai.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=MAX_CONNECTIONS,
+                    keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+                ),
+            ),
         )
 
     def _completion_parameters(self, request: GenerationRequest) -> dict[str, Any]:
