@@ -134,6 +134,10 @@ async def metrics(request: Request) -> Response:
 
 
 async def reset_metrics(request: Request) -> Response:
+    # Resetting changes what every scraper sees: only a local operator (or the benchmark
+    # on the same machine) may do it.
+    if request.client is None or request.client.host not in ("127.0.0.1", "::1"):
+        return PlainTextResponse("metrics can only be reset from the server's own machine", status_code=403)
     monitor = _monitor(request)
     if monitor is not None:
         monitor.reset()
