@@ -372,8 +372,13 @@ class ChatSubscription:
                     try:
                         if held is not None:
                             event, held = held, None
+                        elif not relay.empty():
+                            event = relay.get_nowait()
                         else:
-                            event = await asyncio.wait_for(relay.get(), SILENCE_CHECK_SECONDS)
+                            # asyncio.timeout, not wait_for: wait_for wraps the get() in a new
+                            # Task on every event (Python 3.11).
+                            async with asyncio.timeout(SILENCE_CHECK_SECONDS):
+                                event = await relay.get()
                     except TimeoutError:
                         if manager.is_running_here(message_id):
                             continue
