@@ -37,7 +37,7 @@ def _chunks(path: Path, kind: DocumentKind, embedder: SentenceEmbedder, **option
 
 def test_header_is_one_short_line_without_heading_marks() -> None:
     assert context_header("## Solar   system\n") == "Solar system"
-    assert context_header("x" * 201) is None
+    assert context_header("x" * 301) is None
     assert context_header("   ") is None
     assert context_header(None) is None
 

@@ -37,7 +37,7 @@ _Item = TypeVar("_Item")
 
 DEFAULT_CHARACTERS_PER_WINDOW = 300_000
 # A context header longer than this is not a title (a text file opening with a paragraph).
-MAX_CONTEXT_CHARACTERS = 200
+MAX_CONTEXT_CHARACTERS = 300
 
 
 def _normalise_heading(line: str) -> str:
