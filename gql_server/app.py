@@ -150,6 +150,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Start-up objects (schema, models, modules) live for the whole process: move them
             # out of the garbage collector's generations so collections stay cheap under load.
             gc.freeze()
+            # Streaming allocates many short-lived objects per token event; a higher
+            # first-generation threshold makes young collections rarer (py-spy showed GC at
+            # ~15 % of CPU under chat load).
+            gc.set_threshold(50_000, 20, 20)
             yield {"app_state": state}
 
     routes: list[BaseRoute] = [

@@ -38,7 +38,7 @@ class Database:
             await asyncio.to_thread(self.embedded.stop)
 
 
-async def open_database(settings: Settings, *, migrate: bool, pool_size: int = 10) -> Database:
+async def open_database(settings: Settings, *, migrate: bool, pool_size: int = 20) -> Database:
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
         embedded = EmbeddedPostgres(settings.database_dir)
