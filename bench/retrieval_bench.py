@@ -276,8 +276,12 @@ async def evaluate_quality(
             "recall@100": round(statistics.fmean(recall100), 4),
         }
         log(f"  {mode.value:8s} {results[mode.value.lower()]}")
-    results["hybrid_doc_aggregated"] = {name: round(statistics.fmean(values), 4) for name, values in decayed.items()}
-    log(f"  HYBRID, documents = best + {AGGREGATION_DECAY}^n x further passages: {results['hybrid_doc_aggregated']}")
+    results["hybrid_doc_aggregated"] = {
+        name: round(statistics.fmean(values), 4) for name, values in decayed.items()
+    }
+    log(
+        f"  HYBRID, documents = best + {AGGREGATION_DECAY}^n x further passages: {results['hybrid_doc_aggregated']}"
+    )
     return results
 
 
