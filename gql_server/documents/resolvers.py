@@ -279,7 +279,7 @@ class DocumentSubscription:
     async def document_progress(
         self, info: Info, document_id: uuid.UUID
     ) -> AsyncGenerator[DocumentProgress, None]:
-        user = info.context.require_user()
+        user = await info.context.require_current_user()
         state = info.context.state
         # Subscribe before reading the row, so nothing published in between is lost.
         async with state.bus.subscribe(document_channel(document_id)) as events:
@@ -316,7 +316,7 @@ class DocumentSubscription:
     async def document_events(
         self, info: Info, model_id: uuid.UUID
     ) -> AsyncGenerator[DocumentProgress, None]:
-        user = info.context.require_user()
+        user = await info.context.require_current_user()
         state = info.context.state
         async with state.bus.subscribe(model_channel(model_id)) as events:
             async with state.sessionmaker() as session:
