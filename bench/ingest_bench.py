@@ -163,8 +163,9 @@ class ForwardSampler:
             if not count.isdigit():
                 continue
             total += int(count)
-            # BertModel.forward (transformers) under the embedder: the model's forward pass.
-            if "forward (transformers/" in stack:
+            # The model's forward pass: BertModel.forward (transformers) under the torch
+            # embedder, InferenceSession.run (onnxruntime) under the ONNX ones.
+            if "forward (transformers/" in stack or "run (onnxruntime/" in stack:
                 inside += int(count)
         return inside / total if total else None
 

@@ -92,7 +92,7 @@ class IngestionResources:
     async def embedder(self) -> Any:
         from workers.pipeline.embedder import get_embedder
 
-        return await asyncio.to_thread(get_embedder, self.embedder_name)
+        return await asyncio.to_thread(get_embedder, self.embedder_name, self.settings.embedding_backend)
 
     def cancel_all(self) -> None:
         for event in self.cancel_events.values():
