@@ -20,7 +20,6 @@ from sqlalchemy import text
 
 from gql_server.settings import Settings
 from tests.conftest import (
-    SHARED_DATA,
     SUPERADMIN_EMAIL,
     SUPERADMIN_PASSWORD,
     RunningServer,
@@ -109,18 +108,18 @@ async def _status(server: RunningServer, document_id: str) -> tuple[str, float]:
 
 
 def _document_to_ingest() -> tuple[str, bytes]:
-    """A real multi-page PDF when the shared data is present; otherwise one built in code,
-    long enough (60 pages of distinct prose) that the worker can be killed mid-document."""
-    path = SHARED_DATA / "docs" / "pdfplumber__federal-register-2020-17221.pdf"
-    if path.exists():
-        return path.name, path.read_bytes()
+    """A PDF built in code, long enough (400 pages of distinct prose, a few minutes of
+    embedding on 2 cores) that the worker is reliably killed mid-document — the shared
+    PDFs are too short for that since ingestion got faster."""
+    topics = ["roads", "schools", "parks", "water", "housing", "transit", "libraries"]
     pages = [
         [
             f"Section {page}.{line}: the committee reviewed budget item {page * 31 + line} "
-            f"covering {['roads', 'schools', 'parks', 'water', 'housing'][line % 5]} in district {page}."
+            f"covering {topics[(page + line) % len(topics)]} in district {page % 17}, "
+            f"with {line * 3 + page % 11} objections recorded and a vote of {page % 9} to {line % 7}."
             for line in range(40)
         ]
-        for page in range(1, 61)
+        for page in range(1, 401)
     ]
     return "generated-report.pdf", text_pdf(pages)
 

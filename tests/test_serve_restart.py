@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,8 +25,17 @@ def _graphql(base_url: str, query: str) -> dict:
 
 
 @pytest.mark.slow
-def test_restart_reuses_the_embedded_database_and_keeps_accounts(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_restart_reuses_the_embedded_database_and_keeps_accounts() -> None:
+    # Not pytest's tmp_path: as root, pgserver runs PostgreSQL as the `pgserver` user, which
+    # must traverse every parent directory, and pytest keeps /tmp/pytest-of-<user> at 0700.
+    root = Path(tempfile.mkdtemp(prefix="ragql-restart-"))
+    try:
+        _restart_scenario(root / "data")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _restart_scenario(data_dir: Path) -> None:
     first = ServeProcess(data_dir).start()
     try:
         assert "superadmin created" in first.output()
