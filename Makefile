@@ -9,7 +9,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-python install-frontend install-system serve test test-python test-frontend lint format schema bench clean
+.PHONY: install install-python install-frontend install-system serve test test-python test-frontend test-slow lint format schema bench clean
 
 install: install-python install-frontend
 
@@ -73,6 +73,11 @@ test-frontend: install install-system
 	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent check && npm run --silent test:unit && npm run --silent test:e2e; fi
 
 test: install install-system lint test-python test-frontend
+
+# The whole shared corpus end to end (every PDF and both full-size CSVs, ~9 min on 2 cores):
+# too slow for the everyday suite, run by CI after `make test`.
+test-slow: install-python
+	RAGQL_SLOW_TESTS=1 $(BIN)/python -m pytest tests/test_documents_shared_data.py -k whole_shared_corpus
 
 bench: install
 	$(BIN)/python bench/api_bench.py
