@@ -90,9 +90,15 @@ class IngestionResources:
         return self._semaphore
 
     async def embedder(self) -> Any:
-        from workers.pipeline.embedder import get_embedder
+        from workers.pipeline.embedder import get_boundary_embedder, get_embedder
 
-        return await asyncio.to_thread(get_embedder, self.embedder_name, self.settings.embedding_backend)
+        def load() -> Any:
+            embedder = get_embedder(self.embedder_name, self.settings.embedding_backend)
+            # The splitter's sentence-pass model too, so the first document does not load it.
+            get_boundary_embedder(embedder, self.settings.chunking_embedding_backend)
+            return embedder
+
+        return await asyncio.to_thread(load)
 
     def cancel_all(self) -> None:
         for event in self.cancel_events.values():

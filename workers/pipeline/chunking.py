@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.node_parser import SemanticSplitterNodeParser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, Document
@@ -62,12 +63,19 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
     """`SemanticSplitterNodeParser` that embeds each sentence once and caps chunk size in tokens."""
 
     max_chunk_tokens: int = 256
+    # Embeds the sentence pass when set (see `embedder.get_boundary_embedder`); the
+    # adapter's embedder still counts tokens and defines the stored vectors.
+    _boundary_embedder: SentenceEmbedder | None = PrivateAttr(default=None)
 
     @classmethod
     def for_embedder(
-        cls, embedder: SentenceEmbedder, breakpoint_percentile_threshold: int = 95, buffer_size: int = 1
+        cls,
+        embedder: SentenceEmbedder,
+        breakpoint_percentile_threshold: int = 95,
+        buffer_size: int = 1,
+        boundary_embedder: SentenceEmbedder | None = None,
     ) -> "CappedSemanticSplitter":
-        return cls(
+        splitter = cls(
             embed_model=LlamaIndexEmbeddingAdapter(embedder),
             breakpoint_percentile_threshold=breakpoint_percentile_threshold,
             buffer_size=buffer_size,
@@ -76,6 +84,9 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
             include_metadata=True,
             include_prev_next_rel=True,
         )
+        if boundary_embedder is not None and boundary_embedder is not embedder:
+            splitter._boundary_embedder = boundary_embedder
+        return splitter
 
     @classmethod
     def class_name(cls) -> str:
@@ -87,6 +98,11 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         if not isinstance(adapter, LlamaIndexEmbeddingAdapter):
             raise TypeError("CappedSemanticSplitter needs a LlamaIndexEmbeddingAdapter to count tokens")
         return adapter.embedder
+
+    @property
+    def sentence_embedder(self) -> SentenceEmbedder:
+        """What embeds the sentence pass (the boundary embedder, else `embedder`)."""
+        return self._boundary_embedder or self.embedder
 
     # ---- LlamaIndex entry point: same fast path, nodes instead of located chunks ----
 
@@ -163,7 +179,8 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
 
         A chunk that is exactly one embedding unit (a sentence, or a run of fragments
         merged into one) has the same word pieces as that unit, so its vector is reused
-        instead of embedding the text a second time.
+        instead of embedding the text a second time — unless a separate boundary embedder
+        computed it, whose vectors are for breakpoints only.
         """
         sentences = self._located_sentences(text)
         if not sentences:
@@ -184,7 +201,8 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
             span = _strip_span(text, sentences[first].start, sentences[last - 1].end)
             if span[1] > span[0]:
                 spans.append(span)
-                known.append(embeddings[first] if last - first == 1 else None)
+                reusable = last - first == 1 and self._boundary_embedder is None
+                known.append(embeddings[first] if reusable else None)
         return self._enforce_cap(text, spans, known)
 
     # ---- steps ----
@@ -199,17 +217,18 @@ class CappedSemanticSplitter(SemanticSplitterNodeParser):
         length-homogeneous batches (little padding) as one big call, which is why windows
         are large; the slices only exist so that progress moves during a long window.
         """
+        embedder = self.sentence_embedder
         if on_embedded is None or len(texts) <= _UNITS_PER_PROGRESS_STEP:
-            vectors = self.embedder.embed(texts)
+            vectors = embedder.embed(texts)
             if on_embedded is not None:
                 on_embedded(len(texts), len(texts))
             return vectors
         # By word pieces, like the embedder's own batching: each slice is a run of similar lengths.
         order = sorted(range(len(texts)), key=token_counts.__getitem__)
-        vectors = np.empty((len(texts), self.embedder.dimensions), dtype=np.float32)
+        vectors = np.empty((len(texts), embedder.dimensions), dtype=np.float32)
         for start in range(0, len(order), _UNITS_PER_PROGRESS_STEP):
             indices = order[start : start + _UNITS_PER_PROGRESS_STEP]
-            vectors[indices] = self.embedder.embed([texts[index] for index in indices])
+            vectors[indices] = embedder.embed([texts[index] for index in indices])
             on_embedded(min(start + _UNITS_PER_PROGRESS_STEP, len(order)), len(order))
         return vectors
 

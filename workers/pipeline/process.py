@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
-from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder
+from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
 from workers.pipeline.parse_csv import CsvChunkStream, read_csv_chunks
 from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_pdf
 from workers.pipeline.parse_text import read_text_blocks
@@ -104,6 +104,8 @@ class DocumentProcessing:
     kind: DocumentKind
     embedder: SentenceEmbedder
     on_progress: ProgressCallback = _ignore_progress
+    # The semantic splitter's sentence pass (breakpoints only); None → `embedder`.
+    boundary_embedder: SentenceEmbedder | None = None
     pages_per_window: int = 50
     # ~130 pages of prose: a few thousand sentence units sorted and batched together.
     characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW
@@ -169,7 +171,7 @@ class DocumentProcessing:
         assert self._pdf is not None, "open() first"
         pdf = self._pdf
         total = pdf.page_count
-        chunker = make_chunker(self.embedder)
+        chunker = make_chunker(self.embedder, boundary_embedder=self.boundary_embedder)
         pages_done = 0
         self.title = context_header(pdf.title) or context_header(self.file_title)
         for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
@@ -191,7 +193,9 @@ class DocumentProcessing:
         self.warnings.extend(pdf.warnings)
 
     def _text_batches(self) -> Iterator[ChunkBatch]:
-        chunker: CappedSemanticSplitter = make_chunker(self.embedder)
+        chunker: CappedSemanticSplitter = make_chunker(
+            self.embedder, boundary_embedder=self.boundary_embedder
+        )
         total = max(self.path.stat().st_size, 1)
         characters_done = 0
         for window in _windows(read_text_blocks(self.path), self.text_blocks_per_window):
@@ -236,6 +240,7 @@ def process_document(
     characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW,
     pdf_limits: PdfExtractionLimits | None = None,
     file_title: str | None = None,
+    boundary_embedder: SentenceEmbedder | None = None,
 ) -> DocumentProcessing:
     """Open a document for processing; raises `DocumentParseError` when it cannot be read.
 
@@ -254,6 +259,9 @@ def process_document(
         characters_per_window=characters_per_window,
         pdf_limits=pdf_limits,
         file_title=file_title,
+        boundary_embedder=boundary_embedder
+        if boundary_embedder is not None
+        else get_boundary_embedder(embedder),
     )
     processing.open()
     return processing
