@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_server.db.models import (
     AuditLogEntry,
@@ -19,6 +20,7 @@ from gql_server.db.models import (
     RefreshToken,
     Role,
 )
+from gql_server.storage.chunk_partitions import drop_orphan_chunk_partitions, partition_name
 from gql_server.storage.file_sweeper import sweep_pending_file_deletions
 from tests.conftest import LOG_IN, RunningServer
 from tests.factories import DEFAULT_PASSWORD, client_for, create_model, create_user
@@ -278,10 +280,49 @@ async def test_delete_model_removes_documents_chunks_and_files(
                 break
             await asyncio.sleep(0.05)
         assert await session.scalar(select(func.count()).select_from(PendingFileDeletion)) == 0
+    # Its chunk partition is detached and dropped after the delete; the other model's stays.
+    for _ in range(100):
+        if partition_name(model.id) not in await _chunk_tables(sessionmaker):
+            break
+        await asyncio.sleep(0.05)
+    tables = await _chunk_tables(sessionmaker)
+    assert partition_name(model.id) not in tables
+    assert partition_name(keep.id) in tables
     again = await superadmin.execute(
         "mutation($id: UUID!) { deleteModel(id: $id) { __typename } }", {"id": str(model.id)}
     )
     assert again["deleteModel"]["__typename"] == "NotFound"
+
+
+async def _chunk_tables(sessionmaker: async_sessionmaker[AsyncSession]) -> set[str]:
+    """Tables named like chunk partitions, attached or not."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            text("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'document\\_chunks\\_%'")
+        )
+        return set(rows.scalars())
+
+
+async def test_chunk_partitions_of_deleted_models_are_swept_after_a_crash(server: RunningServer) -> None:
+    """Models deleted without the sweep (a crash right after the commit), one partition
+    already detached but not dropped (a crash between the two): the next sweep removes
+    all three and touches no live model's partition."""
+    sessionmaker = server.state.sessionmaker
+    live = await create_model(sessionmaker, "Live")
+    gone = [await create_model(sessionmaker, f"Gone {index}") for index in range(3)]
+    async with sessionmaker.begin() as session:
+        await session.execute(delete(RagModel).where(RagModel.id.in_([model.id for model in gone])))
+    async with server.state.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(
+            text(f"ALTER TABLE document_chunks DETACH PARTITION {partition_name(gone[1].id)}")
+        )
+    assert {partition_name(model.id) for model in gone} <= await _chunk_tables(sessionmaker)
+    assert await drop_orphan_chunk_partitions(server.state.engine) == 3
+    tables = await _chunk_tables(sessionmaker)
+    assert not {partition_name(model.id) for model in gone} & tables
+    assert partition_name(live.id) in tables
+    assert await drop_orphan_chunk_partitions(server.state.engine) == 0
 
 
 async def test_sweeper_finishes_after_a_crash(server: RunningServer) -> None:

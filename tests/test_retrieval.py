@@ -33,6 +33,7 @@ from gql_server.rag.retrieval import (
     reciprocal_rank_fusion,
     retrieve_passages,
 )
+from gql_server.storage.chunk_partitions import partition_name
 from tests.conftest import RunningServer
 from tests.factories import client_for, create_model, create_user, grant_model
 
@@ -357,22 +358,98 @@ async def test_session_attachments_have_their_own_bm25_scope(
         assert await session.get(Bm25CorpusStats, chat.id) is None
 
 
-async def test_iterative_scan_fills_k_for_a_small_model_in_a_big_table(
-    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+def _unit_vectors(rng: np.random.Generator, rows: int) -> np.ndarray:
+    vectors = rng.normal(size=(rows, 384)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+async def _dense_plan(session: AsyncSession, model_id: uuid.UUID, query: np.ndarray) -> str:
+    # No sort node allowed: the planner must walk an HNSW index.
+    await session.execute(text("SET LOCAL enable_sort = off"))
+    return "\n".join(
+        (
+            await session.execute(
+                text(
+                    "EXPLAIN SELECT id FROM document_chunks WHERE model_id = :model"
+                    f" ORDER BY embedding <=> '{query.tolist()}'::vector LIMIT 10"
+                ),
+                {"model": model_id},
+            )
+        ).scalars()
+    )
+
+
+async def test_each_model_has_its_own_chunk_partition_and_retrieval_reads_only_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     admin = await create_user(sessionmaker, role=Role.ADMIN)
     big = await create_model(sessionmaker)
     small = await create_model(sessionmaker)
-    rng = np.random.default_rng(3)
-
-    def unit(rows: int) -> np.ndarray:
-        vectors = rng.normal(size=(rows, 384)).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-    big_document, _ = await add_document(sessionmaker, big, ["seed"], embeddings=unit(1))
-    small_vectors = unit(30)
+    rng = np.random.default_rng(5)
+    await add_document(
+        sessionmaker, big, [f"big passage {index}" for index in range(40)], embeddings=_unit_vectors(rng, 40)
+    )
+    small_vectors = _unit_vectors(rng, 12)
     _, small_ids = await add_document(
-        sessionmaker, small, [f"small passage {index}" for index in range(30)], embeddings=small_vectors
+        sessionmaker, small, [f"small passage {index}" for index in range(12)], embeddings=small_vectors
+    )
+    async with sessionmaker.begin() as session:
+        partitions = set(
+            (
+                await session.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                        " WHERE i.inhparent = 'document_chunks'::regclass"
+                    )
+                )
+            ).scalars()
+        )
+        assert {partition_name(big.id), partition_name(small.id)} <= partitions
+        counts = dict(
+            (
+                await session.execute(
+                    text(
+                        f"SELECT 'big', count(*) FROM {partition_name(big.id)}"
+                        f" UNION ALL SELECT 'small', count(*) FROM {partition_name(small.id)}"
+                    )
+                )
+            ).all()
+        )
+        assert counts == {"big": 40, "small": 12}
+        plan = await _dense_plan(session, small.id, small_vectors[0])
+        assert f"{partition_name(small.id)}_embedding_idx" in plan, plan
+        assert partition_name(big.id) not in plan, plan  # pruned at plan time
+        passages = await retrieve_passages(
+            session,
+            admin,
+            small.id,
+            "anything",
+            k=10,
+            query_embedding=small_vectors[0],
+            mode=RetrievalMode.DENSE,
+        )
+    assert passages and passages[0].chunk_id == small_ids[0]
+    assert all(passage.chunk_id in small_ids for passage in passages)
+
+
+async def test_iterative_scan_fills_k_when_most_of_the_partition_is_filtered_out(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """20,000 chunks attached to another user's chat session and 30 shared ones, all in one
+    model's partition: the session filter drops almost every row the HNSW walk meets."""
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    other = await create_user(sessionmaker)
+    model = await create_model(sessionmaker)
+    async with sessionmaker.begin() as session:
+        chat = ChatSession(user_id=other.id, model_id=model.id)
+        session.add(chat)
+    rng = np.random.default_rng(3)
+    attached_document, _ = await add_document(
+        sessionmaker, model, ["seed"], embeddings=_unit_vectors(rng, 1), chat_session=chat
+    )
+    shared_vectors = _unit_vectors(rng, 30)
+    _, shared_ids = await add_document(
+        sessionmaker, model, [f"shared passage {index}" for index in range(30)], embeddings=shared_vectors
     )
     raw = await engine.raw_connection()
     try:
@@ -383,10 +460,18 @@ async def test_iterative_scan_fills_k_for_a_small_model_in_a_big_table(
         await connection.copy_records_to_table(
             "document_chunks",
             records=[
-                (big_document.id, big.id, index + 1, f"big passage {index}", 4, vector)
-                for index, vector in enumerate(unit(20_000))
+                (attached_document.id, model.id, chat.id, index + 1, f"attached passage {index}", 4, vector)
+                for index, vector in enumerate(_unit_vectors(rng, 20_000))
             ],
-            columns=["document_id", "model_id", "chunk_index", "text", "token_count", "embedding"],
+            columns=[
+                "document_id",
+                "model_id",
+                "session_id",
+                "chunk_index",
+                "text",
+                "token_count",
+                "embedding",
+            ],
         )
         await connection.execute(
             "CREATE INDEX ix_document_chunks_embedding_hnsw ON document_chunks"
@@ -397,31 +482,20 @@ async def test_iterative_scan_fills_k_for_a_small_model_in_a_big_table(
         # Its vector codec (register_vector) would break SQLAlchemy's pgvector binding.
         raw.invalidate()
 
-    query = small_vectors[:5].mean(axis=0)
+    query = shared_vectors[:5].mean(axis=0)
     query /= np.linalg.norm(query)
-    exact = [small_ids[index] for index in np.argsort(-(small_vectors @ query))[:10]]
+    exact = [shared_ids[index] for index in np.argsort(-(shared_vectors @ query))[:10]]
     async with sessionmaker.begin() as session:
-        # No sort node allowed: the planner must walk the HNSW index, so this exercises the
-        # iterative scan (without it, ef_search=40 candidates from 20k rows hold ~0 of ours).
-        await session.execute(text("SET LOCAL enable_sort = off"))
-        plan = "\n".join(
-            (
-                await session.execute(
-                    text(
-                        "EXPLAIN SELECT id FROM document_chunks WHERE model_id = :model"
-                        f" ORDER BY embedding <=> '{query.tolist()}'::vector LIMIT 10"
-                    ),
-                    {"model": small.id},
-                )
-            ).scalars()
-        )
-        assert "ix_document_chunks_embedding_hnsw" in plan, plan
+        # Walking the HNSW index: without the iterative scan, ef_search=40 candidates from
+        # 20k rows would hold ~0 shared ones.
+        plan = await _dense_plan(session, model.id, query)
+        assert f"{partition_name(model.id)}_embedding_idx" in plan, plan
         passages = await retrieve_passages(
-            session, admin, small.id, "anything", k=10, query_embedding=query, mode=RetrievalMode.DENSE
+            session, admin, model.id, "anything", k=10, query_embedding=query, mode=RetrievalMode.DENSE
         )
     assert len(passages) == 10
     assert len(set(exact) & {passage.chunk_id for passage in passages}) >= 9
-    assert all(passage.chunk_id in small_ids for passage in passages)
+    assert all(passage.chunk_id in shared_ids for passage in passages)
 
 
 SEARCH = """
@@ -531,7 +605,7 @@ async def test_chunk_context_is_indexed_but_not_part_of_the_snippet(
     model = await create_model(sessionmaker)
     _, (chunk_id,) = await add_document(sessionmaker, model, ["Jupiter has a strong magnetic field."])
     async with sessionmaker.begin() as session:
-        chunk = await session.get(DocumentChunk, chunk_id)
+        chunk = await session.get(DocumentChunk, (chunk_id, model.id))
         assert chunk is not None
         chunk.context = "Astronomy primer"
     async with sessionmaker() as session:

@@ -285,9 +285,14 @@ _INDEXED_TEXT = "coalesce(context || E'\\n\\n', '') || text"
 
 
 class DocumentChunk(Base):
+    """LIST-partitioned by model_id, one partition per model (migration 0004): every
+    retrieval reads one model's HNSW and GIN indexes only."""
+
     __tablename__ = "document_chunks"
     __table_args__ = (
-        UniqueConstraint("document_id", "chunk_index", name="uq_document_chunks_document_chunk_index"),
+        UniqueConstraint(
+            "document_id", "chunk_index", "model_id", name="uq_document_chunks_document_chunk_index"
+        ),
         Index(
             "ix_document_chunks_embedding_hnsw",
             "embedding",
@@ -296,15 +301,18 @@ class DocumentChunk(Base):
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
         Index("ix_document_chunks_search_vector", "search_vector", postgresql_using="gin"),
+        {"postgresql_partition_by": "LIST (model_id)"},
     )
 
+    # Unique on its own (one sequence); the primary key is (id, model_id) because
+    # PostgreSQL requires the partition key in it.
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     document_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
     )
     # Denormalised from the document so retrieval filters without a join.
     model_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
     )
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True

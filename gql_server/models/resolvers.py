@@ -177,8 +177,7 @@ class ModelsMutation:
                 documents, files = await service.delete_model(session, actor, id)
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
-        if files:
-            request_file_sweep(state)
+        request_file_sweep(state)  # its files, and its now empty chunk partition
         return ModelDeleted(id=id, deleted_documents=documents, files_queued_for_deletion=files)
 
     @strawberry.mutation(

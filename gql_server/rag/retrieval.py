@@ -44,6 +44,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     func,
     literal,
     literal_column,
@@ -173,13 +174,11 @@ def _owned_session_id(user: User, model_id: uuid.UUID, chat_session_id: uuid.UUI
     )
 
 
-def _readable_model_id(user: User, model_id: uuid.UUID) -> ColumnElement:
-    """The model id when `user` may read the model, else NULL (so nothing matches)."""
-    return (
-        select(RagModel.id)
-        .where(RagModel.id == model_id, model_is_readable(user, RagModel.id))
-        .scalar_subquery()
-    )
+def _model_is_readable(user: User, model_id: uuid.UUID) -> ColumnElement[bool]:
+    """Whether `user` may read the model: a one-time filter (no row of an unreadable
+    model matches), next to a plain `model_id = $1` that prunes the chunk table to the
+    model's partition at plan time (migration 0004)."""
+    return exists(select(RagModel.id).where(RagModel.id == model_id, model_is_readable(user, RagModel.id)))
 
 
 def _visible_chunks(
@@ -194,7 +193,8 @@ def _visible_chunks(
             session_clause, DocumentChunk.session_id == _owned_session_id(user, model_id, chat_session_id)
         )
     return and_(
-        DocumentChunk.model_id == _readable_model_id(user, model_id),
+        DocumentChunk.model_id == model_id,
+        _model_is_readable(user, model_id),
         Document.id == DocumentChunk.document_id,
         Document.status == DocumentStatus.READY,
         session_clause,
@@ -241,20 +241,18 @@ class _QueryTerms:
     frequencies: list[int]
     average_length: float
     chunk_count: int
-    table_chunks: int
 
     def use_text_index(self, lexeme_count: int) -> bool:
         """Whether the GIN index is the cheaper way to find the chunks containing any of
         the first `lexeme_count` lexemes.
 
-        The GIN index is table-wide: for an OR of common terms it reads the posting lists
-        of every model (≈ Σdf scaled to the table), while reading this model's chunks
-        through the model_id index and rechecking `@@` costs ≈ its chunk count, each
-        about 4x a posting entry (measured on 200k chunks).
+        The GIN index is the model partition's own (migration 0004): reading the posting
+        lists costs ≈ Σdf entries, while reading the partition and rechecking `@@` costs
+        ≈ its chunk count, each about 4x a posting entry (measured on 200k chunks). The
+        partition also holds other chat sessions' attachments, few next to the model's
+        own chunks, so the scope's chunk count stands in for its size.
         """
-        matches_in_scope = sum(self.frequencies[:lexeme_count])
-        estimated_postings = matches_in_scope * max(self.table_chunks, self.chunk_count) / self.chunk_count
-        return estimated_postings < 4 * self.chunk_count
+        return sum(self.frequencies[:lexeme_count]) < 4 * self.chunk_count
 
 
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
@@ -263,17 +261,14 @@ def _tsquery_literal(lexemes: Sequence[str]) -> str:
 
 
 async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.UUID]) -> _QueryTerms | None:
-    in_scope = Bm25CorpusStats.scope_id.in_(scope_ids)
     corpus = (
         await session.execute(
-            select(
-                func.sum(Bm25CorpusStats.chunk_count).filter(in_scope),
-                func.sum(Bm25CorpusStats.total_terms).filter(in_scope),
-                func.sum(Bm25CorpusStats.chunk_count),
+            select(func.sum(Bm25CorpusStats.chunk_count), func.sum(Bm25CorpusStats.total_terms)).where(
+                Bm25CorpusStats.scope_id.in_(scope_ids)
             )
         )
     ).one()
-    chunk_count, total_terms, table_chunks = int(corpus[0] or 0), int(corpus[1] or 0), int(corpus[2] or 0)
+    chunk_count, total_terms = int(corpus[0] or 0), int(corpus[1] or 0)
     if chunk_count <= 0:
         return None
     query_lexemes = (
@@ -305,7 +300,6 @@ async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.U
         frequencies=[df for _, df in present],
         average_length=max(total_terms / chunk_count, 1e-9),
         chunk_count=chunk_count,
-        table_chunks=table_chunks,
     )
 
 

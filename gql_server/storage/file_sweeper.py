@@ -15,10 +15,11 @@ import os
 from collections.abc import AsyncIterator
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_server.db.models import PendingFileDeletion
 from gql_server.state import AppState
+from gql_server.storage.chunk_partitions import drop_orphan_chunk_partitions
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
@@ -66,10 +67,14 @@ async def sweep_pending_file_deletions(sessionmaker: async_sessionmaker[AsyncSes
 
 
 class FileSweeper:
-    """Runs a sweep at start-up and whenever `wake()` is called (after each delete)."""
+    """Runs a sweep at start-up and whenever `wake()` is called (after each delete):
+    pending files, then the chunk partitions of deleted models (`chunk_partitions`)."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._engine = engine
         self._wanted = asyncio.Event()
         self._wanted.set()  # sweep once at start-up
         self.sweeps = 0
@@ -85,14 +90,18 @@ class FileSweeper:
                 removed = await sweep_pending_file_deletions(self._sessionmaker)
                 if removed:
                     logger.info("deleted %d stored file(s)", removed)
+                if self._engine is not None:
+                    dropped = await drop_orphan_chunk_partitions(self._engine)
+                    if dropped:
+                        logger.info("dropped %d chunk partition(s) of deleted models", dropped)
             except Exception:
-                logger.exception("file sweep failed; it will run again on the next delete or start-up")
+                logger.exception("storage sweep failed; it will run again on the next delete or start-up")
             self.sweeps += 1
 
 
 @contextlib.asynccontextmanager
 async def file_sweeper_lifespan(state: AppState) -> AsyncIterator[None]:
-    sweeper = FileSweeper(state.sessionmaker)
+    sweeper = FileSweeper(state.sessionmaker, state.engine)
     state.extras[EXTRAS_KEY] = sweeper
     task = asyncio.create_task(sweeper.run(), name="file-sweeper")
     try:
