@@ -246,6 +246,8 @@ class Document(TimestampMixin, Base):
             postgresql_where=text("session_id IS NOT NULL"),
         ),
         Index("ix_documents_status", "status"),
+        # Retrieval's anti-join: the (few) documents whose chunks must not be retrieved.
+        Index("ix_documents_not_ready", "id", postgresql_where=text("status <> 'READY'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)

@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from gql_server.access.policy import model_is_readable
 from gql_server.db.models import (
@@ -62,7 +63,6 @@ from gql_server.db.models import (
     ChatSession,
     Document,
     DocumentChunk,
-    DocumentStatus,
     RagModel,
     User,
 )
@@ -184,7 +184,7 @@ def _model_is_readable(user: User, model_id: uuid.UUID) -> ColumnElement[bool]:
 def _visible_chunks(
     user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None
 ) -> ColumnElement[bool]:
-    """WHERE clause over DocumentChunk joined to Document: what `user` may retrieve."""
+    """WHERE clause over DocumentChunk: what `user` may retrieve."""
     if not user.is_active:
         return literal(False)
     session_clause: ColumnElement[bool] = DocumentChunk.session_id.is_(None)
@@ -195,9 +195,22 @@ def _visible_chunks(
     return and_(
         DocumentChunk.model_id == model_id,
         _model_is_readable(user, model_id),
-        Document.id == DocumentChunk.document_id,
-        Document.status == DocumentStatus.READY,
+        ~_document_not_ready(),
         session_clause,
+    )
+
+
+def _document_not_ready() -> ColumnElement[bool]:
+    """Whether the chunk's document is not READY (being re-indexed: its old chunks stay
+    until the new ones are swapped in). An anti-join on the partial index of documents
+    that are not READY (migration 0005), which is empty or nearly so: much cheaper than
+    joining every candidate chunk to its document (the status is a literal, not a bind
+    parameter, so the planner can prove the partial index applies)."""
+    document = aliased(Document, name="unready_document")
+    return exists(
+        select(literal_column("1"))
+        .where(document.id == DocumentChunk.document_id, document.status != literal_column("'READY'"))
+        .correlate_except(document)
     )
 
 
@@ -223,7 +236,6 @@ async def _dense_ranking(
     statement = (
         select(DocumentChunk.id, distance)
         .select_from(DocumentChunk)
-        .join(Document, Document.id == DocumentChunk.document_id)
         .where(visible)
         .order_by(distance)
         .limit(limit)
@@ -386,7 +398,6 @@ async def _lexical_statement(
     statement = (
         select(DocumentChunk.id, score)
         .select_from(DocumentChunk)
-        .join(Document, Document.id == DocumentChunk.document_id)
         .join(matched, true())
         .join(weights, weights.c.lexeme == matched.c.lexeme)
         .where(visible, matches if terms.use_text_index(used) else matches.is_(true()))
@@ -552,7 +563,6 @@ async def _similarities(
     rows = await session.execute(
         select(DocumentChunk.id, distance)
         .select_from(DocumentChunk)
-        .join(Document, Document.id == DocumentChunk.document_id)
         .where(visible, DocumentChunk.id.in_(chunk_ids))
     )
     return {row[0]: 1.0 - float(row[1]) for row in rows.all()}
