@@ -480,7 +480,7 @@ async def _swap_in_chunks(
         document = await repository.get_document(session, document_id, for_update=True)
         if document is None:
             return None
-        await repository.delete_chunks(session, document_id)
+        await repository.delete_chunks(session, document)
         if outcome.chunk_count:
             connection = await session.connection()
             raw = await connection.get_raw_connection()

@@ -236,7 +236,9 @@ async def has_searchable_chunks(
 ) -> bool:
     """Whether retrieval can find anything: the model's own chunks or this session's attachments."""
     model_chunks = exists().where(DocumentChunk.model_id == model_id, DocumentChunk.session_id.is_(None))
-    session_chunks = exists().where(DocumentChunk.session_id == chat_session_id)
+    session_chunks = exists().where(
+        DocumentChunk.model_id == model_id, DocumentChunk.session_id == chat_session_id
+    )
     return bool(await session.scalar(select(model_chunks | session_chunks)))
 
 

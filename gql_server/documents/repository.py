@@ -76,5 +76,10 @@ async def working_document_ids(session: AsyncSession) -> list[uuid.UUID]:
     return list((await session.execute(query)).scalars())
 
 
-async def delete_chunks(session: AsyncSession, document_id: uuid.UUID) -> None:
-    await session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
+async def delete_chunks(session: AsyncSession, document: Document) -> None:
+    # model_id prunes the statement to the model's chunk partition.
+    await session.execute(
+        delete(DocumentChunk).where(
+            DocumentChunk.model_id == document.model_id, DocumentChunk.document_id == document.id
+        )
+    )

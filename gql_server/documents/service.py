@@ -118,7 +118,7 @@ async def delete_document(session: AsyncSession, settings: Settings, document: D
             session.add(pending)
             await session.flush()
             outbox_id = pending.id
-    await repository.delete_chunks(session, document.id)
+    await repository.delete_chunks(session, document)
     await session.delete(document)
     await session.flush()
     return outbox_id
