@@ -25,7 +25,6 @@ from gql_server.masking import MaskUnexpectedErrors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
-from gql_server.subscription_executor import SubscriptionEventExecutor
 from gql_server.users.resolvers import UsersMutation, UsersQuery
 
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
@@ -73,7 +72,6 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         types=list(mapper.mapped_types.values()),
         config=StrawberryConfig(auto_camel_case=True),
         extensions=extensions,
-        execution_context_class=SubscriptionEventExecutor,
     )
 
 
