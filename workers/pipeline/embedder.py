@@ -29,10 +29,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
-from sentence_transformers import SentenceTransformer
+
+# torch and sentence-transformers (~350 MB of RSS once imported) are imported only by the
+# "torch" backend and by the one-time ONNX export: a server on the ONNX backend never
+# loads them after its cache is warm.
 
 EMBEDDING_DIMENSIONS = 384
 # The model was trained with 256 word pieces and silently truncates longer inputs; the
@@ -55,6 +57,8 @@ def _configure_torch_threads() -> None:
     global _torch_threads_configured
     if _torch_threads_configured:
         return
+    import torch
+
     # One intra-op thread per core; more only adds contention (the PDF child and the
     # event loop need some CPU too). Inter-op parallelism is useless for a single model.
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, int(os.environ.get("RAGQL_TORCH_THREADS", "2")))))
@@ -79,6 +83,8 @@ class SentenceEmbedder:
     backend: EmbeddingBackend = "torch"
 
     def __init__(self, model_name_or_path: str | Path | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
         _configure_torch_threads()
         location = str(model_name_or_path) if model_name_or_path is not None else str(default_model_path())
         self.model = SentenceTransformer(location, device="cpu", local_files_only=True)
@@ -111,6 +117,8 @@ class SentenceEmbedder:
 
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """Normalized vectors of one batch (the caller holds the lock)."""
+        import torch
+
         with torch.inference_mode():
             return cast(
                 npt.NDArray[np.float32],
@@ -163,25 +171,6 @@ def default_onnx_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("ragql", appauthor=False)) / "onnx"
 
 
-class _SentenceEmbeddingGraph(torch.nn.Module):
-    """BertModel + mean pooling over the attention mask + L2 normalisation, i.e. the
-    model's modules.json (Transformer, Pooling with pooling_mode_mean_tokens, Normalize)."""
-
-    def __init__(self, bert: torch.nn.Module) -> None:
-        super().__init__()
-        self.bert = bert
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-    ) -> torch.Tensor:
-        hidden = self.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-
-
 def _model_fingerprint(model_dir: Path) -> str:
     digest = hashlib.sha256(f"ragql-onnx-v{_ONNX_FORMAT_VERSION}".encode())
     for name in (
@@ -229,7 +218,26 @@ def _write_atomically(target: Path, write: Any) -> None:
 
 
 def _export_onnx(model_dir: Path, target: Path) -> None:
+    import torch
     from transformers import AutoModel, AutoTokenizer
+
+    class SentenceEmbeddingGraph(torch.nn.Module):
+        """BertModel + mean pooling over the attention mask + L2 normalisation, i.e. the
+        model's modules.json (Transformer, Pooling with pooling_mode_mean_tokens, Normalize)."""
+
+        def __init__(self, bert: torch.nn.Module) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            hidden = self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
 
     bert = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="eager")
     bert.eval()
@@ -242,7 +250,7 @@ def _export_onnx(model_dir: Path, target: Path) -> None:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _SentenceEmbeddingGraph(bert),
+                SentenceEmbeddingGraph(bert),
                 tuple(sample[name] for name in inputs),
                 str(path),
                 input_names=list(inputs),
@@ -297,6 +305,47 @@ def ensure_onnx_model(
     return target
 
 
+class _WordPieceTokenizer:
+    """The model's fast tokenizer (its tokenizer.json) through the `tokenizers` library
+    itself, called as transformers' `PreTrainedTokenizerFast` would call it.
+
+    Importing transformers' tokenizer classes imports torch when torch is installed
+    (~350 MB of RSS); `tokenizers` is the same Rust tokenizer without that. Token counts,
+    spans and padded batches equal transformers' (tests/test_pipeline_embedder_backends.py).
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._plain = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._plain.no_truncation()
+        self._plain.no_padding()
+        self._batched = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # As sentence-transformers' Transformer.tokenize: truncate the longest first to the
+        # model's window, pad to the longest in the batch.
+        self._batched.enable_truncation(max_length=MODEL_MAX_TOKENS, strategy="longest_first")
+        pad_token = "[PAD]"
+        pad_id = self._batched.token_to_id(pad_token)
+        self._batched.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return [
+            len(encoding.ids) for encoding in self._plain.encode_batch(list(texts), add_special_tokens=True)
+        ]
+
+    def character_spans(self, text: str) -> list[tuple[int, int]]:
+        encoding = self._plain.encode(text, add_special_tokens=False)
+        return [(int(start), int(end)) for start, end in encoding.offsets]
+
+    def model_inputs(self, texts: Sequence[str]) -> dict[str, npt.NDArray[np.int64]]:
+        encodings = self._batched.encode_batch(list(texts), add_special_tokens=True)
+        return {
+            "input_ids": np.asarray([encoding.ids for encoding in encodings], dtype=np.int64),
+            "attention_mask": np.asarray([encoding.attention_mask for encoding in encodings], dtype=np.int64),
+            "token_type_ids": np.asarray([encoding.type_ids for encoding in encodings], dtype=np.int64),
+        }
+
+
 class OnnxSentenceEmbedder(SentenceEmbedder):
     """The same model through onnxruntime: same tokenizer, truncation, pooling and vectors."""
 
@@ -307,13 +356,12 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
         cache_dir: str | Path | None = None,
     ) -> None:
         import onnxruntime
-        from transformers import AutoTokenizer
 
         location = Path(model_name_or_path) if model_name_or_path is not None else default_model_path()
         if not location.is_dir():
             raise ValueError(f"the ONNX embedding backend needs a local model directory, not {location}")
         self.backend = "onnx-int8" if quantized else "onnx"
-        self.tokenizer = AutoTokenizer.from_pretrained(str(location), local_files_only=True)
+        self.word_pieces = _WordPieceTokenizer(location)
         self.onnx_path = ensure_onnx_model(location, quantized=quantized, cache_dir=cache_dir)
         options = onnxruntime.SessionOptions()
         threads = max(1, min(os.cpu_count() or 1, int(os.environ.get("RAGQL_TORCH_THREADS", "2"))))
@@ -325,6 +373,12 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
         )
         self._input_names = [item.name for item in self.session.get_inputs()]
         self._lock = threading.Lock()
+
+    def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
+        return self.word_pieces.token_counts(texts) if texts else []
+
+    def token_character_spans(self, text: str) -> list[tuple[int, int]]:
+        return self.word_pieces.character_spans(text)
 
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         # onnxruntime keeps its peak working memory in its arena: 64 x 256-token inputs
@@ -343,15 +397,8 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
     def _encode_run(self, texts: list[str]) -> npt.NDArray[np.float32]:
         # As sentence_transformers.models.Transformer.tokenize: stripped, padded to the
         # longest, truncated to max_seq_length.
-        encoded = self.tokenizer(
-            [text.strip() for text in texts],
-            padding=True,
-            truncation="longest_first",
-            max_length=MODEL_MAX_TOKENS,
-            return_tensors="np",
-        )
-        feed = {name: np.asarray(encoded[name], dtype=np.int64) for name in self._input_names}
-        (vectors,) = self.session.run(None, feed)
+        encoded = self.word_pieces.model_inputs([text.strip() for text in texts])
+        (vectors,) = self.session.run(None, {name: encoded[name] for name in self._input_names})
         return np.asarray(vectors, dtype=np.float32)
 
 
