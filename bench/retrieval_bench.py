@@ -542,21 +542,29 @@ async def measure_scale(
                 np.asarray([row[0] for row in rows]),
                 np.asarray([np.asarray(row[1], dtype=np.float32) for row in rows], dtype=np.float32),
             )
-    # Warm-up: cache and plan.
-    for query, model_id in zip(chosen[:20], targets[:20], strict=True):
-        async with sessionmaker.begin() as session:
-            await retrieve_passages(
-                session,
-                user,
-                model_id,
-                query["text"],
-                k=10,
-                query_embedding=query_embeddings[str(query["_id"])],
-                parameters=parameters,
-            )
-    for query, model_id in zip(chosen, targets, strict=True):
-        embedding = query_embeddings[str(query["_id"])]
+    # Warm-up, as on a server that has been answering: every model, every mode, with
+    # queries other than the measured ones (caches, plans, the models' index pages).
+    warm_queries = [query for query in queries if query not in chosen] or queries
+    for index, model_id in enumerate(model_ids):
         for mode in RetrievalMode:
+            for repeat in range(3):
+                query = warm_queries[(index * 9 + repeat) % len(warm_queries)]
+                async with sessionmaker.begin() as session:
+                    await retrieve_passages(
+                        session,
+                        user,
+                        model_id,
+                        query["text"],
+                        k=10,
+                        query_embedding=query_embeddings[str(query["_id"])],
+                        mode=mode,
+                        parameters=parameters,
+                    )
+    modes = list(RetrievalMode)
+    for position, (query, model_id) in enumerate(zip(chosen, targets, strict=True)):
+        embedding = query_embeddings[str(query["_id"])]
+        # The first mode to run a query reads its pages for the others: rotate the order.
+        for mode in modes[position % 3 :] + modes[: position % 3]:
             async with sessionmaker.begin() as session:
                 started = time.perf_counter()
                 passages = await retrieve_passages(
