@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -438,6 +441,67 @@ async def test_openai_compatible_retries_without_stream_options_when_the_server_
     assert not any(isinstance(event, Usage) for event in events)
     assert len(attempts) == 2
     assert "stream_options" in attempts[0].body and "stream_options" not in attempts[1].body
+
+
+@contextlib.asynccontextmanager
+async def closing_first_connections(target_port: int, count: int) -> AsyncIterator[tuple[int, list[int]]]:
+    """A TCP front that closes its first `count` connections as soon as they arrive (as a
+    server closing an idle keep-alive connection, or an overloaded one resetting), and
+    relays the later ones to `target_port`. Yields its port and how many it closed."""
+    closed = [0]
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if closed[0] < count:
+            closed[0] += 1
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], closed
+    finally:
+        server.close()
+
+
+@pytest.mark.asyncio
+async def test_openai_compatible_sends_again_when_the_connection_closes_before_any_response() -> None:
+    case = REMOTE_CASES[1]
+    async with FakeOpenAIServer(FakeBehaviour(tokens=["still", " here"])).serve() as server:
+        port = int(server.base_url.split(":")[2].split("/")[0])
+        async with closing_first_connections(port, 2) as (front_port, closed):
+            provider = build_provider(make_config(case, f"http://127.0.0.1:{front_port}/v1"))
+            try:
+                events = await collect(provider, make_request())
+            finally:
+                await provider.aclose()
+        assert closed[0] == 2
+        assert len(server.chat_requests()) == 1
+    assert [event.text for event in events if isinstance(event, TokenDelta)] == ["still", " here"]
+
+
+@pytest.mark.asyncio
+async def test_openai_compatible_gives_up_after_two_resends() -> None:
+    case = REMOTE_CASES[1]
+    async with FakeOpenAIServer().serve() as server:
+        port = int(server.base_url.split(":")[2].split("/")[0])
+        async with closing_first_connections(port, 3) as (front_port, closed):
+            provider = build_provider(make_config(case, f"http://127.0.0.1:{front_port}/v1"))
+            try:
+                _, error = await collect_until_failure(provider, make_request())
+            finally:
+                await provider.aclose()
+        assert closed[0] == 3
+        assert not server.chat_requests()
+    assert error.kind is ErrorKind.CONNECTION
 
 
 @pytest.mark.asyncio

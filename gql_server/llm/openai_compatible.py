@@ -16,6 +16,7 @@ object inside the stream as APIError, exactly as the SDK's own stream does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -67,6 +68,8 @@ MAX_CONNECTIONS = 1000
 
 # One retry per parameter we might drop or rename, plus the original attempt.
 _MAX_PARAMETER_ADJUSTMENTS = 3
+# Waits before re-sending a request that got no response at all (see `stream`).
+CONNECTION_RETRY_DELAYS_S = (0.05, 0.3)
 
 
 class OpenAICompatibleProvider:
@@ -105,20 +108,33 @@ class OpenAICompatibleProvider:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         parameters = self._completion_parameters(request)
         chunks = None
-        for _ in range(_MAX_PARAMETER_ADJUSTMENTS + 1):
+        adjustments = connection_retries = 0
+        while chunks is None:
             try:
                 chunks = await self._client.chat.completions.create(**parameters)
-                break
             except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
                 adjusted = _parameters_without_rejected_one(parameters, error)
-                if adjusted is None:
+                if adjusted is None or adjustments >= _MAX_PARAMETER_ADJUSTMENTS:
                     raise self._failure(error, answer_started=False) from None
+                adjustments += 1
                 logger.info("Retrying %s without a rejected parameter", self._base_url)
                 parameters = adjusted
+            except openai.APITimeoutError as error:  # a subclass of APIConnectionError: no retry
+                raise self._failure(error, answer_started=False) from None
+            except openai.APIConnectionError as error:
+                # No response at all: refused, reset, or a pooled keep-alive connection the
+                # server closed as we reused it. Nothing was generated, so the request is
+                # sent again, twice at most (the SDK's own default retries, without its
+                # multi-second backoff); a server that is really down still fails in < 1 s.
+                if connection_retries >= len(CONNECTION_RETRY_DELAYS_S):
+                    raise self._failure(error, answer_started=False) from None
+                logger.info(
+                    "Retrying %s after a connection failure: %r", self._base_url, error.__cause__ or error
+                )
+                await asyncio.sleep(CONNECTION_RETRY_DELAYS_S[connection_retries])
+                connection_retries += 1
             except openai.OpenAIError as error:
                 raise self._failure(error, answer_started=False) from None
-        if chunks is None:
-            raise bad_request_failure(self._where, 400, "it rejected every variant of the request")
 
         answer_started = False
         finish_reason: str | None = None
@@ -158,7 +174,12 @@ class OpenAICompatibleProvider:
             yield usage
 
     def _failure(self, error: openai.OpenAIError, *, answer_started: bool) -> LLMProviderError:
-        logger.info("OpenAI-compatible request to %s failed: %s", self._base_url, type(error).__name__)
+        logger.info(
+            "OpenAI-compatible request to %s failed: %s (%r)",
+            self._base_url,
+            type(error).__name__,
+            error.__cause__,
+        )
         detail = self._detail(error)
         if isinstance(error, openai.APITimeoutError):
             if type(error.__cause__).__name__ == "ConnectTimeout":
