@@ -72,7 +72,10 @@ class EmbeddedPostgres:
             if not attached:
                 with server._lock:  # initdb on the first start, so our settings apply from the start
                     server.ensure_pgdata_inited()
-                write_server_settings(server.pgdata, self.shared_buffers_mb)
+                try:
+                    write_server_settings(server.pgdata, self.shared_buffers_mb)
+                except OSError as error:  # a read-only config: PostgreSQL's defaults still work
+                    logger.warning("could not write %s settings in %s: %s", _CONFIG_FILE, server.pgdata, error)
                 server.start()
         self._server = server
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';")
