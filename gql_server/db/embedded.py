@@ -75,7 +75,9 @@ class EmbeddedPostgres:
                 try:
                     write_server_settings(server.pgdata, self.shared_buffers_mb)
                 except OSError as error:  # a read-only config: PostgreSQL's defaults still work
-                    logger.warning("could not write %s settings in %s: %s", _CONFIG_FILE, server.pgdata, error)
+                    logger.warning(
+                        "could not write %s settings in %s: %s", _CONFIG_FILE, server.pgdata, error
+                    )
                 server.start()
         self._server = server
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';")
