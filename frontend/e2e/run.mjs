@@ -85,6 +85,14 @@ async function signUp(page, base, user) {
   await page.getByRole("button", { name: "Log out" }).waitFor({ timeout: 15_000 });
 }
 
+/** Whether the locator becomes visible within `timeout` ms (a check, not a hard wait). */
+async function visibleWithin(locator, timeout = 10_000) {
+  return locator.waitFor({ state: "visible", timeout }).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function logOut(page) {
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("heading", { name: "Log in to ragql" }).waitFor({ timeout: 10_000 });
@@ -149,7 +157,11 @@ async function main() {
 
     // Two people sign up; neither has access to anything yet.
     await signUp(page, base, READER);
-    check(await page.getByRole("heading", { name: "No models yet" }).isVisible(), "a new user without access sees the empty state");
+    // The model list loads after the sign-up lands: wait for it rather than sampling once.
+    check(
+      await visibleWithin(page.getByRole("heading", { name: "No models yet" })),
+      "a new user without access sees the empty state",
+    );
     await logOut(page);
     await signUp(page, base, OUTSIDER);
     await logOut(page);
@@ -178,7 +190,7 @@ async function main() {
     await page.getByLabel("Grant to a group").selectOption({ label: GROUP });
     await page.getByRole("button", { name: "Grant group" }).click();
     await page.getByText(`Access granted to group ${GROUP}.`).waitFor();
-    check(await page.locator(".member-list").getByText(GROUP).isVisible(), "model granted to the group");
+    check(await visibleWithin(page.locator(".member-list").getByText(GROUP)), "model granted to the group");
 
     await page.getByRole("link", { name: /^Documents/ }).click();
     await page.getByRole("heading", { name: new RegExp(`Documents — ${MODEL}`) }).waitFor();
