@@ -65,6 +65,7 @@ from gql_server.rag.retrieval import (
     RetrievalParameters,
     retrieve_passages,
 )
+from gql_server.storage.chunk_partitions import drop_orphan_chunk_partitions
 
 DATABASE = "retrieval_bench"
 # Passages per query for the quality figures: recall@100 needs 100 of them, above the API's
@@ -514,6 +515,18 @@ async def ensure_scale_data(
     return model_ids
 
 
+async def add_empty_models(sessionmaker: async_sessionmaker[AsyncSession], count: int) -> list[uuid.UUID]:
+    """`count` models without documents, each with its (empty) chunk partition: many
+    partitions must not slow a retrieval that names its model. Removed after measuring."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    if ids:
+        log(f"adding {count} empty models (and their chunk partitions)…")
+        async with sessionmaker.begin() as session:
+            for model_id in ids:
+                session.add(RagModel(id=model_id, name=f"empty-{model_id.hex[:16]}"))
+    return ids
+
+
 async def measure_scale(
     sessionmaker: async_sessionmaker[AsyncSession],
     user: User,
@@ -681,20 +694,31 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
             scale_models = await ensure_scale_data(
                 engine, sessionmaker, model_id, arguments.scale_chunks, arguments.scale_models
             )
-            log("measuring latency and filtered recall at scale…")
-            scale = await measure_scale(
-                sessionmaker,
-                user,
-                scale_models,
-                queries,
-                query_embeddings,
-                parameters,
-                arguments.scale_samples,
-            )
-            async with sessionmaker() as session:
-                scale["table_chunks"] = await session.scalar(
-                    select(text("count(*)")).select_from(DocumentChunk)
+            extra = await add_empty_models(sessionmaker, arguments.extra_empty_models)
+            try:
+                log("measuring latency and filtered recall at scale…")
+                scale = await measure_scale(
+                    sessionmaker,
+                    user,
+                    scale_models,
+                    queries,
+                    query_embeddings,
+                    parameters,
+                    arguments.scale_samples,
                 )
+                async with sessionmaker() as session:
+                    scale["table_chunks"] = await session.scalar(
+                        select(text("count(*)")).select_from(DocumentChunk)
+                    )
+                    scale["chunk_partitions"] = await session.scalar(
+                        text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'document_chunks'::regclass")
+                    )
+            finally:
+                if extra:
+                    async with sessionmaker.begin() as session:
+                        await session.execute(text("DELETE FROM models WHERE id = ANY(:ids)"), {"ids": extra})
+                    await drop_orphan_chunk_partitions(engine)
+            scale["extra_empty_models"] = len(extra)
             scale["synthetic_chunks"] = arguments.scale_chunks
             scale["models"] = arguments.scale_models
             figures["scale"] = scale
@@ -727,6 +751,12 @@ def main() -> None:
     parser.add_argument("--scale-chunks", type=int, default=200_000)
     parser.add_argument("--scale-models", type=int, default=20)
     parser.add_argument("--scale-samples", type=int, default=300)
+    parser.add_argument(
+        "--extra-empty-models",
+        type=int,
+        default=0,
+        help="measure scale with this many more (empty) models, i.e. chunk partitions; removed afterwards",
+    )
     arguments = parser.parse_args()
     figures = asyncio.run(run(arguments))
     if arguments.ingest_only or arguments.tune:
