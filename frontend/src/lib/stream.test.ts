@@ -22,6 +22,16 @@ describe("stream reassembly", () => {
     expect(after.lastSeq).toBe(4);
   });
 
+  it("takes coalesced tokens: one event for several, seq numbers skipping the merged ones", () => {
+    const before = run([token(1, "Hel"), token(2, "lo")]);
+    // Behind: tokens 3..6 were waiting and arrive merged as seq 6; then live again.
+    const after = run([token(6, " big wide"), token(7, " world")], before);
+    expect(after.text).toBe("Hello big wide world");
+    expect(after.lastSeq).toBe(7);
+    // A reconnect resumes after 7; the replay (merged again) continues the text.
+    expect(run([token(9, "!!")], after).text).toBe("Hello big wide world!!");
+  });
+
   it("lastSeq is the resume point", () => {
     const state = run([token(1, "x"), token(2, "y")]);
     expect(state.lastSeq).toBe(2);

@@ -5,6 +5,11 @@
  * `afterSeq`, and a replay may overlap what was already shown, so events are keyed by
  * seq and applied once. The text is the deltas in seq order; DONE carries the final
  * text (only citations that map to a source survive) and replaces the draft.
+ *
+ * The app subscribes with `coalesceTokens`: a TOKEN may then stand for several tokens
+ * (its delta their text, its seq the last of them), and seq numbers skip the merged ones.
+ * The server only merges events after `afterSeq`, so a merged event never overlaps one
+ * already applied, and keying by seq stays exact.
  */
 
 export type StreamKind = "SOURCES" | "TOKEN" | "DONE" | "ERROR";
