@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import httpx
 import pytest
 
 from gql_server.db.models import ProviderKind
@@ -63,7 +66,14 @@ async def test_sources_and_citation_markers_agree(server: RunningServer, superad
     sources = events[0]["sources"]
     assert [source["number"] for source in sources] == [1]
     assert sources[0]["documentId"] == document_id and "aurora" in sources[0]["snippet"].lower()
-    assert sources[0]["url"].startswith(f"/files/documents/{document_id}")
+    # A signed link a browser can open as it is, for this user only.
+    url = sources[0]["url"]
+    assert url.startswith(f"/files/documents/{document_id}?token=")
+    async with httpx.AsyncClient(base_url=server.base_url) as browser:
+        opened = await browser.get(url.split("#")[0])
+        assert opened.status_code == 200 and b"aurora" in opened.content.lower()
+        tampered = await browser.get(url.split("#")[0].replace(str(document_id), str(uuid.uuid4())))
+        assert tampered.status_code == 401  # the signature is for one document only
     assert "[1] aurora" in prompt.lower() or "[1]" in prompt
     done = events[-1]
     assert done["text"] == "Charged solar particles cause it [1], not penguins."

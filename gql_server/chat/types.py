@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from gql_server.context import Info
 from gql_server.db import models
 from gql_server.errors import Error, InvalidInput, NotFound
 
@@ -52,10 +53,23 @@ class MessageSource:
     location_label: str
     snippet: str
     score: float
-    url: str | None = strawberry.field(
-        description="Link to the original file (with a #page=N anchor for PDFs) when the server kept it."
-    )
     cited: bool = strawberry.field(description="Whether the final answer cites this source.")
+    # "/files/documents/{id}[#page=N]" as stored with the answer, when the file was kept.
+    stored_url: strawberry.Private[str | None] = None
+
+    @strawberry.field(
+        description="A short-lived link to the original file, signed for you (a #page=N anchor for "
+        "PDFs), that a browser can open as it is; null when the server did not keep the file."
+    )
+    def url(self, info: Info) -> str | None:
+        from gql_server.documents.downloads import download_url
+
+        user = info.context.user
+        if self.stored_url is None or user is None:
+            return None
+        _, _, anchor = self.stored_url.partition("#")
+        link = download_url(info.context.state.settings.jwt_secret, self.document_id, user)
+        return f"{link}#{anchor}" if anchor else link
 
 
 @strawberry.type
@@ -213,8 +227,8 @@ def source_from_dict(source: dict[str, Any]) -> MessageSource:
         location_label=str(source.get("location_label") or ""),
         snippet=str(source.get("snippet") or ""),
         score=float(source.get("score") or 0.0),
-        url=source.get("url"),
         cited=source.get("cited_order") is not None,
+        stored_url=source.get("url"),
     )
 
 
