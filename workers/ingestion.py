@@ -89,16 +89,20 @@ class IngestionResources:
             self._semaphore = asyncio.Semaphore(self.concurrency)
         return self._semaphore
 
-    async def embedder(self) -> Any:
+    async def embedders(self) -> tuple[Any, Any]:
+        """The embedder of stored vectors and the semantic splitter's sentence-pass one
+        (CHUNKING_EMBEDDING_BACKEND), loaded once per process, off the event loop."""
         from workers.pipeline.embedder import get_boundary_embedder, get_embedder
 
-        def load() -> Any:
+        def load() -> tuple[Any, Any]:
             embedder = get_embedder(self.embedder_name, self.settings.embedding_backend)
-            # The splitter's sentence-pass model too, so the first document does not load it.
-            get_boundary_embedder(embedder, self.settings.chunking_embedding_backend)
-            return embedder
+            return embedder, get_boundary_embedder(embedder, self.settings.chunking_embedding_backend)
 
         return await asyncio.to_thread(load)
+
+    async def embedder(self) -> Any:
+        """Both models loaded (the warm-up); the stored-vector one returned."""
+        return (await self.embedders())[0]
 
     def cancel_all(self) -> None:
         for event in self.cancel_events.values():
@@ -183,7 +187,7 @@ def _vector_literal(vector: Any) -> str:
 def run_pipeline_to_spool(
     path: Path,
     kind_name: str,
-    embedder: Any,
+    embedders: tuple[Any, Any],
     tracker: ProgressTracker,
     spool_path: Path,
     document: tuple[uuid.UUID, uuid.UUID, uuid.UUID | None],
@@ -194,6 +198,7 @@ def run_pipeline_to_spool(
     from workers.pipeline.sniff import DocumentKind as PipelineKind
 
     document_id, model_id, session_id = document
+    embedder, boundary_embedder = embedders
     processing = process_document(
         path,
         PipelineKind[kind_name],
@@ -201,6 +206,7 @@ def run_pipeline_to_spool(
         tracker.on_progress,
         pages_per_window=PAGES_PER_WINDOW,
         file_title=file_title,
+        boundary_embedder=boundary_embedder,
     )
     tracker.set_page_count(processing.page_count)
     token_count = 0
@@ -421,7 +427,7 @@ async def _run(
     path = resolve_storage_path(settings, row.storage_path)
     if not path.exists():
         raise DocumentParseError("The uploaded file is missing from the storage directory; upload it again.")
-    embedder = await resources.embedder()
+    embedders = await resources.embedders()
     tracker = ProgressTracker(cancel)
     stop = asyncio.Event()
     started_monotonic = time.monotonic()
@@ -431,7 +437,7 @@ async def _run(
             run_pipeline_to_spool,
             path,
             row.kind.value,
-            embedder,
+            embedders,
             tracker,
             spool_path,
             (row.id, row.model_id, row.session_id),
