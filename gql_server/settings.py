@@ -56,10 +56,33 @@ class Settings(BaseSettings):
     login_attempts_per_account: int = 5
     login_attempts_per_address: int = 20
     login_window_seconds: int = 300
+    # Argon2 hashing/verifying runs in a bounded thread pool (never on the event loop);
+    # more threads than cores only queues work inside the pool instead of in front of it.
+    password_hashing_threads: int = Field(default=2, ge=1, le=64)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs
+    # or CIDRs, e.g. "10.0.0.5,172.16.0.0/12"). Empty: none, so the per-address log-in
+    # limit always counts the connecting address.
+    trusted_proxies: str = ""
 
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    # Largest non-multipart request body (JSON GraphQL requests) and largest non-file part
+    # of a multipart upload, in KB; bigger ones get 413 before being read.
+    max_request_body_kb: int = Field(default=1024, ge=16, le=1024 * 1024)
+    # A request body that sends nothing for this long is dropped (408).
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Provider base URLs on loopback or private networks (Ollama on localhost, a vLLM box
+    # on the LAN) are refused unless this is true; link-local and cloud metadata addresses
+    # are always refused.
+    allow_private_provider_urls: bool = False
+
+    # Chat attachments a user may keep, in MB in total (model documents are not counted).
+    attachment_quota_mb_per_user: int = Field(default=500, ge=1)
+    # CSV/spreadsheet shape limits: wider tables or bigger cells fail with a clear message.
+    csv_max_columns: int = Field(default=512, ge=1)
+    csv_max_cell_chars: int = Field(default=65_536, ge=16)
 
     ingest_concurrency: int = Field(default=1, ge=1, le=16)
     generation_timeout_seconds: float = 300.0
