@@ -85,13 +85,21 @@ async def create_document_from_upload(
         uploaded_by_id=uploaded_by_id,
         attempts=0,
     )
-    session.add(document)
     try:
         async with session.begin_nested():
+            session.add(document)
             await session.flush()
     except IntegrityError:
-        # A concurrent upload of the same bytes won the race for the unique index.
-        existing = await repository.find_duplicate(session, model_id, chat_session_id, incoming.sha256)
+        # A concurrent upload of the same bytes won the race for the unique index (the
+        # INSERT waited for the winner's commit). The savepoint is rolled back, but the row
+        # object must leave the session too: left pending, the next query's autoflush would
+        # INSERT it again outside the savepoint and kill the whole transaction (4 of 8
+        # racing rounds answered INTERNAL_SERVER_ERROR that way). The file stays in
+        # incoming/, where the view discards it after the response.
+        if document in session:
+            session.expunge(document)
+        with session.no_autoflush:
+            existing = await repository.find_duplicate(session, model_id, chat_session_id, incoming.sha256)
         if existing is not None:
             raise DuplicateUpload(session, existing) from None
         raise
