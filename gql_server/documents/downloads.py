@@ -3,7 +3,9 @@
 Browsers open links without an Authorization header, so besides a bearer token the
 route accepts `?token=`, a short-lived HMAC signature over (document, user, token
 version, expiry) that `Document.downloadUrl` embeds. Range requests are served by
-starlette's FileResponse, so a citation can open a PDF at its page.
+starlette's FileResponse, so a citation can open a PDF at its page. PDFs are shown
+inline, everything else is an attachment; every file is served with nosniff and a
+sandbox CSP (see download_headers).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -31,6 +34,46 @@ _MEDIA_TYPES = {
     DocumentKind.CSV: "text/csv",
     DocumentKind.TEXT: "text/plain",
 }
+
+
+# Shown in the browser: only PDFs, so a citation's `#page=N` anchor opens the page. Chromium's
+# viewer renders a PDF under the sandbox CSP below (the e2e test opens one). CSV and text
+# (Markdown included) are always downloaded: shown inline they would be rendered as a page of
+# our origin, and a document is content any uploader chose. No image kind is ever stored.
+INLINE_MEDIA_TYPES = frozenset({"application/pdf"})
+# `sandbox` gives the document a unique opaque origin with scripts, forms, popups and plugins
+# off, `default-src 'none'` stops it loading anything; together with nosniff a file can never
+# act as a page of ours, whatever it contains.
+DOWNLOAD_CSP = "sandbox; default-src 'none'"
+# RFC 5987 attr-char besides letters and digits (quote() always keeps those and "_.-~").
+_ATTR_CHARS = "!#$&+^`|"
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """`filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>` (RFC 6266 / 5987).
+
+    The fallback replaces anything outside printable ASCII, quotes, backslashes and path
+    separators with `_`, so no name can break out of the header or name a path.
+    """
+    fallback = (
+        "".join(char if " " <= char <= "~" and char not in '"\\/' else "_" for char in filename).strip()
+        or "download"
+    )
+    safe_name = filename.replace("/", "_").replace("\\", "_")
+    # "replace": a lone surrogate (never valid UTF-8) must not fail the download.
+    encoded = quote(safe_name.encode("utf-8", "replace"), safe=_ATTR_CHARS)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def download_headers(media_type: str, filename: str) -> dict[str, str]:
+    disposition = "inline" if media_type in INLINE_MEDIA_TYPES else "attachment"
+    return {
+        "content-disposition": content_disposition(disposition, filename),
+        "x-content-type-options": "nosniff",
+        "content-security-policy": DOWNLOAD_CSP,
+        # Personal content: kept by this browser only, never by a shared cache.
+        "cache-control": "private",
+    }
 
 
 def _signature(secret: bytes, document_id: uuid.UUID, user_id: uuid.UUID, version: int, expires: int) -> str:
@@ -98,12 +141,8 @@ async def download_document(request: Request) -> Response:
     path = resolve_storage_path(state.settings, document.storage_path)
     if not path.exists():
         return _not_found()
-    return FileResponse(
-        path,
-        media_type=_MEDIA_TYPES.get(document.kind, "application/octet-stream"),
-        filename=document.filename,
-        content_disposition_type="inline",
-    )
+    media_type = _MEDIA_TYPES.get(document.kind, "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers=download_headers(media_type, document.filename))
 
 
 def download_route() -> Route:
