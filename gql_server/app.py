@@ -24,6 +24,7 @@ from gql_server.events.bus import RedisEventBus, create_event_bus
 from gql_server.graphql_view import RagqlGraphQL
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
+from gql_server.security.headers import SecurityHeaders
 from gql_server.settings import Settings
 from gql_server.state import AppState
 
@@ -168,6 +169,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route("/", _frontend_missing))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_upload_bytes)
+    # Outermost (added last), so every response — 413s and errors included — carries the
+    # browser defences (CSP, nosniff, framing, referrer); see security/headers.py.
+    app.add_middleware(SecurityHeaders)
     return app
 
 
