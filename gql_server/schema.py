@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -14,6 +15,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from gql_server.audit.resolvers import AuditQuery
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
@@ -21,7 +23,7 @@ from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
 from gql_server.documents.resolvers import DocumentMutation, DocumentQuery, DocumentSubscription
 from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.mapper import mapper
-from gql_server.masking import MaskUnexpectedErrors
+from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
@@ -49,23 +51,35 @@ MUTATION_TYPES: tuple[type, ...] = (
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 
 
+class RagqlSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Instead of strawberry's ERROR-with-traceback-and-source for every error (see masking.py).
+        log_graphql_errors(errors, execution_context)
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     query = merge_types("Query", QUERY_TYPES)
     mutation = merge_types("Mutation", MUTATION_TYPES)
     subscription = merge_types("Subscription", SUBSCRIPTION_TYPES)
     mapper.finalize()
+    # Classes or factories, never instances: strawberry builds each extension anew for every
+    # operation. A shared instance's `execution_context` is overwritten by concurrent
+    # operations (the masking extension leaked driver errors that way). The parse and
+    # validation caches live at module level, keyed by maxsize, so they are still shared.
     extensions: list[Any] = [
         # Clients send the same few documents over and over (every subscription event,
         # every sendMessage): parse and validate each distinct document once.
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        MaskUnexpectedErrors(),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        MaskUnexpectedErrors,
     ]
-    return strawberry.Schema(
+    return RagqlSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,

@@ -1,0 +1,121 @@
+"""Unexpected errors are masked whatever the concurrency; a dead database is said so.
+
+The database raises real errors here: a trigger on `access_groups` fails the INSERT of
+`createGroup` with a message that must never reach a client (and, in the second test,
+terminates its own connection, which is what "the database went away" looks like to the
+driver). Before the fix, the masking extension was one instance shared by every request:
+concurrent requests overwrote its `execution_context`, and most of 20 concurrent failing
+requests answered with the unmasked driver error and its SQL statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from gql_server.db.availability import DATABASE_UNAVAILABLE_CODE, DATABASE_UNAVAILABLE_MESSAGE
+from tests.conftest import RunningServer
+from tests.graphql_client import GraphQLClient
+
+pytestmark = pytest.mark.asyncio
+
+SECRET = "trigger-secret-detail"
+CREATE_GROUP = """
+mutation CreateGroup($name: String!) {
+  createGroup(name: $name) { __typename ... on AccessGroup { id name } ... on Error { message } }
+}
+"""
+LEAK_MARKERS = (SECRET, "SQL", "INSERT", "access_groups", "Traceback", "asyncpg", "sqlalchemy")
+
+
+async def _install_trigger(server: RunningServer) -> None:
+    async with server.state.engine.begin() as connection:
+        await connection.execute(
+            text(
+                f"""
+                CREATE FUNCTION ragql_test_explode() RETURNS trigger AS $$
+                BEGIN
+                  IF NEW.name LIKE 'explode%' THEN
+                    RAISE EXCEPTION '{SECRET} for %', NEW.name;
+                  END IF;
+                  IF NEW.name LIKE 'vanish%' THEN
+                    PERFORM pg_terminate_backend(pg_backend_pid());
+                  END IF;
+                  RETURN NEW;
+                END $$ LANGUAGE plpgsql
+                """
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER ragql_test_explode BEFORE INSERT ON access_groups "
+                "FOR EACH ROW EXECUTE FUNCTION ragql_test_explode()"
+            )
+        )
+
+
+def _assert_masked(body: dict[str, Any]) -> str:
+    dumped = json.dumps(body)
+    for marker in LEAK_MARKERS:
+        assert marker not in dumped, f"{marker!r} leaked: {dumped[:800]}"
+    errors = body.get("errors") or []
+    assert len(errors) == 1, body
+    extensions = errors[0].get("extensions") or {}
+    assert extensions.get("code") == "INTERNAL_SERVER_ERROR", body
+    request_id = extensions.get("requestId")
+    assert isinstance(request_id, str) and request_id and request_id in errors[0]["message"], body
+    return request_id
+
+
+async def test_unexpected_errors_stay_masked_under_concurrency(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    await _install_trigger(server)
+    # Some requests succeed while others fail, so results of both kinds are in flight at once.
+    failing = [superadmin.raw(CREATE_GROUP, {"name": f"explode {index}"}) for index in range(20)]
+    passing = [superadmin.raw(CREATE_GROUP, {"name": f"fine {uuid.uuid4().hex[:8]}"}) for _ in range(10)]
+    bodies = await asyncio.gather(*failing, *passing)
+    request_ids = [_assert_masked(body) for body in bodies[:20]]
+    # Each answer carries its own request's id.
+    assert len(set(request_ids)) == 20
+    for body in bodies[20:]:
+        assert not body.get("errors") and body["data"]["createGroup"]["__typename"] == "AccessGroup", body
+
+
+async def test_unexpected_errors_over_websocket_are_masked(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    """graphql-transport-ws runs queries and mutations too; their results go through the stream path."""
+    await _install_trigger(server)
+    for _ in range(3):
+        async with superadmin.subscription_connection() as socket:
+            operation = await socket.subscribe(CREATE_GROUP, {"name": "explode over ws"})
+            message = await socket.next_message(timeout=10)
+            await socket.stop(operation)
+        assert message["type"] in ("next", "error"), message
+        payload = message.get("payload")
+        body = payload if isinstance(payload, dict) else {"errors": payload}
+        _assert_masked(body)
+
+
+async def test_an_unavailable_database_is_a_public_error(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    await _install_trigger(server)
+    bodies = await asyncio.gather(*(superadmin.raw(CREATE_GROUP, {"name": f"vanish {i}"}) for i in range(5)))
+    for body in bodies:
+        dumped = json.dumps(body)
+        for marker in LEAK_MARKERS:
+            assert marker not in dumped, f"{marker!r} leaked: {dumped[:800]}"
+        errors = body.get("errors") or []
+        assert len(errors) == 1, body
+        assert errors[0]["extensions"]["code"] == DATABASE_UNAVAILABLE_CODE, body
+        assert errors[0]["message"] == DATABASE_UNAVAILABLE_MESSAGE, body
+    # The pool drops the dead connections: the next request works.
+    body = await superadmin.raw(CREATE_GROUP, {"name": f"after {uuid.uuid4().hex[:6]}"})
+    assert not body.get("errors"), body
