@@ -8,10 +8,11 @@ Three kinds of responses get three Content-Security-Policies:
   through the CSSOM, which CSP does not govern), no framing, no `<base>`, no plugins.
 - GraphiQL (`GET /graphql` answered with HTML): strawberry's page loads React, GraphiQL
   and the explorer plugin from unpkg (each tag pinned by an SRI hash) and runs one inline
-  script and one inline `<style>`. Its policy allows exactly those URLs (full paths, not
-  the whole CDN) and the SHA-256 of exactly those inline blocks, computed at start-up from
-  the template strawberry actually renders, so an upgrade of strawberry keeps working and
-  an injected script never does. `font-src data:` because graphiql.min.css embeds its fonts.
+  script. Its script-src allows exactly those URLs (full paths, not the whole CDN) and the
+  SHA-256 of exactly that inline script, computed at start-up from the template strawberry
+  actually renders, so an upgrade of strawberry keeps working and an injected script never
+  runs. style-src: the exact stylesheet URLs and 'unsafe-inline' (see graphiql_csp_template).
+  `font-src data:` because graphiql.min.css embeds its fonts.
 - Everything else (GraphQL JSON, health, metrics, assets, errors):
   `default-src 'none'; frame-ancestors 'none'` — nothing in a JSON body may ever run.
 
@@ -133,10 +134,16 @@ def graphiql_csp_template(html: str) -> str:
     page.feed(html)
     page.close()
     scripts = " ".join([*page.script_urls, *map(_sha256_source, page.inline_scripts)])
-    styles = " ".join([*page.style_urls, *map(_sha256_source, page.inline_styles)])
+    # Styles: the exact stylesheet URLs plus 'unsafe-inline'. GraphiQL's dialogs (Radix's
+    # react-remove-scroll-bar) inject a <style> element whose text is computed at run time
+    # (the scrollbar width), so no hash can cover it, and the bundle never reads a nonce
+    # (measured in Chromium: opening the settings dialog was a style-src-elem violation).
+    # A hash in the directive would disable 'unsafe-inline', so the inline block is not
+    # hashed. Styles cannot run code; scripts stay pinned by URL and hash.
+    styles = " ".join([*page.style_urls, "'unsafe-inline'"])
     return (
         f"default-src 'none'; script-src {scripts or NONE}; "
-        f"style-src {styles or NONE}; font-src data:; img-src 'self' data:; "
+        f"style-src {styles}; font-src data:; img-src 'self' data:; "
         "connect-src 'self'{ws}; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'none'"
     )
