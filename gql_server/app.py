@@ -21,7 +21,7 @@ from gql_server.auth.rate_limit import InMemoryAttemptCounter, LoginRateLimiter,
 from gql_server.database_setup import open_database
 from gql_server.db.migrate import current_revision, head_revision
 from gql_server.events.bus import RedisEventBus, create_event_bus
-from gql_server.graphql_view import RagqlGraphQL
+from gql_server.graphql_view import DatabaseUnavailableError, RagqlGraphQL, database_unavailable_response
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
 from gql_server.security.headers import SecurityHeaders
@@ -48,8 +48,9 @@ def _register_domain_hooks() -> None:
 
 @contextlib.asynccontextmanager
 async def build_state(settings: Settings) -> AsyncIterator[AppState]:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # open_database creates the data dir private (0700, files 0600) and tightens an existing one.
     database = await open_database(settings, migrate=settings.migrate_on_start)
+    database.supervise_embedded()  # restarts the embedded PostgreSQL if its postmaster dies
     bus = create_event_bus(settings.redis_url)
     counter = RedisAttemptCounter(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptCounter()
     state = AppState(
@@ -168,6 +169,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     else:
         routes.append(Route("/", _frontend_missing))
     app = Starlette(routes=routes, lifespan=lifespan)
+    # A database outage while authenticating: a GraphQL error with HTTP 503, not a bare 500.
+    app.add_exception_handler(DatabaseUnavailableError, database_unavailable_response)
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_upload_bytes)
     # Outermost (added last), so every response — 413s and errors included — carries the
     # browser defences (CSP, nosniff, framing, referrer); see security/headers.py.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -34,10 +36,72 @@ def _bearer(value: object) -> str | None:
 async def authenticate(context: Context, token: str | None) -> None:
     if token is None:
         return
-    async with context.state.sessionmaker() as session:
-        user, reason = await authenticate_access_token(session, context.state.tokens, token)
+    try:
+        async with context.state.sessionmaker() as session:
+            user, reason = await authenticate_access_token(session, context.state.tokens, token)
+    except Exception as error:
+        # The user row cannot be read: the database is down (killed, restarting). Not a bug
+        # and not the caller's fault: a typed error they can retry on, never a bare HTTP 500.
+        from gql_server.db.availability import is_database_unavailable
+
+        if not is_database_unavailable(error):
+            raise
+        logging.getLogger(__name__).warning(
+            "cannot authenticate a request: the database is unavailable (%s)", type(error).__name__
+        )
+        if isinstance(context.request, WebSocket):
+            await _refuse_websocket(context.request)
+        raise DatabaseUnavailableError() from error
     context.user = user
     context.auth_error = reason
+
+
+class DatabaseUnavailableError(Exception):
+    """Raised while building the request context; `database_unavailable_response` renders it
+    (registered as an exception handler on the app) as a GraphQL request error with HTTP 503."""
+
+
+async def database_unavailable_response(request: Request, error: Exception) -> Response:
+    from gql_server.db.availability import DATABASE_UNAVAILABLE_CODE, DATABASE_UNAVAILABLE_MESSAGE
+
+    accept = request.headers.get("accept", "")
+    media_type = (
+        "application/graphql-response+json" if "application/graphql-response+json" in accept else None
+    )
+    return JSONResponse(
+        {
+            "errors": [
+                {"message": DATABASE_UNAVAILABLE_MESSAGE, "extensions": {"code": DATABASE_UNAVAILABLE_CODE}}
+            ]
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+        media_type=media_type,
+    )
+
+
+async def _refuse_websocket(websocket: WebSocket) -> None:
+    """connection_init arrived while the database is down: say so, then close with 1013
+    (Try Again Later). graphql-transport-ws has no error message for connection_init, so its
+    clients get the close code and reason; legacy graphql-ws clients also get connection_error."""
+    from strawberry.http.exceptions import WebSocketDisconnected
+
+    from gql_server.db.availability import DATABASE_UNAVAILABLE_CODE, DATABASE_UNAVAILABLE_MESSAGE
+
+    offered = list(websocket.scope.get("subprotocols") or [])
+    chosen = next((p for p in offered if p in (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)), None)
+    try:
+        if chosen == GRAPHQL_WS_PROTOCOL:
+            payload = {
+                "message": DATABASE_UNAVAILABLE_MESSAGE,
+                "extensions": {"code": DATABASE_UNAVAILABLE_CODE},
+            }
+            await websocket.send_json({"type": "connection_error", "payload": payload})
+        await websocket.close(code=1013, reason=DATABASE_UNAVAILABLE_MESSAGE)
+    except Exception:  # the client went away first
+        pass
+    # Ends the protocol handler's loop quietly (it treats this as the client leaving).
+    raise WebSocketDisconnected()
 
 
 class RagqlRequestAdapter(StarletteRequestAdapter):
