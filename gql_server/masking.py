@@ -32,6 +32,10 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.requests import Request
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import (
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
 from strawberry.types import ExecutionContext
 
 from gql_server.db.availability import (
@@ -48,13 +52,16 @@ _REFERENCE_ATTRIBUTE = "_ragql_reference"
 # 'got invalid value "..."'): the log keeps the sentence and drops the value.
 _QUOTED_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SHAPE_MAX_KEYS = 20
+# strawberry's request errors ("queries are not allowed" over the legacy graphql-ws protocol,
+# an unknown operation name): it wraps them in GraphQLErrors with safe messages of its own.
+_REQUEST_ERRORS: tuple[type[Exception], ...] = (CannotGetOperationTypeError, InvalidOperationTypeError)
 
 
 def is_public(error: GraphQLError) -> bool:
     """Validation and syntax errors have no original error; our PublicError and strawberry's
     permission errors are GraphQLErrors by design. Anything else is a bug (or an outage)."""
     original = error.original_error
-    return original is None or isinstance(original, GraphQLError)
+    return original is None or isinstance(original, (GraphQLError, *_REQUEST_ERRORS))
 
 
 def should_mask_error(error: GraphQLError) -> bool:

@@ -22,6 +22,7 @@ from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
 from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
 from gql_server.documents.resolvers import DocumentMutation, DocumentQuery, DocumentSubscription
 from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
+from gql_server.kit.input_guard import guard_string_arguments
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery
@@ -79,7 +80,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         MaskUnexpectedErrors,
     ]
-    return RagqlSchema(
+    schema = RagqlSchema(
         query=query,
         mutation=mutation,
         subscription=subscription,
@@ -87,6 +88,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True),
         extensions=extensions,
     )
+    # NUL and lone surrogates in any string argument are refused before a resolver runs.
+    guard_string_arguments(schema._schema)
+    return schema
 
 
 def export_schema_sdl(settings: Settings | None = None) -> str:

@@ -119,3 +119,19 @@ async def test_an_unavailable_database_is_a_public_error(
     # The pool drops the dead connections: the next request works.
     body = await superadmin.raw(CREATE_GROUP, {"name": f"after {uuid.uuid4().hex[:6]}"})
     assert not body.get("errors"), body
+
+
+async def test_a_query_over_the_legacy_protocol_is_a_clear_error(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    """The legacy graphql-ws protocol runs subscriptions only; a query there is the client's
+    mistake and says so (it was masked as INTERNAL_SERVER_ERROR)."""
+    async with superadmin.subscription_connection(protocol="graphql-ws") as socket:
+        await socket.subscribe("query { me { id } }")
+        message = await socket.next_message(timeout=10)
+    payload = message.get("payload")
+    errors = payload if isinstance(payload, list) else (payload or {}).get("errors") or [payload]
+    dumped = json.dumps(message)
+    assert "INTERNAL_SERVER_ERROR" not in dumped, dumped
+    assert "queries are not allowed" in dumped, dumped
+    assert errors, message
