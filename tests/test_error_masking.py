@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import uuid
 from typing import Any
 
@@ -135,3 +137,52 @@ async def test_a_query_over_the_legacy_protocol_is_a_clear_error(
     assert "INTERNAL_SERVER_ERROR" not in dumped, dumped
     assert "queries are not allowed" in dumped, dumped
     assert errors, message
+
+
+# ------------------------------------------------------------ provider failures in answers
+
+UPSTREAM_BODY = "upstream-secret-body: internal stack frame at /srv/llm/handler.py line 42"
+
+
+async def _failing_answer(server: RunningServer, fake: Any, role: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from gql_server.db.models import ProviderKind
+    from tests.chat_support import chat_world, send_ok, start_session, stored_message, stream_all
+    from tests.factories import client_for, create_user
+
+    world = await chat_world(
+        server, provider=ProviderKind.OPENAI_COMPATIBLE, base_url=fake.base_url, llm_model_name="fake-model"
+    )
+    client = world.client
+    if role is not None:
+        asker = await create_user(server.state.sessionmaker, role=role)
+        client = client_for(server.client, server.state.tokens, asker)
+    session_id = await start_session(client, world.model.id)
+    message_id = await send_ok(client, session_id, "Anything?")
+    events = await stream_all(client, message_id)
+    return events[-1], await stored_message(client, message_id)
+
+
+async def test_a_failing_provider_shows_users_a_reference_not_its_url_or_body(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gql_server.db.models import Role
+    from tests.fake_llm_servers import FakeBehaviour, FakeOpenAIServer
+
+    fake = FakeOpenAIServer(FakeBehaviour(forced_status=500, forced_body=UPSTREAM_BODY))
+    with caplog.at_level(logging.INFO):
+        async with fake.serve():
+            error, stored = await _failing_answer(server, fake, None)
+            admin_error, admin_stored = await _failing_answer(server, fake, Role.ADMIN)
+    address = fake.base_url.split("://", 1)[1].rstrip("/")
+    for text_seen in (error["message"], stored["error"]):
+        assert address not in text_seen and "upstream-secret-body" not in text_seen, text_seen
+        assert "HTTP 500" not in text_seen, text_seen
+    match = re.search(r"\(reference ([0-9a-f]+)\); an administrator can see the details\.", error["message"])
+    assert match, error["message"]
+    assert stored["error"] == error["message"]
+    # The log holds the detail under that reference (URL and the provider's words).
+    detail_lines = [record.getMessage() for record in caplog.records if match.group(1) in record.getMessage()]
+    assert any(address in line and "upstream-secret-body" in line for line in detail_lines), detail_lines
+    # An administrator asking the model sees the detail in their own answer, with the reference.
+    assert address in admin_error["message"] and "reference" in admin_error["message"], admin_error
+    assert admin_stored["error"] == admin_error["message"]

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from gql_server.chat import repository
 from gql_server.chat.event_log import (
@@ -34,7 +35,7 @@ from gql_server.chat.event_log import (
     message_channel,
 )
 from gql_server.db.base import utcnow
-from gql_server.db.models import ChatMessage, MessageRole, MessageStatus, RagModel, User
+from gql_server.db.models import ChatMessage, MessageRole, MessageStatus, RagModel, Role, User
 from gql_server.events.bus import RedisEventBus
 from gql_server.llm.base import (
     ChatTurn,
@@ -47,6 +48,7 @@ from gql_server.llm.base import (
     Usage,
 )
 from gql_server.llm.base import ProviderKind as LLMProviderKind
+from gql_server.llm.failure_messages import detailed_failure_message, public_failure_message
 from gql_server.llm.registry import build_provider
 from gql_server.rag.citations import extract_citations
 from gql_server.rag.prompt import build_generation_request
@@ -400,11 +402,11 @@ class GenerationManager:
                     elif isinstance(item, Usage):
                         usage = item
         except LLMProviderError as failure:
-            status, error = MessageStatus.FAILED, failure.user_message
+            status, error = MessageStatus.FAILED, await self._provider_failure_message(job, failure)
         except LLMProviderErrorLike as failure:
             status, error = MessageStatus.FAILED, str(failure)
         except ApiKeyDecryptionError as failure:
-            status, error = MessageStatus.FAILED, str(failure)
+            status, error = MessageStatus.FAILED, await self._provider_failure_message(job, str(failure))
         except TimeoutError:
             status = MessageStatus.FAILED
             error = (
@@ -427,6 +429,29 @@ class GenerationManager:
         finally:
             self._progress.pop(message_id, None)
         await self._finish(job, seq, progress, sources, usage, timings, first_token_at, status, error)
+
+    async def _provider_failure_message(self, job: GenerationJob, failure: LLMProviderError | str) -> str:
+        """The failure's detail names the provider's URL (admin-only) and quotes its answer:
+        it goes to the log under a reference, and into the answer only when the asker is an
+        administrator. Everybody else reads a generic sentence with the reference."""
+        reference = uuid.uuid4().hex[:12]
+        detail = failure.user_message if isinstance(failure, LLMProviderError) else failure
+        logger.warning(
+            "the provider of model %s failed on message %s (reference %s): %s",
+            job.model_id,
+            job.message_id,
+            reference,
+            detail,
+        )
+        try:
+            async with self.state.sessionmaker() as session:
+                role = await session.scalar(select(User.role).where(User.id == job.user_id))
+        except Exception:
+            logger.warning("could not read the role of user %s", job.user_id, exc_info=True)
+            role = None
+        if role in (Role.ADMIN, Role.SUPERADMIN):
+            return detailed_failure_message(detail, reference)
+        return public_failure_message(failure if isinstance(failure, LLMProviderError) else None, reference)
 
     async def _finish(
         self,

@@ -1,14 +1,58 @@
-"""The sentences users see when a provider fails, written once for all providers.
+"""The sentences said when a provider fails, written once for all providers.
 
-Each function takes `where`, a lower-case description of the server such as
-"the Ollama server at http://gpu:11434", so every message names the exact endpoint
-the administrator configured and says what to check next. No message ever contains an
-API key: provider-supplied detail must be passed through `redact_secret` first.
+Two audiences. The detail (`LLMProviderError.user_message`) is for administrators: each
+function takes `where`, a lower-case description of the server such as "the Ollama server
+at http://gpu:11434", so the message names the exact endpoint the administrator configured,
+quotes what the provider answered and says what to check next. It is what
+`testModelConnection` (admin-only) reports and what the server log records. A user who is
+not an administrator never sees it — the base URL is admin-only and an upstream body may
+say anything — and gets `public_failure_message` instead: what kind of failure, no URL, no
+upstream text, and a reference under which the log holds the detail. No message ever
+contains an API key: provider-supplied detail must be passed through `redact_secret` first.
 """
 
 from __future__ import annotations
 
 from gql_server.llm.base import ErrorKind, LLMProviderError
+
+PUBLIC_FAILURE = "The model's provider failed"
+_PUBLIC_SUMMARIES = {
+    ErrorKind.TIMEOUT: "The model's provider did not answer in time",
+    ErrorKind.CONNECTION: "ragql could not reach the model's provider",
+    ErrorKind.AUTHENTICATION: "The model's provider refused ragql's credentials",
+    ErrorKind.MODEL_NOT_FOUND: "The model's provider does not offer the configured model",
+    ErrorKind.RATE_LIMITED: "The model's provider is busy or rate limiting requests; try again in a moment",
+    ErrorKind.BAD_REQUEST: "The model's provider rejected the request",
+    ErrorKind.PROVIDER_ERROR: PUBLIC_FAILURE,
+    ErrorKind.STREAM_INTERRUPTED: "The answer was cut off: the connection to the model's provider ended early",
+}
+
+
+class ProviderFailure(LLMProviderError):
+    """An LLMProviderError that also carries a summary any user may see (e.g. a timeout's
+    duration), without the endpoint or the provider's own words."""
+
+    def __init__(
+        self, kind: ErrorKind, detail: str, *, public_summary: str, status_code: int | None = None
+    ) -> None:
+        super().__init__(kind, detail, status_code=status_code)
+        self.public_summary = public_summary
+
+
+def public_failure_message(failure: LLMProviderError | None, reference: str) -> str:
+    """What a user who is not an administrator sees when the provider fails."""
+    if isinstance(failure, ProviderFailure):
+        summary = failure.public_summary
+    elif failure is not None:
+        summary = _PUBLIC_SUMMARIES.get(failure.kind, PUBLIC_FAILURE)
+    else:
+        summary = PUBLIC_FAILURE
+    return f"{summary} (reference {reference}); an administrator can see the details."
+
+
+def detailed_failure_message(detail: str, reference: str) -> str:
+    """What an administrator sees (their own chats): the detail, with the log's reference."""
+    return f"{detail.rstrip()} (reference {reference})"
 
 
 def _capitalized(where: str) -> str:
@@ -35,14 +79,20 @@ def timeout_failure(where: str, timeout_s: float, *, during_answer: bool) -> LLM
             "running and not overloaded, or raise the model's request timeout (large models can "
             "take a while to load)."
         )
-    return LLMProviderError(ErrorKind.TIMEOUT, message)
+    public = (
+        f"The model's provider stopped sending the answer for more than {_seconds(timeout_s)}"
+        if during_answer
+        else f"The model's provider did not respond within {_seconds(timeout_s)}"
+    )
+    return ProviderFailure(ErrorKind.TIMEOUT, message, public_summary=public)
 
 
 def connect_timeout_failure(where: str, timeout_s: float) -> LLMProviderError:
-    return LLMProviderError(
+    return ProviderFailure(
         ErrorKind.TIMEOUT,
         f"Could not connect to {where} within {_seconds(timeout_s)}. Check the base URL and that "
         "the server is reachable from the ragql server (firewall, VPN, DNS).",
+        public_summary=f"ragql could not connect to the model's provider within {_seconds(timeout_s)}",
     )
 
 
