@@ -496,6 +496,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "MIGRATE_ON_START": "false",
             "LOG_LEVEL": "WARNING",
             "HF_HUB_OFFLINE": "1",
+            "ALLOW_PRIVATE_PROVIDER_URLS": "true",  # the fake provider listens on 127.0.0.1
         }
         env.pop("REDIS_URL", None)
         ragql = str(Path(sys.executable).with_name("ragql"))

@@ -77,6 +77,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         superadmin_email=SUPERADMIN_EMAIL,
         superadmin_password=SUPERADMIN_PASSWORD,  # type: ignore[arg-type]
         migrate_on_start=False,
+        allow_private_provider_urls=True,  # the fake LLM servers listen on 127.0.0.1
     )
 
 

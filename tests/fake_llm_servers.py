@@ -68,6 +68,12 @@ class FakeBehaviour:
     # OpenAI-compatible servers that predate `stream_options` answer 400 when they see it.
     reject_stream_options: bool = False
     prompt_tokens: int = 42
+    # Answer every request with a redirect to this URL (status `redirect_status`), or with
+    # `forced_status` and `forced_body` as text/plain, before any provider logic runs.
+    redirect_to: str | None = None
+    redirect_status: int = 302
+    forced_status: int | None = None
+    forced_body: str = ""
 
 
 @dataclass
@@ -192,7 +198,7 @@ class FakeLLMServer:
     def _server(self) -> uvicorn.Server:
         _install_log_filter()
         config = uvicorn.Config(
-            Starlette(routes=self.routes()),
+            self._overriding(Starlette(routes=self.routes())),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -201,6 +207,28 @@ class FakeLLMServer:
             timeout_graceful_shutdown=2,
         )
         return uvicorn.Server(config)
+
+    def _overriding(self, app: Starlette) -> Any:
+        """`app`, unless the behaviour says to answer every request with a redirect or a
+        fixed status (recorded like any other request)."""
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            behaviour = self.behaviour
+            if scope["type"] != "http" or (behaviour.redirect_to is None and behaviour.forced_status is None):
+                await app(scope, receive, send)
+                return
+            await self.record(Request(scope, receive))
+            if behaviour.redirect_to is not None:
+                response: Response = Response(
+                    status_code=behaviour.redirect_status, headers={"location": behaviour.redirect_to}
+                )
+            else:
+                response = Response(
+                    behaviour.forced_body, status_code=behaviour.forced_status or 500, media_type="text/plain"
+                )
+            await response(scope, receive, send)
+
+        return asgi
 
     @contextlib.asynccontextmanager
     async def serve(self) -> AsyncIterator[Self]:

@@ -26,6 +26,7 @@ from gql_server.llm.base import (
 )
 from gql_server.llm.extractive import NO_PASSAGES_ANSWER, ExtractiveProvider, compose_extractive_answer
 from gql_server.llm.registry import build_provider, effective_base_url, validate_provider_config
+from gql_server.llm.url_policy import UrlPolicy
 from gql_server.rag.citations import extract_citations
 from gql_server.rag.prompt import build_generation_request
 from tests.fake_llm_servers import (
@@ -79,6 +80,7 @@ def make_config(
         request_timeout_s=request_timeout_s,
         connect_timeout_s=2.0,
         context_window_tokens=context_window_tokens,
+        url_policy=UrlPolicy(allow_private=True),  # the fake servers listen on 127.0.0.1
     )
 
 

@@ -49,7 +49,9 @@ from gql_server.llm.base import (
 )
 from gql_server.llm.base import ProviderKind as LLMProviderKind
 from gql_server.llm.failure_messages import detailed_failure_message, public_failure_message
+from gql_server.llm.guarded_http import ProviderHttpxClient
 from gql_server.llm.registry import build_provider
+from gql_server.llm.url_policy import policy_from_settings
 from gql_server.rag.citations import extract_citations
 from gql_server.rag.prompt import build_generation_request
 from gql_server.security.encryption import ApiKeyDecryptionError
@@ -184,7 +186,10 @@ class GenerationManager:
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=1000))
+        # Shared by the Ollama providers; every connection passes the URL policy (DNS rebinding).
+        self._http = ProviderHttpxClient(
+            policy_from_settings(self.state.settings), timeout=None, limits=httpx.Limits(max_connections=1000)
+        )
         if isinstance(self.event_log, InProcessEventLog):
             self.event_log.start()
         ready = asyncio.Event()
@@ -297,6 +302,8 @@ class GenerationManager:
             request_timeout_s=self.request_timeout_s,
             connect_timeout_s=self.connect_timeout_s,
             context_window_tokens=model.context_window_tokens,
+            url_policy=policy_from_settings(self.state.settings),
+            api_key_origin=model.api_key_origin,
         )
 
     # --- the generation itself ----------------------------------------------------------

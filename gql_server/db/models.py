@@ -161,6 +161,9 @@ class RagModel(TimestampMixin, Base):
     # Fernet token (MultiFernet-encrypted); never returned by the API, never logged.
     api_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    # scheme://host:port the key was entered for; the key is never sent anywhere else
+    # (NULL: stored before keys were bound, so bound to the model's current address).
+    api_key_origin: Mapped[str | None] = mapped_column(String(300))
     system_prompt: Mapped[str] = mapped_column(Text, nullable=False, default="")
     temperature: Mapped[float] = mapped_column(Float, nullable=False, default=0.2)
     max_output_tokens: Mapped[int] = mapped_column(Integer, nullable=False, default=1024)

@@ -3,6 +3,10 @@
 The client would otherwise look for credentials in the server's environment and config
 files; ragql models carry their own key, so a model without one fails with a clear
 message instead of silently billing the server operator's account.
+
+The SDK gets an httpx2 client from gql_server.llm.guarded_http: connections only to the
+base URL's origin, each address checked against the URL policy, redirects not followed,
+and no client at all (so no key sent) when the key was entered for another origin.
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ from gql_server.llm.failure_messages import (
     stream_interrupted_failure,
     timeout_failure,
 )
+from gql_server.llm.guarded_http import (
+    ProviderAddressRefused,
+    address_failure,
+    is_redirect,
+    key_may_go_to,
+    key_origin_failure,
+    provider_httpx2_client,
+    redirect_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +65,27 @@ class AnthropicProvider:
         self._base_url = (config.base_url or DEFAULT_ANTHROPIC_BASE_URL).rstrip("/")
         self._where = f"Anthropic at {self._base_url}"
         self._client: anthropic.AsyncAnthropic | None = None
-        if config.api_key:
+        self._key_allowed = key_may_go_to(config.api_key, config.api_key_origin, self._base_url)
+        if config.api_key and self._key_allowed:
+            timeout = anthropic.Timeout(config.request_timeout_s, connect=config.connect_timeout_s)
             self._client = anthropic.AsyncAnthropic(
                 api_key=config.api_key,
                 base_url=self._base_url,
                 max_retries=0,
-                timeout=anthropic.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+                timeout=timeout,
+                http_client=provider_httpx2_client(
+                    config.url_policy, self._base_url, limits=httpx2.Limits(), timeout=timeout
+                ),
             )
+
+    def _no_client_failure(self) -> LLMProviderError:
+        if not self._key_allowed:
+            return key_origin_failure(self._where, self._config.api_key_origin or "")
+        return authentication_failure(self._where, None, has_key=False)
 
     def _require_client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            raise authentication_failure(self._where, None, has_key=False)
+            raise self._no_client_failure()
         return self._client
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
@@ -90,6 +113,8 @@ class AnthropicProvider:
                 raise self._failure(error, answer_started=False) from None
             except anthropic.AnthropicError as error:
                 raise self._failure(error, answer_started=False) from None
+            except ProviderAddressRefused as refused:
+                raise address_failure(self._where, refused) from None
         if events is None:
             raise bad_request_failure(self._where, 400, "it rejected the request even without a temperature")
 
@@ -124,8 +149,12 @@ class AnthropicProvider:
             raise stream_interrupted_failure(self._where)
         yield Usage(prompt_tokens, completion_tokens)
 
-    def _failure(self, error: anthropic.AnthropicError, *, answer_started: bool) -> LLMProviderError:
+    def _failure(
+        self, error: anthropic.AnthropicError, *, answer_started: bool, with_detail: bool = True
+    ) -> LLMProviderError:
         logger.info("Anthropic request to %s failed: %s", self._base_url, type(error).__name__)
+        if isinstance(error.__cause__, ProviderAddressRefused):  # the SDK wraps what the transport raised
+            return address_failure(self._where, error.__cause__)
         if isinstance(error, anthropic.APITimeoutError):
             if type(error.__cause__).__name__ == "ConnectTimeout":
                 return connect_timeout_failure(self._where, self._config.connect_timeout_s)
@@ -136,8 +165,12 @@ class AnthropicProvider:
             return connection_failure(self._where)
         if not isinstance(error, anthropic.APIStatusError):
             return provider_failure(self._where, None, None)
+        if is_redirect(error.status_code):
+            return redirect_failure(self._where, error.status_code)
         error_type, message = _error_type_and_message(error.body)
-        detail = shorten_detail(redact_secret(message, self._config.api_key)) if message else None
+        full_detail = shorten_detail(redact_secret(message, self._config.api_key)) if message else None
+        # Connection tests classify with the server's text but never repeat it.
+        detail = full_detail if with_detail else None
         # Errors sent inside a stream arrive with the stream's HTTP 200; the status says nothing.
         status = error.status_code if error.status_code != 200 else None
         if error_type == "authentication_error" or status == 401:
@@ -145,7 +178,7 @@ class AnthropicProvider:
         if error_type == "permission_error" or status == 403:
             return permission_failure(self._where, status, detail)
         if error_type == "not_found_error" or status == 404:
-            if detail is None or "model" in detail.lower():
+            if full_detail is None or "model" in full_detail.lower():
                 return model_not_found_failure(self._where, self._config.model_name)
             return LLMProviderError(
                 ErrorKind.PROVIDER_ERROR,
@@ -170,23 +203,41 @@ class AnthropicProvider:
         return connection_failure(self._where)
 
     async def check_connection(self) -> ConnectionCheck:
+        """Reachability, status, whether the model exists; never the server's own text."""
         if self._client is None:
-            failure = authentication_failure(self._where, None, has_key=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+            return ConnectionCheck(ok=False, message=self._no_client_failure().user_message, latency_ms=None)
         started_at = time.perf_counter()
         try:
             await self._client.models.retrieve(self._config.model_name or "")
         except anthropic.NotFoundError:
             # Proxies may lack the models endpoint: a one-token message tells the two cases apart.
             return await self._check_with_tiny_message(self._client, started_at)
-        except anthropic.AnthropicError as error:
-            failure = self._failure(error, answer_started=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except (anthropic.AnthropicError, ProviderAddressRefused) as error:
+            return self._failed_check(error)
         latency_ms = (time.perf_counter() - started_at) * 1000
         return ConnectionCheck(
             ok=True,
             message=f"Connected to {self._where}; model '{self._config.model_name}' is available.",
             latency_ms=latency_ms,
+            reachable=True,
+            status_code=200,
+            model_found=True,
+        )
+
+    def _failed_check(self, error: anthropic.AnthropicError | ProviderAddressRefused) -> ConnectionCheck:
+        if isinstance(error, ProviderAddressRefused):
+            return ConnectionCheck(
+                ok=False, message=address_failure(self._where, error).user_message, latency_ms=None
+            )
+        failure = self._failure(error, answer_started=False, with_detail=False)
+        status = error.status_code if isinstance(error, anthropic.APIStatusError) else None
+        return ConnectionCheck(
+            ok=False,
+            message=failure.user_message,
+            latency_ms=None,
+            reachable=status is not None,
+            status_code=status,
+            model_found=False if failure.kind is ErrorKind.MODEL_NOT_FOUND else None,
         )
 
     async def _check_with_tiny_message(
@@ -198,14 +249,16 @@ class AnthropicProvider:
                 max_tokens=1,
                 messages=[{"role": "user", "content": "Reply with OK."}],
             )
-        except anthropic.AnthropicError as error:
-            failure = self._failure(error, answer_started=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except (anthropic.AnthropicError, ProviderAddressRefused) as error:
+            return self._failed_check(error)
         latency_ms = (time.perf_counter() - started_at) * 1000
         return ConnectionCheck(
             ok=True,
             message=f"Connected to {self._where}; model '{self._config.model_name}' answered.",
             latency_ms=latency_ms,
+            reachable=True,
+            status_code=200,
+            model_found=True,
         )
 
     async def aclose(self) -> None:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
+
 
 class ProviderKind(enum.Enum):
     OLLAMA = "ollama"
@@ -32,6 +34,12 @@ class ProviderConfig:
     next piece of data (the response headers, then each chunk), not the whole answer,
     so long answers from a steadily streaming server are never cut off while a server
     that stops sending is detected quickly.
+
+    `url_policy` decides which addresses may be connected to (strict unless the caller
+    passes the one built from Settings). `api_key_origin` is the scheme://host:port the
+    key was entered for: a provider whose base URL has another origin does not send the
+    key at all (None: the caller vouches for the pairing, as for keys stored before keys
+    were bound to an origin).
     """
 
     kind: ProviderKind
@@ -46,6 +54,8 @@ class ProviderConfig:
     # unless told otherwise; when the caller knows the window it budgeted for, Ollama gets
     # it as `num_ctx`. Other providers size their context themselves and ignore this.
     context_window_tokens: int | None = None
+    url_policy: UrlPolicy = STRICT_POLICY
+    api_key_origin: str | None = None
 
     def __repr__(self) -> str:
         # The dataclass repr would print the key into logs and tracebacks.
@@ -55,7 +65,8 @@ class ProviderConfig:
             f"base_url={self.base_url!r}, api_key=<{key_state}>, temperature={self.temperature}, "
             f"max_output_tokens={self.max_output_tokens}, request_timeout_s={self.request_timeout_s}, "
             f"connect_timeout_s={self.connect_timeout_s}, "
-            f"context_window_tokens={self.context_window_tokens})"
+            f"context_window_tokens={self.context_window_tokens}, url_policy={self.url_policy}, "
+            f"api_key_origin={self.api_key_origin!r})"
         )
 
 
@@ -133,9 +144,17 @@ class LLMProviderError(Exception):
 
 @dataclass(frozen=True)
 class ConnectionCheck:
+    """The outcome of a connection test, in ragql's words only: `message` never repeats
+    what the server sent (no body, no error text), since the URL may point anywhere."""
+
     ok: bool
     message: str
     latency_ms: float | None
+    # Whether an HTTP response came back at all, its status, and whether the model is known
+    # (None: not found out, e.g. the server was unreachable or refused the key).
+    reachable: bool = False
+    status_code: int | None = None
+    model_found: bool | None = None
 
 
 class LLMProvider(Protocol):

@@ -3,6 +3,11 @@
 The native API rather than Ollama's OpenAI-compatible one because only the native API
 accepts `num_ctx`: without it Ollama silently truncates long prompts to its default
 context, which would cut off the retrieved passages without any error.
+
+Connections go through a `ProviderHttpxClient` (gql_server.llm.guarded_http): every
+address is checked against the model's URL policy when connecting, redirects are not
+followed (a 3xx is reported as such), and the key is only sent if it was entered for
+this base URL's origin.
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ from gql_server.llm.failure_messages import (
     stream_interrupted_failure,
     timeout_failure,
 )
+from gql_server.llm.guarded_http import (
+    ProviderAddressRefused,
+    ProviderHttpxClient,
+    address_failure,
+    is_redirect,
+    key_may_go_to,
+    key_origin_failure,
+    listed_model_names,
+    redirect_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +67,28 @@ class OllamaProvider:
         self._where = f"the Ollama server at {self._base_url}"
         # Passed on every request so the configured timeouts apply to an injected client too.
         self._timeout = httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s)
-        self._client = http_client
-        self._owns_client = http_client is None
+        self._key_allowed = key_may_go_to(config.api_key, config.api_key_origin, self._base_url)
+        # A shared client is used only when it enforces this model's URL policy; any other
+        # client (a plain httpx one) would connect wherever DNS says.
+        shared = isinstance(http_client, ProviderHttpxClient) and http_client.url_policy == config.url_policy
+        self._client: httpx.AsyncClient | None = http_client if shared else None
+        self._owns_client = not shared
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client = ProviderHttpxClient(self._config.url_policy, timeout=self._timeout)
         return self._client
 
     def _headers(self) -> dict[str, str]:
         # Plain Ollama needs no key; one set here is for Ollama behind an authenticating
         # proxy or a hosted Ollama, which expect a bearer token.
-        if self._config.api_key:
+        if self._config.api_key and self._key_allowed:
             return {"Authorization": f"Bearer {self._config.api_key}"}
         return {}
+
+    def _refuse_foreign_key(self) -> None:
+        if not self._key_allowed:
+            raise key_origin_failure(self._where, self._config.api_key_origin or "")
 
     def _chat_payload(self, request: GenerationRequest) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -79,6 +102,7 @@ class OllamaProvider:
         return {"model": self._config.model_name, "messages": messages, "stream": True, "options": options}
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        self._refuse_foreign_key()
         answer_started = False
         finished = False
         usage = Usage(prompt_tokens=None, completion_tokens=None)
@@ -89,7 +113,10 @@ class OllamaProvider:
                 json=self._chat_payload(request),
                 headers=self._headers(),
                 timeout=self._timeout,
+                follow_redirects=False,
             ) as response:
+                if is_redirect(response.status_code):
+                    raise redirect_failure(self._where, response.status_code)
                 if response.status_code != 200:
                     body = await response.aread()
                     raise self._status_failure(response.status_code, body)
@@ -111,6 +138,8 @@ class OllamaProvider:
                         break
         except httpx.TransportError as error:
             raise self._transport_failure(error, answer_started=answer_started) from None
+        except ProviderAddressRefused as refused:
+            raise address_failure(self._where, refused) from None
         if not finished:
             raise stream_interrupted_failure(self._where)
         yield usage
@@ -133,9 +162,13 @@ class OllamaProvider:
     def _pull_hint(self) -> str:
         return f"(or download it on that server with `ollama pull {self._config.model_name}`)"
 
-    def _status_failure(self, status_code: int, body: bytes) -> LLMProviderError:
+    def _status_failure(self, status_code: int, body: bytes, *, with_detail: bool = True) -> LLMProviderError:
+        if is_redirect(status_code):
+            return redirect_failure(self._where, status_code)
         error_text = _error_text_from_body(body)
         detail = shorten_detail(redact_secret(error_text, self._config.api_key)) if error_text else None
+        if not with_detail:
+            detail = None
         if status_code in (401, 403):
             return authentication_failure(self._where, status_code, has_key=bool(self._config.api_key))
         if status_code == 404:
@@ -171,42 +204,72 @@ class OllamaProvider:
         return connection_failure(self._where)
 
     async def check_connection(self) -> ConnectionCheck:
+        """Reachability, status, whether the model is installed; never the server's own text."""
+        if not self._key_allowed:
+            failure = key_origin_failure(self._where, self._config.api_key_origin or "")
+            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
         started_at = time.perf_counter()
         try:
             response = await self._http().get(
-                f"{self._base_url}/api/tags", headers=self._headers(), timeout=self._timeout
+                f"{self._base_url}/api/tags",
+                headers=self._headers(),
+                timeout=self._timeout,
+                follow_redirects=False,
             )
         except httpx.TransportError as error:
             failure = self._transport_failure(error, answer_started=False)
             return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except ProviderAddressRefused as refused:
+            return ConnectionCheck(
+                ok=False, message=address_failure(self._where, refused).user_message, latency_ms=None
+            )
         latency_ms = (time.perf_counter() - started_at) * 1000
-        if response.status_code != 200:
-            failure = self._status_failure(response.status_code, response.content)
-            if failure.kind is ErrorKind.MODEL_NOT_FOUND:
+        status = response.status_code
+        if status != 200:
+            failure = self._status_failure(status, b"", with_detail=False)
+            if failure.kind is ErrorKind.MODEL_NOT_FOUND or status == 404:
                 # /api/tags takes no model, so a 404 here means the URL is not Ollama's API.
                 failure = invalid_response_failure(self._where, "HTTP 404 for /api/tags")
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=latency_ms)
+            return ConnectionCheck(
+                ok=False,
+                message=failure.user_message,
+                latency_ms=latency_ms,
+                reachable=True,
+                status_code=status,
+            )
         try:
             models = response.json().get("models") or []
             available = [str(model.get("name") or model.get("model")) for model in models]
         except (ValueError, AttributeError):
             failure = invalid_response_failure(self._where, "/api/tags did not return a model list")
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=latency_ms)
+            return ConnectionCheck(
+                ok=False,
+                message=failure.user_message,
+                latency_ms=latency_ms,
+                reachable=True,
+                status_code=status,
+            )
         wanted = self._config.model_name or ""
         if _ollama_model_is_listed(wanted, available):
             return ConnectionCheck(
                 ok=True,
                 message=f"Connected to {self._where}; model '{wanted}' is available.",
                 latency_ms=latency_ms,
+                reachable=True,
+                status_code=status,
+                model_found=True,
             )
-        listed = ", ".join(available[:10]) or "none"
         return ConnectionCheck(
             ok=False,
             message=(
                 f"Connected to {self._where}, but it has no model named '{wanted}'. Download it there "
-                f"with `ollama pull {wanted}`, or use one of the installed models: {listed}."
+                f"with `ollama pull {wanted}`, or use one of the installed models: "
+                f"{listed_model_names(available)}."
             ),
             latency_ms=latency_ms,
+            reachable=True,
+            status_code=status,
+            model_found=False,
         )
 
     async def aclose(self) -> None:

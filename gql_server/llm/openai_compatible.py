@@ -11,22 +11,30 @@ here: SSE `data:` lines split from the raw bytes and decoded with json.loads, in
 the SDK building a pydantic-style object per chunk (that cost ~0.1 ms of CPU per token,
 a quarter of the server's CPU under many concurrent answers). Transport failures while
 streaming are raised as the SDK's APITimeoutError / APIConnectionError and an error
-object inside the stream as APIError, exactly as the SDK's own stream does.
+object inside the stream as APIError, exactly as the SDK's own stream does. Only the
+SDK's public API is used (no `openai._...` modules).
+
+The SDK gets an httpx2 client from gql_server.llm.guarded_http: connections only to the
+base URL's origin, each address checked against the URL policy, redirects not followed
+(a 3xx is a failure that says so), and the key withheld unless it was entered for this
+origin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import openai
-from openai._httpx2 import request_exceptions, timeout_exceptions
-from openai._streaming_cleanup import drain_response_async
+from anyio.lowlevel import checkpoint
 
 from gql_server.llm.base import (
     ConnectionCheck,
@@ -52,6 +60,16 @@ from gql_server.llm.failure_messages import (
     stream_interrupted_failure,
     timeout_failure,
 )
+from gql_server.llm.guarded_http import (
+    ProviderAddressRefused,
+    address_failure,
+    is_redirect,
+    key_may_go_to,
+    key_origin_failure,
+    listed_model_names,
+    provider_httpx2_client,
+    redirect_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +88,12 @@ MAX_CONNECTIONS = 1000
 _MAX_PARAMETER_ADJUSTMENTS = 3
 # Waits before re-sending a request that got no response at all (see `stream`).
 CONNECTION_RETRY_DELAYS_S = (0.05, 0.3)
+# What reading the streamed body may raise: the same families the SDK itself treats as
+# timeouts and as connection failures (AnyIO's TLS end-of-stream is not mapped by httpx2).
+_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (httpx2.TimeoutException,)
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+# Reading the rest of a finished stream (so its connection can be reused) may take this long.
+_DRAIN_TIMEOUT_S = 0.1
 
 
 class OpenAICompatibleProvider:
@@ -79,17 +103,23 @@ class OpenAICompatibleProvider:
         self._config = config
         self._base_url = config.base_url.rstrip("/")
         self._where = f"the OpenAI-compatible server at {self._base_url}"
+        self._key_allowed = key_may_go_to(config.api_key, config.api_key_origin, self._base_url)
+        timeout = openai.Timeout(config.request_timeout_s, connect=config.connect_timeout_s)
         self._client = openai.AsyncOpenAI(
-            api_key=config.api_key or PLACEHOLDER_API_KEY,
+            # A key entered for another origin is not even handed to the client.
+            api_key=(config.api_key if self._key_allowed else None) or PLACEHOLDER_API_KEY,
             base_url=self._base_url,
             max_retries=0,
-            timeout=openai.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
-            http_client=openai.DefaultAsyncHttpxClient(
+            timeout=timeout,
+            http_client=provider_httpx2_client(
+                config.url_policy,
+                self._base_url,
                 limits=httpx2.Limits(
                     max_connections=MAX_CONNECTIONS,
                     max_keepalive_connections=MAX_CONNECTIONS,
                     keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
                 ),
+                timeout=timeout,
             ),
         )
 
@@ -106,6 +136,8 @@ class OpenAICompatibleProvider:
         }
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        if not self._key_allowed:
+            raise key_origin_failure(self._where, self._config.api_key_origin or "")
         parameters = self._completion_parameters(request)
         chunks = None
         adjustments = connection_retries = 0
@@ -119,9 +151,13 @@ class OpenAICompatibleProvider:
                 adjustments += 1
                 logger.info("Retrying %s without a rejected parameter", self._base_url)
                 parameters = adjusted
+            except ProviderAddressRefused as refused:
+                raise address_failure(self._where, refused) from None
             except openai.APITimeoutError as error:  # a subclass of APIConnectionError: no retry
                 raise self._failure(error, answer_started=False) from None
             except openai.APIConnectionError as error:
+                if isinstance(error.__cause__, ProviderAddressRefused):
+                    raise self._failure(error, answer_started=False) from None
                 # No response at all: refused, reset, or a pooled keep-alive connection the
                 # server closed as we reused it. Nothing was generated, so the request is
                 # sent again, twice at most (the SDK's own default retries, without its
@@ -145,7 +181,7 @@ class OpenAICompatibleProvider:
                 if data.startswith(b"[DONE]"):
                     if response.http_version == "HTTP/1.1":
                         # The rest of the body must be read for the connection to be reused.
-                        await drain_response_async(response)
+                        await _drain(response)
                     break
                 payload = _json_payload(data, response)
                 if not isinstance(payload, dict):
@@ -173,14 +209,22 @@ class OpenAICompatibleProvider:
         if usage is not None:
             yield usage
 
-    def _failure(self, error: openai.OpenAIError, *, answer_started: bool) -> LLMProviderError:
+    def _failure(
+        self, error: openai.OpenAIError, *, answer_started: bool, with_detail: bool = True
+    ) -> LLMProviderError:
         logger.info(
             "OpenAI-compatible request to %s failed: %s (%r)",
             self._base_url,
             type(error).__name__,
             error.__cause__,
         )
-        detail = self._detail(error)
+        if isinstance(error.__cause__, ProviderAddressRefused):  # should the SDK ever wrap it
+            return address_failure(self._where, error.__cause__)
+        if isinstance(error, openai.APIStatusError) and is_redirect(error.status_code):
+            return redirect_failure(self._where, error.status_code)
+        full_detail = self._detail(error)
+        # Connection tests classify with the server's text but never repeat it.
+        detail = full_detail if with_detail else None
         if isinstance(error, openai.APITimeoutError):
             if type(error.__cause__).__name__ == "ConnectTimeout":
                 return connect_timeout_failure(self._where, self._config.connect_timeout_s)
@@ -194,7 +238,7 @@ class OpenAICompatibleProvider:
         if isinstance(error, openai.PermissionDeniedError):
             return permission_failure(self._where, error.status_code, detail)
         if isinstance(error, openai.NotFoundError):
-            if "model" in (detail or "").lower():
+            if "model" in (full_detail or "").lower():
                 return model_not_found_failure(self._where, self._config.model_name)
             return LLMProviderError(
                 ErrorKind.PROVIDER_ERROR,
@@ -233,15 +277,18 @@ class OpenAICompatibleProvider:
         return shorten_detail(redact_secret(text, self._config.api_key))
 
     async def check_connection(self) -> ConnectionCheck:
+        """Reachability, status, whether the model is listed; never the server's own text."""
+        if not self._key_allowed:
+            failure = key_origin_failure(self._where, self._config.api_key_origin or "")
+            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
         started_at = time.perf_counter()
         try:
             available = [model.id async for model in self._client.models.list()]
         except openai.NotFoundError:
             # Some compatible servers implement chat but not the model list: ask for one token.
             return await self._check_with_tiny_completion(started_at)
-        except openai.OpenAIError as error:
-            failure = self._failure(error, answer_started=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except (openai.OpenAIError, ProviderAddressRefused) as error:
+            return self._failed_check(error)
         latency_ms = (time.perf_counter() - started_at) * 1000
         wanted = self._config.model_name or ""
         if wanted in available:
@@ -249,15 +296,36 @@ class OpenAICompatibleProvider:
                 ok=True,
                 message=f"Connected to {self._where}; model '{wanted}' is available.",
                 latency_ms=latency_ms,
+                reachable=True,
+                status_code=200,
+                model_found=True,
             )
-        listed = ", ".join(available[:10]) or "none"
         return ConnectionCheck(
             ok=False,
             message=(
                 f"Connected to {self._where}, but it does not list a model named '{wanted}'. "
-                f"Models it lists: {listed}."
+                f"Models it lists: {listed_model_names([str(name) for name in available])}."
             ),
             latency_ms=latency_ms,
+            reachable=True,
+            status_code=200,
+            model_found=False,
+        )
+
+    def _failed_check(self, error: openai.OpenAIError | ProviderAddressRefused) -> ConnectionCheck:
+        if isinstance(error, ProviderAddressRefused):
+            return ConnectionCheck(
+                ok=False, message=address_failure(self._where, error).user_message, latency_ms=None
+            )
+        failure = self._failure(error, answer_started=False, with_detail=False)
+        status = error.status_code if isinstance(error, openai.APIStatusError) else None
+        return ConnectionCheck(
+            ok=False,
+            message=failure.user_message,
+            latency_ms=None,
+            reachable=status is not None,
+            status_code=status,
+            model_found=False if failure.kind is ErrorKind.MODEL_NOT_FOUND else None,
         )
 
     async def _check_with_tiny_completion(self, started_at: float) -> ConnectionCheck:
@@ -267,14 +335,16 @@ class OpenAICompatibleProvider:
                 messages=[{"role": "user", "content": "Reply with OK."}],
                 max_tokens=1,
             )
-        except openai.OpenAIError as error:
-            failure = self._failure(error, answer_started=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except (openai.OpenAIError, ProviderAddressRefused) as error:
+            return self._failed_check(error)
         latency_ms = (time.perf_counter() - started_at) * 1000
         return ConnectionCheck(
             ok=True,
             message=f"Connected to {self._where}; model '{self._config.model_name}' answered.",
             latency_ms=latency_ms,
+            reachable=True,
+            status_code=200,
+            model_found=True,
         )
 
     async def aclose(self) -> None:
@@ -323,15 +393,28 @@ async def _sse_data(response: Any) -> AsyncIterator[bytes]:
                     value = line[5:]
                     data.append(value[1:] if value.startswith(b" ") else value)
                 # `event:`, `id:`, `retry:` and `:` comments carry nothing chat completions need.
-    except timeout_exceptions() as error:
+    except _TIMEOUT_ERRORS as error:
         raise openai.APITimeoutError(request=request) from error
-    except request_exceptions() as error:
+    except _TRANSPORT_ERRORS as error:
         raise openai.APIConnectionError(request=request) from error
     if pending.rstrip(b"\r").startswith(b"data:"):
         value = pending.rstrip(b"\r")[5:]
         data.append(value[1:] if value.startswith(b" ") else value)
     if data:
         yield b"\n".join(data)
+
+
+async def _drain(response: Any) -> None:
+    """Read what is left of a finished stream without decoding it, briefly, then close it."""
+    try:
+        with anyio.move_on_after(_DRAIN_TIMEOUT_S):
+            async for _ in response.stream:
+                await checkpoint()  # keeps the deadline even on buffered data
+    except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream, httpx2.StreamConsumed):
+        pass  # cleanup must not turn a complete answer into a failure
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(*_TRANSPORT_ERRORS):
+            await response.aclose()
 
 
 def _json_payload(data: bytes, response: Any) -> Any:

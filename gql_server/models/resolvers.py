@@ -14,6 +14,7 @@ from gql_server.errors import AlreadyExists, InvalidInput, NotFound
 from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
+from gql_server.llm.url_policy import policy_from_settings
 from gql_server.models import repository, service
 from gql_server.models.repository import ModelOrder
 from gql_server.models.service import ModelChanges
@@ -146,7 +147,9 @@ class ModelsMutation:
         try:
             changes = _changes(_input_values(input), input.api_key, False)
             async with state.sessionmaker.begin() as session:
-                row = await service.create_model(session, actor, changes, state.cipher)
+                row = await service.create_model(
+                    session, actor, changes, state.cipher, policy_from_settings(state.settings)
+                )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
         return Model(row=row)
@@ -160,7 +163,9 @@ class ModelsMutation:
         try:
             changes = _changes(_input_values(input), input.api_key, input.clear_api_key)
             async with state.sessionmaker.begin() as session:
-                row = await service.update_model(session, actor, id, changes, state.cipher)
+                row = await service.update_model(
+                    session, actor, id, changes, state.cipher, policy_from_settings(state.settings)
+                )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
         return Model(row=row)
@@ -232,5 +237,12 @@ class ModelsMutation:
             row = await repository.get_readable_model(session, actor, model_id)
         if row is None:
             return NotFound(message="The model was not found.")
-        result = await service.test_connection(row, state.cipher)
-        return ModelConnectionResult(ok=result.ok, message=result.message, latency_ms=result.latency_ms)
+        result = await service.test_connection(row, state.cipher, policy_from_settings(state.settings))
+        return ModelConnectionResult(
+            ok=result.ok,
+            message=result.message,
+            latency_ms=result.latency_ms,
+            reachable=result.reachable,
+            http_status=result.http_status,
+            model_found=result.model_found,
+        )

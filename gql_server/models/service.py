@@ -3,6 +3,15 @@ resolvers check the role); services never commit.
 
 API keys are write-only: encrypted with the app's MultiFernet before they touch a row,
 never logged, never put in an audit entry (only "set"/"cleared" is recorded).
+
+A key is bound to the origin (scheme://host:port) of the base URL it was entered with,
+stored next to it (`api_key_origin`). Changing the provider's origin without entering
+the key again is refused on `apiKey`: otherwise pointing the model at another host would
+send that host the stored key, and so read a write-only secret. (Clearing the key
+silently instead would leave the admin with a model that mysteriously fails.) A key
+stored before keys were bound (`api_key_origin` NULL) counts as bound to the model's
+current address. Base URLs are checked against the URL policy (gql_server.llm.url_policy)
+when they change; the providers check again at every connection.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from gql_server.audit import service as audit
 from gql_server.db.models import ModelAccessGrant, ProviderKind, RagModel, User
 from gql_server.groups import repository as groups_repository
 from gql_server.kit.failures import ActionRefused, text_problems
+from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
 from gql_server.models import repository
 from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
 from gql_server.users import repository as users_repository
@@ -140,6 +150,60 @@ def _problems(model: RagModel, changes: ModelChanges) -> list[tuple[str, str]]:
     return _dedupe(problems)
 
 
+def _key_origin(model: RagModel) -> str | None:
+    """The origin `model`'s provider calls (None for EXTRACTIVE, which calls nobody)."""
+    from gql_server.llm.base import ProviderKind as LLMProviderKind
+    from gql_server.llm.registry import effective_base_url
+    from gql_server.llm.url_policy import url_origin
+
+    kind = LLMProviderKind[model.provider.name]
+    if kind is LLMProviderKind.EXTRACTIVE:
+        return None
+    return url_origin(effective_base_url(kind, model.base_url))
+
+
+def _stored_key_origin(model: RagModel) -> str | None:
+    return model.api_key_origin or _key_origin(model)
+
+
+def _key_problems(model: RagModel, preview: RagModel, changes: ModelChanges) -> list[tuple[str, str]]:
+    """A kept key may not follow the model to another origin."""
+    if changes.api_key is not None or changes.clear_api_key or model.api_key_encrypted is None:
+        return []
+    new_origin = _key_origin(preview)
+    if new_origin is None:  # EXTRACTIVE sends the key nowhere; it stays bound where it was
+        return []
+    old_origin = _stored_key_origin(model)
+    if new_origin == old_origin:
+        return []
+    return [
+        (
+            "apiKey",
+            "Enter the API key again when changing the provider's address: the stored key was "
+            f"entered for {old_origin or 'no address'} and is never sent to {new_origin}. "
+            "Or remove it with clearApiKey.",
+        )
+    ]
+
+
+async def _address_problems(
+    preview: RagModel, problems: list[tuple[str, str]], policy: UrlPolicy
+) -> list[tuple[str, str]]:
+    """The URL policy's verdict on the address the provider would call (resolving its name)."""
+    from gql_server.llm.base import ProviderKind as LLMProviderKind
+    from gql_server.llm.registry import effective_base_url
+    from gql_server.llm.url_policy import url_refusal
+
+    if any(field_name == "baseUrl" for field_name, _ in problems):
+        return []  # malformed: the syntax problem is the one to fix first
+    kind = LLMProviderKind[preview.provider.name]
+    url = effective_base_url(kind, preview.base_url) if kind is not LLMProviderKind.EXTRACTIVE else None
+    if url is None:
+        return []
+    refusal = await url_refusal(url, policy)
+    return [("baseUrl", refusal)] if refusal else []
+
+
 def _provider_problem_field(message: str) -> str:
     lowered = message.lower()
     if "url" in lowered:
@@ -167,6 +231,7 @@ def _dedupe(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _apply(model: RagModel, changes: ModelChanges, cipher: ApiKeyCipher) -> list[str]:
+    kept_key_origin = _stored_key_origin(model) if model.api_key_encrypted is not None else None
     changed = []
     for key, value in _normalise(changes.values).items():
         if key == "description" or key == "system_prompt":
@@ -178,11 +243,16 @@ def _apply(model: RagModel, changes: ModelChanges, cipher: ApiKeyCipher) -> list
         key_text = changes.api_key.strip()
         model.api_key_encrypted = cipher.encrypt(key_text)
         model.api_key_last4 = key_text[-4:] if len(key_text) >= 8 else None
+        model.api_key_origin = _key_origin(model)
         changed.append("apiKey")
     elif changes.clear_api_key and model.api_key_encrypted is not None:
         model.api_key_encrypted = None
         model.api_key_last4 = None
+        model.api_key_origin = None
         changed.append("apiKey")
+    elif model.api_key_encrypted is not None and model.api_key_origin is None:
+        # A key stored before keys were bound: bind it to the address it was used with.
+        model.api_key_origin = kept_key_origin
     return changed
 
 
@@ -202,7 +272,11 @@ async def _save(session: AsyncSession, model: RagModel, except_id: uuid.UUID | N
 
 
 async def create_model(
-    session: AsyncSession, actor: User, changes: ModelChanges, cipher: ApiKeyCipher
+    session: AsyncSession,
+    actor: User,
+    changes: ModelChanges,
+    cipher: ApiKeyCipher,
+    url_policy: UrlPolicy = STRICT_POLICY,
 ) -> RagModel:
     model = RagModel(
         id=uuid.uuid4(),
@@ -222,7 +296,9 @@ async def create_model(
         raise ActionRefused.invalid([("name", "The model name is required.")])
     # Validate the model as it would be saved, then write nothing unless it is all valid.
     preview = _preview(model, changes)
-    if problems := _problems(preview, changes):
+    problems = _problems(preview, changes)
+    problems += await _address_problems(preview, problems, url_policy)
+    if problems:
         raise ActionRefused.invalid(problems)
     # Checked before `add`: autoflush would otherwise insert the row and find itself.
     await _ensure_name_free(session, changes.values["name"], None)
@@ -247,14 +323,25 @@ def _preview(model: RagModel, changes: ModelChanges) -> RagModel:
 
 
 async def update_model(
-    session: AsyncSession, actor: User, model_id: uuid.UUID, changes: ModelChanges, cipher: ApiKeyCipher
+    session: AsyncSession,
+    actor: User,
+    model_id: uuid.UUID,
+    changes: ModelChanges,
+    cipher: ApiKeyCipher,
+    url_policy: UrlPolicy = STRICT_POLICY,
 ) -> RagModel:
     model = await repository.get_model_for_update(session, model_id)
     if model is None:
         raise ActionRefused.not_found("The model")
     changes.values = _normalise(changes.values)
-    if problems := _problems(_preview(model, changes), changes):
-        raise ActionRefused.invalid(problems)
+    preview = _preview(model, changes)
+    problems = _problems(preview, changes) + _key_problems(model, preview, changes)
+    if _key_origin(preview) != _key_origin(model):
+        # Only a changed address is judged again: a model saved while private addresses
+        # were allowed can still be renamed after they no longer are (it fails when used).
+        problems += await _address_problems(preview, problems, url_policy)
+    if problems:
+        raise ActionRefused.invalid(_dedupe(problems))
     changed = _apply(model, changes, cipher)
     await _save(session, model, model.id)
     if changed:
@@ -357,10 +444,19 @@ class ConnectionResult:
     ok: bool
     message: str
     latency_ms: float | None
+    reachable: bool = False
+    http_status: int | None = None
+    model_found: bool | None = None
 
 
-async def test_connection(model: RagModel, cipher: ApiKeyCipher) -> ConnectionResult:
-    """Build the model's provider with its decrypted key and ask it to check the connection."""
+async def test_connection(
+    model: RagModel, cipher: ApiKeyCipher, url_policy: UrlPolicy = STRICT_POLICY
+) -> ConnectionResult:
+    """Build the model's provider with its decrypted key and ask it to check the connection.
+
+    The result is ragql's own account (reachable, HTTP status, model found, latency):
+    nothing the server answered is repeated, since the URL may point anywhere.
+    """
     from gql_server.llm.base import ProviderConfig
     from gql_server.llm.base import ProviderKind as LLMProviderKind
     from gql_server.llm.registry import build_provider
@@ -380,6 +476,8 @@ async def test_connection(model: RagModel, cipher: ApiKeyCipher) -> ConnectionRe
             request_timeout_s=20,
             connect_timeout_s=10,
             context_window_tokens=model.context_window_tokens,
+            url_policy=url_policy,
+            api_key_origin=model.api_key_origin,
         )
     )
     started = time.perf_counter()
@@ -388,4 +486,11 @@ async def test_connection(model: RagModel, cipher: ApiKeyCipher) -> ConnectionRe
     finally:
         await provider.aclose()
     latency = check.latency_ms if check.latency_ms is not None else (time.perf_counter() - started) * 1000
-    return ConnectionResult(ok=check.ok, message=check.message, latency_ms=round(latency, 1))
+    return ConnectionResult(
+        ok=check.ok,
+        message=check.message,
+        latency_ms=round(latency, 1),
+        reachable=check.reachable,
+        http_status=check.status_code,
+        model_found=check.model_found,
+    )

@@ -152,11 +152,25 @@ class Model:
         return [ModelAccessGrant(row=row) for row in rows]
 
 
-@strawberry.type(description="The outcome of testModelConnection.")
+@strawberry.type(
+    description=(
+        "The outcome of testModelConnection, in ragql's own words: nothing the provider "
+        "answered (body, error text) is repeated."
+    )
+)
 class ModelConnectionResult:
     ok: bool
     message: str
     latency_ms: float | None
+    reachable: bool = strawberry.field(
+        default=False, description="Whether the provider answered over HTTP at all."
+    )
+    http_status: int | None = strawberry.field(
+        default=None, description="The HTTP status of the provider's answer, when there was one."
+    )
+    model_found: bool | None = strawberry.field(
+        default=None, description="Whether the provider knows the model (null: not found out)."
+    )
 
 
 @strawberry.type
