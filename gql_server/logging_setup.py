@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Signed download links (`/files/documents/{id}?token=…`) and any `access_token` in a query
+# string: uvicorn's access log prints the full URL, and a token in a log is a usable link.
+_SECRET_QUERY_PARAMETER = re.compile(r"(?P<name>[?&](?:access_)?token=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Replaces token query parameters with `[redacted]` in every record the handler writes.
+
+    Installed on the root handler (so uvicorn.access, httpx and our own loggers are all
+    covered), it formats the record once and keeps the result only when it redacted something."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as usual
+            return True
+        if "token=" not in message.lower():
+            return True
+        redacted = _SECRET_QUERY_PARAMETER.sub(r"\g<name>[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,6 +61,7 @@ class KeyValueFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
+    handler.addFilter(RedactSecretsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

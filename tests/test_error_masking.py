@@ -75,9 +75,10 @@ def _assert_masked(body: dict[str, Any]) -> str:
 
 
 async def test_unexpected_errors_stay_masked_under_concurrency(
-    server: RunningServer, superadmin: GraphQLClient
+    server: RunningServer, superadmin: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     await _install_trigger(server)
+    caplog.set_level(logging.INFO, logger="gql_server.errors")
     # Some requests succeed while others fail, so results of both kinds are in flight at once.
     failing = [superadmin.raw(CREATE_GROUP, {"name": f"explode {index}"}) for index in range(20)]
     passing = [superadmin.raw(CREATE_GROUP, {"name": f"fine {uuid.uuid4().hex[:8]}"}) for _ in range(10)]
@@ -87,6 +88,18 @@ async def test_unexpected_errors_stay_masked_under_concurrency(
     assert len(set(request_ids)) == 20
     for body in bodies[20:]:
         assert not body.get("errors") and body["data"]["createGroup"]["__typename"] == "AccessGroup", body
+    # The log has each one as an ERROR with its traceback, under the id the client saw.
+    logged = {
+        request_id: [
+            record
+            for record in caplog.records
+            if record.name == "gql_server.errors" and request_id in record.getMessage()
+        ]
+        for request_id in request_ids
+    }
+    for request_id, records in logged.items():
+        assert len(records) == 1, (request_id, [record.getMessage() for record in records])
+        assert records[0].levelno == logging.ERROR and records[0].exc_info, records[0].getMessage()
 
 
 async def test_unexpected_errors_over_websocket_are_masked(
@@ -144,7 +157,9 @@ async def test_a_query_over_the_legacy_protocol_is_a_clear_error(
 UPSTREAM_BODY = "upstream-secret-body: internal stack frame at /srv/llm/handler.py line 42"
 
 
-async def _failing_answer(server: RunningServer, fake: Any, role: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _failing_answer(
+    server: RunningServer, fake: Any, role: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     from gql_server.db.models import ProviderKind
     from tests.chat_support import chat_world, send_ok, start_session, stored_message, stream_all
     from tests.factories import client_for, create_user

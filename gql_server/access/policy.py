@@ -84,3 +84,11 @@ async def can_use_chat_session(session: AsyncSession, user: User | None, chat_se
     return can_read_chat_session(user, chat_session) and await can_read_model(
         session, user, chat_session.model_id
     )
+
+
+async def models_granted_to_group(session: AsyncSession, group_id: uuid.UUID) -> list[uuid.UUID]:
+    """The models a group's grants open (read before the group is deleted: they go with it)."""
+    rows = await session.scalars(
+        select(ModelAccessGrant.model_id).where(ModelAccessGrant.group_id == group_id).distinct()
+    )
+    return list(rows)

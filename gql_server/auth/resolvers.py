@@ -114,7 +114,13 @@ class AuthMutation:
 @strawberry.type
 class AuthSubscription:
     @strawberry.subscription(
-        description="The user this WebSocket connection authenticated as (from connection_init), once."
+        description="The user this WebSocket connection authenticated as (from connection_init), once, "
+        "as the account is now (role included); null for an anonymous connection. An UNAUTHENTICATED "
+        "error once the account was deactivated or signed out (password changed) since connection_init."
     )
     async def me(self, info: Info) -> AsyncIterator[User | None]:
-        yield info.context.user  # type: ignore[misc]
+        if info.context.user is None and info.context.auth_error is None:
+            yield None
+            return
+        # Re-read: the connection may be older than a deactivation, demotion or password change.
+        yield await info.context.require_current_user()  # type: ignore[misc]

@@ -33,11 +33,20 @@ async def lock_user(session: AsyncSession, user_id: uuid.UUID) -> None:
 
 
 async def get_owned_session(
-    session: AsyncSession, user_id: uuid.UUID, chat_session_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    chat_session_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    readable_by: User | None = None,
 ) -> ChatSession | None:
+    """The user's session; with `readable_by`, only while that user may still read its model
+    (a chat holds passages of the model's documents: it is hidden once access is gone)."""
     query = select(ChatSession).where(ChatSession.id == chat_session_id, ChatSession.user_id == user_id)
+    if readable_by is not None:
+        query = query.where(model_is_readable(readable_by, ChatSession.model_id))
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=ChatSession)
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -84,8 +93,11 @@ async def list_sessions(
     include_ended: bool,
     first: int,
     offset: int,
+    readable_by: User | None = None,
 ) -> tuple[Sequence[ChatSession], int]:
     conditions: list[Any] = [ChatSession.user_id == user_id]
+    if readable_by is not None:
+        conditions.append(model_is_readable(readable_by, ChatSession.model_id))
     if model_id is not None:
         conditions.append(ChatSession.model_id == model_id)
     if not include_ended:
@@ -104,12 +116,40 @@ async def list_sessions(
 
 
 async def get_owned_message(
-    session: AsyncSession, user_id: uuid.UUID, message_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    readable_by: User | None = None,
 ) -> ChatMessage | None:
+    """The user's message; with `readable_by`, only while that user may still read the model
+    of its session (see get_owned_session)."""
     query = select(ChatMessage).where(ChatMessage.id == message_id, ChatMessage.user_id == user_id)
+    if readable_by is not None:
+        query = query.join(ChatSession, ChatSession.id == ChatMessage.session_id).where(
+            model_is_readable(readable_by, ChatSession.model_id)
+        )
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=ChatMessage)
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_readable_answer_model(
+    session: AsyncSession, user: User, message_id: uuid.UUID
+) -> uuid.UUID | None:
+    """The model of the user's answer `message_id`, while the user may still read it (else None)."""
+    query = (
+        select(ChatSession.model_id)
+        .join(ChatMessage, ChatMessage.session_id == ChatSession.id)
+        .where(
+            ChatMessage.id == message_id,
+            ChatMessage.user_id == user.id,
+            ChatMessage.role == MessageRole.ASSISTANT,
+            model_is_readable(user, ChatSession.model_id),
+        )
+    )
+    return await session.scalar(query)
 
 
 async def get_message(session: AsyncSession, message_id: uuid.UUID) -> ChatMessage | None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.file_uploads import Upload
 
+from gql_server.access.watch import AccessLost, watch_access
 from gql_server.chat import attachments, repository, service
 from gql_server.chat.event_log import is_terminal, message_channel
 from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before, get_manager
@@ -84,7 +85,13 @@ class ChatQuery:
         first, offset = _page(first, offset)
         async with info.context.sessionmaker() as session:
             rows, total = await repository.list_sessions(
-                session, user.id, model_id=model_id, include_ended=include_ended, first=first, offset=offset
+                session,
+                user.id,
+                model_id=model_id,
+                include_ended=include_ended,
+                first=first,
+                offset=offset,
+                readable_by=user,
             )
         return ChatSessionPage(
             items=[chat_session_from_row(row) for row in rows],
@@ -96,7 +103,7 @@ class ChatQuery:
     async def chat_session(self, info: Info, id: uuid.UUID) -> ChatSessionResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker() as session:
-            row = await repository.get_owned_session(session, user.id, id)
+            row = await repository.get_owned_session(session, user.id, id, readable_by=user)
         return chat_session_from_row(row) if row else NotFound(message=service.SESSION_NOT_FOUND)
 
     @strawberry.field(
@@ -114,7 +121,7 @@ class ChatQuery:
         user = await info.context.require_current_user()
         first, offset = _page(first, offset)
         async with info.context.sessionmaker() as session:
-            chat_session = await repository.get_owned_session(session, user.id, session_id)
+            chat_session = await repository.get_owned_session(session, user.id, session_id, readable_by=user)
             if chat_session is None:
                 return NotFound(message=service.SESSION_NOT_FOUND)
             cursor = None
@@ -131,7 +138,7 @@ class ChatQuery:
     async def chat_message(self, info: Info, id: uuid.UUID) -> ChatMessageResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker() as session:
-            row = await repository.get_owned_message(session, user.id, id)
+            row = await repository.get_owned_message(session, user.id, id, readable_by=user)
         return chat_message_from_row(row) if row else NotFound(message=service.MESSAGE_NOT_FOUND)
 
 
@@ -242,7 +249,7 @@ class ChatMutation:
         state = info.context.state
         manager = get_manager(state)
         async with state.sessionmaker.begin() as session:
-            message = await repository.get_owned_message(session, user.id, message_id)
+            message = await repository.get_owned_message(session, user.id, message_id, readable_by=user)
             if message is None or message.role is not models.MessageRole.ASSISTANT:
                 return NotFound(message=service.MESSAGE_NOT_FOUND)
             if message.status not in repository.IN_FLIGHT_STATUSES:
@@ -315,7 +322,6 @@ class ChatSubscription:
             ),
         ] = False,
     ) -> AsyncIterator[MessageStreamEvent]:
-        user = await info.context.require_current_user()
         state = info.context.state
         manager = get_manager(state)
         sessionmaker = state.sessionmaker
@@ -325,96 +331,117 @@ class ChatSubscription:
             async with sessionmaker() as session:
                 return await repository.get_owned_message(session, user.id, message_id)
 
-        # An answer generated in this process knows its owner: no query needed.
-        owner = manager.owner_of(message_id)
-        if owner is None:
-            row = await stored_message()
-            if row is None or row.role is not models.MessageRole.ASSISTANT:
-                yield NotFound(message=service.MESSAGE_NOT_FOUND)
-                return
-        elif owner != user.id:
-            yield NotFound(message=service.MESSAGE_NOT_FOUND)
-            return
+        async def still_readable(session: Any, fresh: models.User) -> bool:
+            return await repository.get_readable_answer_model(session, fresh, message_id) is not None
 
-        last_seq = after_seq
-        relay: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        async def answer() -> AsyncIterator[MessageStreamEvent]:
+            last_seq = after_seq
+            relay: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-        async with state.bus.subscribe(message_channel(message_id)) as live:
+            async with state.bus.subscribe(message_channel(message_id)) as live:
 
-            async def forward() -> None:
-                async for event in live:
-                    relay.put_nowait(event)
+                async def forward() -> None:
+                    async for event in live:
+                        relay.put_nowait(event)
 
-            forwarder = asyncio.create_task(forward())
-            try:
-                # Subscribed first, then the log: whatever is published from now on is
-                # either in what we read or arrives live; seq numbers drop the overlap.
-                replay = await manager.event_log.read_after(message_id, after_seq)
-                if coalesce_tokens:
-                    replay = coalesce_token_events(replay)
-                for event in replay:
-                    if event["seq"] <= last_seq:
-                        continue
-                    last_seq = event["seq"]
-                    yield stream_event_from_dict(message_id, event)
-                    if is_terminal(event):
-                        return
-                if not manager.is_running_here(message_id):
-                    finished = await _finished_without_log(
-                        manager, stored_message, message_id, after_seq, last_seq
-                    )
-                    if finished is not None:
-                        for event in finished:
-                            yield stream_event_from_dict(message_id, event)
-                        return
-                held: dict[str, Any] | None = None
-                while True:
-                    try:
-                        if held is not None:
-                            event, held = held, None
-                        elif not relay.empty():
-                            event = relay.get_nowait()
-                        else:
-                            # asyncio.timeout, not wait_for: wait_for wraps the get() in a new
-                            # Task on every event (Python 3.11).
-                            async with asyncio.timeout(SILENCE_CHECK_SECONDS):
-                                event = await relay.get()
-                    except TimeoutError:
-                        if manager.is_running_here(message_id):
+                forwarder = asyncio.create_task(forward())
+                try:
+                    # Subscribed first, then the log: whatever is published from now on is
+                    # either in what we read or arrives live; seq numbers drop the overlap.
+                    replay = await manager.event_log.read_after(message_id, after_seq)
+                    if coalesce_tokens:
+                        replay = coalesce_token_events(replay)
+                    for event in replay:
+                        if event["seq"] <= last_seq:
                             continue
+                        last_seq = event["seq"]
+                        yield stream_event_from_dict(message_id, event)
+                        if is_terminal(event):
+                            return
+                    if not manager.is_running_here(message_id):
                         finished = await _finished_without_log(
                             manager, stored_message, message_id, after_seq, last_seq
                         )
-                        if finished is None:
-                            continue
-                        for event in finished:
-                            if event["seq"] > last_seq or is_terminal(event):
+                        if finished is not None:
+                            for event in finished:
                                 yield stream_event_from_dict(message_id, event)
-                        return
-                    seq = event["seq"]
-                    if seq <= last_seq:
-                        continue
-                    if seq > last_seq + 1:
-                        # A gap (a slow consumer's queue overflowed): fill it from the log.
-                        for missed in await manager.event_log.read_after(message_id, last_seq):
-                            if missed["seq"] <= last_seq:
+                            return
+                    held: dict[str, Any] | None = None
+                    while True:
+                        try:
+                            if held is not None:
+                                event, held = held, None
+                            elif not relay.empty():
+                                event = relay.get_nowait()
+                            else:
+                                # asyncio.timeout, not wait_for: wait_for wraps the get() in a new
+                                # Task on every event (Python 3.11).
+                                async with asyncio.timeout(SILENCE_CHECK_SECONDS):
+                                    event = await relay.get()
+                        except TimeoutError:
+                            if manager.is_running_here(message_id):
                                 continue
-                            last_seq = missed["seq"]
-                            yield stream_event_from_dict(message_id, missed)
-                            if is_terminal(missed):
-                                return
-                        continue
-                    if coalesce_tokens and event["type"] == "TOKEN" and not relay.empty():
-                        # Behind: one GraphQL execution and one frame for everything waiting.
-                        event, held = _merge_waiting_tokens(event, relay)
-                    last_seq = event["seq"]
-                    yield stream_event_from_dict(message_id, event)
-                    if is_terminal(event):
-                        return
-            finally:
-                forwarder.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await forwarder
+                            finished = await _finished_without_log(
+                                manager, stored_message, message_id, after_seq, last_seq
+                            )
+                            if finished is None:
+                                continue
+                            for event in finished:
+                                if event["seq"] > last_seq or is_terminal(event):
+                                    yield stream_event_from_dict(message_id, event)
+                            return
+                        seq = event["seq"]
+                        if seq <= last_seq:
+                            continue
+                        if seq > last_seq + 1:
+                            # A gap (a slow consumer's queue overflowed): fill it from the log.
+                            for missed in await manager.event_log.read_after(message_id, last_seq):
+                                if missed["seq"] <= last_seq:
+                                    continue
+                                last_seq = missed["seq"]
+                                yield stream_event_from_dict(message_id, missed)
+                                if is_terminal(missed):
+                                    return
+                            continue
+                        if coalesce_tokens and event["type"] == "TOKEN" and not relay.empty():
+                            # Behind: one GraphQL execution and one frame for everything waiting.
+                            event, held = _merge_waiting_tokens(event, relay)
+                        last_seq = event["seq"]
+                        yield stream_event_from_dict(message_id, event)
+                        if is_terminal(event):
+                            return
+                finally:
+                    forwarder.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await forwarder
+
+        # Watch first, then check: an access change committed after the check is seen.
+        async with watch_access(
+            state.bus,
+            sessionmaker,
+            info.context.require_user(),
+            check=still_readable,
+            lost_message=service.MESSAGE_NOT_FOUND,
+        ) as watch:
+            user = await info.context.require_current_user()
+            async with sessionmaker() as session:
+                model_id = await repository.get_readable_answer_model(session, user, message_id)
+            if model_id is None:
+                yield NotFound(message=service.MESSAGE_NOT_FOUND)
+                return
+            watch.watch_model(model_id)
+            try:
+                async for event in watch.guard(answer()):
+                    yield event
+            except AccessLost as lost:
+                if lost.account:  # later operations on this socket are refused too
+                    info.context.user = None
+                    info.context.auth_error = lost.message
+                if lost.code != "NOT_FOUND":
+                    raise lost.as_graphql_error() from None
+                # The chat is hidden once its model is not readable (see README): the stream
+                # ends the way it would for a message that does not exist.
+                yield NotFound(message=service.MESSAGE_NOT_FOUND)
 
 
 def coalesce_token_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

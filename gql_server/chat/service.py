@@ -2,7 +2,9 @@
 
 Who may see what: a chat session and its messages belong to one user; anyone else —
 administrators included — gets the same NotFound as for an id that does not exist.
-Sending also requires that the user may still read the session's model.
+The owner too, once they may no longer read the session's model (revoked grant, group,
+demotion, deleted model): the chat holds passages of that model's documents, so it is
+hidden — kept, and back when access is — except that its owner may still delete it.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ async def start_session(
 async def rename_session(
     session: AsyncSession, user: User, chat_session_id: uuid.UUID, title: str
 ) -> ChatSession | NotFound | InvalidInput:
-    chat_session = await repository.get_owned_session(session, user.id, chat_session_id, for_update=True)
+    chat_session = await repository.get_owned_session(
+        session, user.id, chat_session_id, for_update=True, readable_by=user
+    )
     if chat_session is None:
         return NotFound(message=SESSION_NOT_FOUND)
     cleaned, problem = validate_title(title)
@@ -236,7 +240,9 @@ async def regenerate(
 async def set_feedback(
     session: AsyncSession, user: User, message_id: uuid.UUID, value: int | None
 ) -> ChatMessage | NotFound | InvalidInput:
-    message = await repository.get_owned_message(session, user.id, message_id, for_update=True)
+    message = await repository.get_owned_message(
+        session, user.id, message_id, for_update=True, readable_by=user
+    )
     if message is None:
         return NotFound(message=MESSAGE_NOT_FOUND)
     if message.role is not MessageRole.ASSISTANT:

@@ -12,6 +12,7 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from gql_server.access.policy import can_manage_models, can_read_model, can_use_chat_session
+from gql_server.access.watch import AccessLost, AccessWatch, watch_access
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents import repository, service
@@ -267,63 +268,125 @@ class _EventWaiter:
             self._pending.cancel()
 
 
+DOCUMENT_ACCESS_LOST = "Document not found: it was deleted or you no longer have access to it."
+MODEL_ACCESS_LOST = "Model not found: it was deleted or you no longer have access to it."
+
+
+async def _guarded(
+    info: Info, watch: AccessWatch, events: AsyncIterator[DocumentProgress]
+) -> AsyncIterator[DocumentProgress]:
+    """Relay `events` while the caller's access lasts; then end with the clear error."""
+    try:
+        async for event in watch.guard(events):
+            yield event
+    except AccessLost as lost:
+        if lost.account:  # later operations on this socket are refused too
+            info.context.user = None
+            info.context.auth_error = lost.message
+        raise lost.as_graphql_error() from None
+
+
+async def _progress_of(
+    state: Any, user: models.User, document_id: uuid.UUID, watch: AccessWatch
+) -> AsyncIterator[DocumentProgress]:
+    # Subscribe before reading the row, so nothing published in between is lost.
+    async with state.bus.subscribe(document_channel(document_id)) as events:
+        async with state.sessionmaker() as session:
+            row = await repository.get_document(session, document_id)
+            if row is None or not await can_read_document(session, user, row):
+                raise DocumentNotFound()
+        watch.watch_model(row.model_id)
+        last = event_from_row(row)
+        yield DocumentProgress.from_event(last)
+        waiter = _EventWaiter(events)
+        try:
+            while not is_final(last):
+                event = await waiter.next(RESYNC_SECONDS)
+                if event is None:
+                    async with state.sessionmaker() as session:
+                        row = await repository.get_document(session, document_id)
+                    event = event_from_row(row) if row is not None else {**last, "deleted": True}
+                    if not event["deleted"] and ordering_key(event) <= ordering_key(last):
+                        continue
+                elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
+                    continue  # published before the row we started from
+                last = event
+                yield DocumentProgress.from_event(event)
+        finally:
+            waiter.close()
+
+
+async def _events_of(state: Any, user: models.User, model_id: uuid.UUID) -> AsyncIterator[DocumentProgress]:
+    async with state.bus.subscribe(model_channel(model_id)) as events:
+        async with state.sessionmaker() as session:
+            if not await can_read_model(session, user, model_id):
+                raise ModelNotFound()
+            working = await repository.working_documents_of_model(session, model_id)
+        for row in working:
+            yield DocumentProgress.from_event(event_from_row(row))
+        async for event in events:
+            yield DocumentProgress.from_event(event)
+
+
 @strawberry.type
 class DocumentSubscription:
     @strawberry.subscription(
         description=(
             "Progress of one document: first its current state, then each step; ends after READY or FAILED "
-            "(or deletion). Readers of its model."
+            "(or deletion). Readers of its model. Ends with a NOT_FOUND error when you lose access to it "
+            "(UNAUTHENTICATED when your account is deactivated or signed out)."
         ),
         permission_classes=[IsAuthenticated],
     )
     async def document_progress(
         self, info: Info, document_id: uuid.UUID
     ) -> AsyncGenerator[DocumentProgress, None]:
-        user = await info.context.require_current_user()
         state = info.context.state
-        # Subscribe before reading the row, so nothing published in between is lost.
-        async with state.bus.subscribe(document_channel(document_id)) as events:
-            async with state.sessionmaker() as session:
-                row = await repository.get_document(session, document_id)
-                if row is None or not await can_read_document(session, user, row):
-                    raise DocumentNotFound()
-            last = event_from_row(row)
-            yield DocumentProgress.from_event(last)
-            waiter = _EventWaiter(events)
-            try:
-                while not is_final(last):
-                    event = await waiter.next(RESYNC_SECONDS)
-                    if event is None:
-                        async with state.sessionmaker() as session:
-                            row = await repository.get_document(session, document_id)
-                        event = event_from_row(row) if row is not None else {**last, "deleted": True}
-                        if not event["deleted"] and ordering_key(event) <= ordering_key(last):
-                            continue
-                    elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
-                        continue  # published before the row we started from
-                    last = event
-                    yield DocumentProgress.from_event(event)
-            finally:
-                waiter.close()
+
+        async def still_readable(session: Any, fresh: models.User) -> bool:
+            row = await repository.get_document(session, document_id)
+            if row is not None:
+                return await can_read_document(session, fresh, row)
+            # Deleted: the stream itself reports that — unless its model went too (or access to it).
+            return all([await can_read_model(session, fresh, model) for model in watch.model_ids])
+
+        async with watch_access(
+            state.bus,
+            state.sessionmaker,
+            info.context.require_user(),
+            check=still_readable,
+            lost_message=DOCUMENT_ACCESS_LOST,
+        ) as watch:
+            user = await info.context.require_current_user()
+            progress = _progress_of(state, user, document_id, watch)
+            async for event in _guarded(info, watch, progress):
+                yield event
 
     @strawberry.subscription(
         description=(
             "Progress of every document of a model: first the current state of those being processed, then "
-            "each step of any document (uploads, progress, deletions). Readers of the model."
+            "each step of any document (uploads, progress, deletions). Readers of the model. Ends with a "
+            "NOT_FOUND error when the model is deleted or you lose access to it (UNAUTHENTICATED when your "
+            "account is deactivated or signed out)."
         ),
         permission_classes=[IsAuthenticated],
     )
     async def document_events(
         self, info: Info, model_id: uuid.UUID
     ) -> AsyncGenerator[DocumentProgress, None]:
-        user = await info.context.require_current_user()
         state = info.context.state
-        async with state.bus.subscribe(model_channel(model_id)) as events:
-            async with state.sessionmaker() as session:
-                if not await can_read_model(session, user, model_id):
-                    raise ModelNotFound()
-                working = await repository.working_documents_of_model(session, model_id)
-            for row in working:
-                yield DocumentProgress.from_event(event_from_row(row))
-            async for event in events:
-                yield DocumentProgress.from_event(event)
+
+        async def still_readable(session: Any, fresh: models.User) -> bool:
+            return await can_read_model(session, fresh, model_id)
+
+        async with watch_access(
+            state.bus,
+            state.sessionmaker,
+            info.context.require_user(),
+            check=still_readable,
+            lost_message=MODEL_ACCESS_LOST,
+            model_ids=(model_id,),
+        ) as watch:
+            user = await info.context.require_current_user()
+            async for event in _guarded(info, watch, _events_of(state, user, model_id)):
+                yield event

@@ -4,15 +4,23 @@ Publishers (API resolvers, taskiq workers, generation tasks) publish JSON-able d
 named channels; subscriptions consume them. With Redis, each process holds ONE pub/sub
 connection and fans messages out to local subscriber queues, so many concurrent
 subscriptions do not cost one Redis connection each.
+
+The `access` channel carries typed `AccessChanged` events (serialised to dicts only here, at
+the bus boundary): published after a transaction that narrows who may see what commits,
+consumed by `gql_server.access.watch`, which ends open subscriptions that lost access.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -21,10 +29,57 @@ Event = dict[str, Any]
 SUBSCRIBER_QUEUE_SIZE = 10_000
 
 
+class Subscription:
+    """One subscriber's events, in publication order: an async iterator over a local queue.
+
+    Besides iterating, a consumer can ask whether events are waiting (`pending`), take them
+    without waiting (`take_waiting`) and wait until one arrives without taking it
+    (`wait_pending`) — the access watch uses these to settle access changes before a stream
+    yields its next event. Waiting is cancellation-safe: nothing is taken until returned.
+    """
+
+    __slots__ = ("_items", "_ready")
+
+    def __init__(self) -> None:
+        self._items: deque[Event] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, event: Event) -> None:
+        if len(self._items) >= SUBSCRIBER_QUEUE_SIZE:
+            # A consumer this far behind is stuck; drop its oldest event rather than
+            # grow without bound. Final states are re-read from the database by consumers.
+            self._items.popleft()
+        self._items.append(event)
+        self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
+
+    def take_waiting(self) -> list[Event]:
+        taken = list(self._items)
+        self._items.clear()
+        return taken
+
+    async def wait_pending(self) -> None:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+
 class EventBus(Protocol):
     async def publish(self, channel: str, event: Event) -> None: ...
 
-    def subscribe(self, channel: str) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]: ...
+    def subscribe(self, channel: str) -> contextlib.AbstractAsyncContextManager[Subscription]: ...
 
     async def close(self) -> None: ...
 
@@ -33,39 +88,27 @@ class _LocalFanout:
     """Channel → subscriber queues for this process."""
 
     def __init__(self) -> None:
-        self.queues: dict[str, set[asyncio.Queue[Event]]] = {}
+        self.queues: dict[str, set[Subscription]] = {}
 
-    def add(self, channel: str) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_SIZE)
-        self.queues.setdefault(channel, set()).add(queue)
-        return queue
+    def add(self, channel: str) -> Subscription:
+        subscription = Subscription()
+        self.queues.setdefault(channel, set()).add(subscription)
+        return subscription
 
-    def remove(self, channel: str, queue: asyncio.Queue[Event]) -> bool:
-        """Remove a queue; True when the channel has no subscribers left."""
+    def remove(self, channel: str, subscription: Subscription) -> bool:
+        """Remove a subscriber; True when the channel has no subscribers left."""
         queues = self.queues.get(channel)
         if queues is None:
             return True
-        queues.discard(queue)
+        queues.discard(subscription)
         if not queues:
             del self.queues[channel]
             return True
         return False
 
     def deliver(self, channel: str, event: Event) -> None:
-        for queue in self.queues.get(channel, ()):
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # A consumer this far behind is stuck; drop its oldest event rather than
-                # grow without bound. Final states are re-read from the database by consumers.
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-                queue.put_nowait(event)
-
-
-async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
-    while True:
-        yield await queue.get()
+        for subscription in self.queues.get(channel, ()):
+            subscription.put(event)
 
 
 class InProcessEventBus:
@@ -76,12 +119,12 @@ class InProcessEventBus:
         self._fanout.deliver(channel, event)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Event]]:
-        queue = self._fanout.add(channel)
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        subscription = self._fanout.add(channel)
         try:
-            yield _drain(queue)
+            yield subscription
         finally:
-            self._fanout.remove(channel, queue)
+            self._fanout.remove(channel, subscription)
 
     async def close(self) -> None:
         self._fanout.queues.clear()
@@ -120,22 +163,26 @@ class RedisEventBus:
             except Exception:
                 logger.exception("redis event bus reader failed; reconnecting in 1 s")
                 await asyncio.sleep(1.0)
+                # Messages published while the connection was down are lost. Progress and
+                # token streams re-read their state on their own timers; access watches are
+                # told now that anything may have changed, so they re-check at once.
+                self._fanout.deliver(ACCESS_CHANNEL, AccessChanged(AccessChangeReason.RESYNC).to_event())
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         async with self._lock:
             first = channel not in self._fanout.queues
-            queue = self._fanout.add(channel)
+            subscription = self._fanout.add(channel)
             if first:
                 await self._pubsub.subscribe(self._prefix + channel)
                 self._subscribed_once.set()
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read_forever(), name="redis-event-bus")
         try:
-            yield _drain(queue)
+            yield subscription
         finally:
             async with self._lock:
-                if self._fanout.remove(channel, queue):
+                if self._fanout.remove(channel, subscription):
                     with contextlib.suppress(Exception):
                         await self._pubsub.unsubscribe(self._prefix + channel)
 
@@ -147,6 +194,94 @@ class RedisEventBus:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
         await self._redis.aclose()
+
+
+ACCESS_CHANNEL = "access"
+
+
+class AccessChangeReason(enum.StrEnum):
+    GRANT_REVOKED = "GRANT_REVOKED"
+    MEMBERSHIP_REMOVED = "MEMBERSHIP_REMOVED"
+    GROUP_DELETED = "GROUP_DELETED"
+    USER_DEACTIVATED = "USER_DEACTIVATED"
+    USER_DEMOTED = "USER_DEMOTED"
+    SESSIONS_REVOKED = "SESSIONS_REVOKED"  # token_version bumped (password change)
+    MODEL_DELETED = "MODEL_DELETED"
+    RESYNC = "RESYNC"  # events may have been lost: everyone re-checks
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChanged:
+    """Who may see what has narrowed (the change is committed). Only ids, never names.
+
+    Whom it concerns: with `user_ids`, those users' subscriptions; otherwise, with
+    `model_ids`, every subscription on those models; with neither, every subscription.
+    """
+
+    reason: AccessChangeReason
+    user_ids: frozenset[uuid.UUID] = frozenset()
+    model_ids: frozenset[uuid.UUID] = frozenset()
+    group_id: uuid.UUID | None = None
+
+    @classmethod
+    def of(
+        cls,
+        reason: AccessChangeReason,
+        *,
+        user_ids: Iterable[uuid.UUID | None] = (),
+        model_ids: Iterable[uuid.UUID | None] = (),
+        group_id: uuid.UUID | None = None,
+    ) -> AccessChanged:
+        return cls(
+            reason,
+            frozenset(user_id for user_id in user_ids if user_id is not None),
+            frozenset(model_id for model_id in model_ids if model_id is not None),
+            group_id,
+        )
+
+    def concerns(self, user_id: uuid.UUID, model_ids: Iterable[uuid.UUID]) -> bool:
+        if self.user_ids:
+            return user_id in self.user_ids
+        if self.model_ids:
+            return not self.model_ids.isdisjoint(model_ids)
+        return True
+
+    def to_event(self) -> Event:
+        return {
+            "reason": self.reason.value,
+            "userIds": sorted(str(user_id) for user_id in self.user_ids),
+            "modelIds": sorted(str(model_id) for model_id in self.model_ids),
+            "groupId": str(self.group_id) if self.group_id else None,
+        }
+
+    @classmethod
+    def from_event(cls, event: Event) -> AccessChanged:
+        """Parse a bus event; anything malformed becomes a RESYNC (everyone re-checks)."""
+        try:
+            return cls(
+                AccessChangeReason(event["reason"]),
+                frozenset(uuid.UUID(value) for value in event.get("userIds") or ()),
+                frozenset(uuid.UUID(value) for value in event.get("modelIds") or ()),
+                uuid.UUID(event["groupId"]) if event.get("groupId") else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return cls(AccessChangeReason.RESYNC)
+
+
+async def publish_access_changed(bus: EventBus, change: AccessChanged) -> None:
+    """Tell every process's open subscriptions; call after the change is committed.
+
+    Never raises: the change is already committed and the mutation must answer; a lost
+    message is caught by the watches' periodic re-check (watch.RECHECK_SECONDS).
+    """
+    try:
+        await bus.publish(ACCESS_CHANNEL, change.to_event())
+    except Exception:
+        logger.warning(
+            "could not publish an access change (%s); open subscriptions re-check on their timer",
+            change.reason.value,
+            exc_info=True,
+        )
 
 
 def create_event_bus(redis_url: str | None) -> EventBus:

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import strawberry
 
+from gql_server.access.policy import models_granted_to_group
 from gql_server.context import Info
 from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.groups import repository, service
 from gql_server.groups.types import AccessGroup
 from gql_server.kit.failures import ActionRefused, as_result
@@ -84,9 +86,14 @@ class GroupsMutation:
         actor = info.context.require_admin()
         try:
             async with info.context.sessionmaker.begin() as session:
+                # Its grants go with it: read them first, to tell those models' subscriptions.
+                granted = await models_granted_to_group(session, group_id)
                 deleted = await service.delete_group(session, actor, group_id)
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
+        if granted:
+            change = AccessChanged.of(AccessChangeReason.GROUP_DELETED, model_ids=granted, group_id=group_id)
+            await publish_access_changed(info.context.state.bus, change)
         return GroupDeleted(id=deleted)
 
     @strawberry.mutation(
@@ -97,4 +104,11 @@ class GroupsMutation:
 
     @strawberry.mutation(description="Remove a user from a group.", extensions=admin_only())
     async def remove_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
-        return await _run(info, service.remove_member, group_id, user_id)
+        result = await _run(info, service.remove_member, group_id, user_id)
+        if not isinstance(result, NotFound | InvalidInput | AlreadyExists):
+            # After the commit: the former member's open subscriptions re-check.
+            change = AccessChanged.of(
+                AccessChangeReason.MEMBERSHIP_REMOVED, user_ids=[user_id], group_id=group_id
+            )
+            await publish_access_changed(info.context.state.bus, change)
+        return result

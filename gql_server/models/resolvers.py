@@ -11,6 +11,7 @@ from strawberry.types.unset import UNSET
 from gql_server.context import Info
 from gql_server.db.models import ProviderKind
 from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
@@ -182,6 +183,10 @@ class ModelsMutation:
                 documents, files = await service.delete_model(session, actor, id)
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
+        # After the commit: open subscriptions on the model end (gql_server/access/watch.py).
+        await publish_access_changed(
+            state.bus, AccessChanged.of(AccessChangeReason.MODEL_DELETED, model_ids=[id])
+        )
         request_file_sweep(state)  # its files, and its now empty chunk partition
         return ModelDeleted(id=id, deleted_documents=documents, files_queued_for_deletion=files)
 
@@ -224,6 +229,11 @@ class ModelsMutation:
                 )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
+        # After the commit: the user's (or every member's) open subscriptions re-check.
+        change = AccessChanged.of(
+            AccessChangeReason.GRANT_REVOKED, user_ids=[user_id], model_ids=[model_id], group_id=group_id
+        )
+        await publish_access_changed(info.context.state.bus, change)
         return ModelAccessRevoked(model_id=model_id, grant_id=grant_id)
 
     @strawberry.mutation(

@@ -12,6 +12,7 @@ from gql_server.auth.types import AuthPayload
 from gql_server.context import Info
 from gql_server.db.models import Role
 from gql_server.errors import Forbidden, InvalidInput, NotFound
+from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
@@ -54,6 +55,13 @@ class UsersQuery:
         return build_page(list(rows), total, request)  # type: ignore[arg-type]
 
 
+# Actions after which a user may see less than before.
+NARROWING_ACTIONS = {
+    "demote": AccessChangeReason.USER_DEMOTED,
+    "deactivate": AccessChangeReason.USER_DEACTIVATED,
+}
+
+
 async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResult:
     actor = info.context.require_admin()
     actions = {
@@ -67,6 +75,9 @@ async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResu
             user = await actions[action](session, actor, user_id)
     except ActionRefused as failure:
         return as_result(failure)  # type: ignore[return-value]
+    if reason := NARROWING_ACTIONS.get(action):
+        # After the commit: the user's open subscriptions re-check (gql_server/access/watch.py).
+        await publish_access_changed(info.context.state.bus, AccessChanged.of(reason, user_ids=[user_id]))
     return user  # type: ignore[return-value]
 
 
@@ -126,4 +137,7 @@ class UsersMutation:
                 )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
+        # Every other session ended (token version bumped): so do its open subscriptions.
+        change = AccessChanged.of(AccessChangeReason.SESSIONS_REVOKED, user_ids=[user.id])
+        await publish_access_changed(state.bus, change)
         return _payload(issued)
