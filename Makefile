@@ -9,7 +9,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-python install-frontend install-system serve test test-python test-frontend test-slow lint format schema bench clean
+.PHONY: install install-python install-frontend install-system serve test test-python test-frontend test-http-audit test-slow lint format schema bench clean
 
 install: install-python install-frontend
 
@@ -72,7 +72,16 @@ test-python: install-python
 test-frontend: install install-system
 	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent check && npm run --silent test:unit && npm run --silent test:e2e; fi
 
-test: install install-system lint test-python test-frontend
+# The graphql-http GraphQL-over-HTTP audit suite (npm graphql-http, serverAudits) against a
+# real `ragql serve` on a fresh data dir; fails when any MUST or SHOULD fails.
+tests/http_audit/node_modules/.installed: tests/http_audit/package.json tests/http_audit/package-lock.json
+	cd tests/http_audit && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-http-audit: install-python tests/http_audit/node_modules/.installed
+	node tests/http_audit/run.mjs
+
+test: install install-system lint test-python test-frontend test-http-audit
 
 # The whole shared corpus end to end (every PDF and both full-size CSVs, ~9 min on 2 cores):
 # too slow for the everyday suite, run by CI after `make test`.
@@ -86,4 +95,4 @@ bench: install
 	$(BIN)/python bench/chat_load.py
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist tests/http_audit/node_modules .pytest_cache .mypy_cache .ruff_cache

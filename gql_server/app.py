@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gql_server.database_setup import open_database
 from gql_server.db.migrate import current_revision, head_revision
 from gql_server.events.bus import RedisEventBus, create_event_bus
 from gql_server.graphql_view import DatabaseUnavailableError, RagqlGraphQL, database_unavailable_response
+from gql_server.http_limits import RequestLimits
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
 from gql_server.security.headers import SecurityHeaders
@@ -160,7 +161,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        # Every method reaches the view, which answers 405 with `Allow: GET, POST` for the
+        # others (with a method list here, PUT/PATCH/DELETE fell through to the SPA mount).
+        Route("/graphql", graphql_app),
         WebSocketRoute("/graphql", graphql_app),
     ]
     routes.extend(factory() for factory in EXTRA_ROUTES)
@@ -171,61 +174,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     # A database outage while authenticating: a GraphQL error with HTTP 503, not a bare 500.
     app.add_exception_handler(DatabaseUnavailableError, database_unavailable_response)
-    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_upload_bytes)
+    # Body size (JSON vs multipart) and stall limits; see http_limits.py.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_request_body_kb * 1024,
+        max_upload_bytes=settings.max_upload_bytes,
+        body_timeout_seconds=settings.request_body_timeout_seconds,
+    )
     # Outermost (added last), so every response — 413s and errors included — carries the
     # browser defences (CSP, nosniff, framing, referrer); see security/headers.py.
     app.add_middleware(SecurityHeaders)
     return app
-
-
-class RequestBodyLimit:
-    """Stop reading a request body once it passes the upload limit (plus multipart overhead).
-
-    Checked on the declared Content-Length first (refused before any byte is read) and
-    on the bytes actually received (chunked bodies), so memory and disk stay bounded.
-    """
-
-    OVERHEAD = 1024 * 1024
-
-    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes + self.OVERHEAD
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        limit_mb = (self.max_bytes - self.OVERHEAD) // (1024 * 1024)
-        message = f"The upload is larger than the limit of {limit_mb} MB."
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse(
-                {"errors": [{"message": message, "extensions": {"code": "TOO_LARGE"}}]}, 413
-            )
-            await response(scope, receive, send)
-            return
-        received = 0
-        too_large = False
-
-        async def limited_receive() -> Any:
-            nonlocal received, too_large
-            message_in = await receive()
-            if message_in["type"] == "http.request":
-                received += len(message_in.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise BodyTooLarge(message)
-            return message_in
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLarge:
-            response = JSONResponse(
-                {"errors": [{"message": message, "extensions": {"code": "TOO_LARGE"}}]}, 413
-            )
-            await response(scope, receive, send)
-
-
-class BodyTooLarge(Exception):
-    pass

@@ -39,6 +39,9 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        # A GraphQL message over WebSocket (connection_init, subscribe) is a request like an
+        # HTTP body: the same cap instead of uvicorn's 16 MB default (bigger frames: 1009).
+        ws_max_size=settings.max_request_body_kb * 1024,
         # Answers stream as many small frames; compressing each costs server CPU per token
         # and saves almost nothing on frames of a few dozen bytes.
         ws_per_message_deflate=False,
