@@ -18,13 +18,14 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<UserFieldsFragment | null>(null);
   const [loading, setLoading] = useState(true);
 
+  /** Who is signed in: the access token in memory, or else a session restored from the cookie. */
   const reload = useCallback(async () => {
-    if (!tokens.session) {
-      setUser(null);
-      setLoading(false);
-      return;
-    }
     try {
+      if (!tokens.session) await tokens.restore();
+      if (!tokens.session) {
+        setUser(null);
+        return;
+      }
       const data = await request(MeDocument);
       setUser(data.me ?? null);
       if (!data.me) tokens.set(null);
@@ -37,38 +38,41 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     void reload();
-    // Another tab signed in or out, or a refresh failed: follow it.
-    const onStorage = (event: StorageEvent) => {
-      if (event.key === "ragql.session" && (event.newValue === null) !== (event.oldValue === null)) {
-        resetSubscriptions();
-        void reload();
-      }
-    };
-    window.addEventListener("storage", onStorage);
+    // Another tab signed in (the cookie is now that session's) or out: follow it.
+    const unannounce = tokens.onAnnouncement((message) => {
+      // Loading, not signed out, while the new session is fetched: the page stays where it is.
+      if (message === "signed-in") setLoading(true);
+      tokens.set(null);
+      resetSubscriptions();
+      if (message === "signed-in") void reload();
+      else setUser(null);
+    });
     const unsubscribe = tokens.subscribe((session) => {
       if (!session) setUser(null);
     });
     return () => {
-      window.removeEventListener("storage", onStorage);
+      unannounce();
       unsubscribe();
     };
   }, [reload]);
 
   const signIn = useCallback((payload: AuthFieldsFragment) => {
-    const { accessToken, accessTokenExpiresAt, refreshToken, refreshTokenExpiresAt } = payload;
-    tokens.set({ accessToken, accessTokenExpiresAt, refreshToken, refreshTokenExpiresAt });
+    const { accessToken, accessTokenExpiresAt } = payload;
+    tokens.set({ accessToken, accessTokenExpiresAt });
+    tokens.announce("signed-in");
     resetSubscriptions();
     setUser(payload.user);
   }, []);
 
   const signOut = useCallback(async () => {
-    const refreshToken = tokens.session?.refreshToken ?? null;
     try {
-      await request(LogOutDocument, { refreshToken });
+      // Revokes the cookie's token family and clears the cookie.
+      await request(LogOutDocument);
     } catch {
       // Signing out locally still works when the server is unreachable.
     }
     tokens.set(null);
+    tokens.announce("signed-out");
     resetSubscriptions();
     setUser(null);
   }, []);

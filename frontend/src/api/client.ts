@@ -1,9 +1,16 @@
 /** A small typed GraphQL-over-HTTP client: POST /graphql with a bearer token. */
 import type { TypedDocumentString } from "../gql/graphql";
-import { RefreshTokenDocument } from "../gql/graphql";
-import { TokenStore, webLock, type RefreshOutcome } from "./tokens";
+import { RefreshTokenDocument, type RefreshTokenMutation } from "../gql/graphql";
+import { broadcastChannel, TokenStore, webLock, type KeyValueStorage, type RefreshOutcome } from "./tokens";
 
 export const GRAPHQL_PATH = "/graphql";
+/**
+ * Sent on every request: this client keeps its refresh token in the server's HttpOnly
+ * `ragql_refresh` cookie (logIn/signUp/refreshToken set it and answer `refreshToken: null`;
+ * `refreshToken` without an argument reads it; `logOut` without one revokes it). A custom
+ * header is also the refresh call's CSRF defence: no other site can send it without CORS.
+ */
+export const SESSION_HEADERS = { "X-Ragql-Session": "cookie" } as const;
 
 export interface GraphQLErrorShape {
   message: string;
@@ -32,9 +39,12 @@ async function post<TResult, TVariables>(
       headers: {
         "Content-Type": "application/json",
         Accept: "application/graphql-response+json, application/json",
+        ...SESSION_HEADERS,
         ...(token ? { Authorization: `Bearer ${token}` } : {}),
       },
       body: JSON.stringify({ query: document.toString(), variables: variables ?? {} }),
+      // Same origin only: the cookie (Path=/graphql) goes with it, never anywhere else.
+      credentials: "same-origin",
     });
   } catch {
     throw new ApiError("Cannot reach the server. Check your connection and try again.");
@@ -48,17 +58,41 @@ async function post<TResult, TVariables>(
   return { ...body, status: response.status };
 }
 
-async function refreshWithServer(refreshToken: string): Promise<RefreshOutcome> {
-  const { data, errors } = await post(RefreshTokenDocument, { refreshToken }, null);
+async function refreshWithServer(legacyRefreshToken?: string): Promise<RefreshOutcome> {
+  let answer: { data?: RefreshTokenMutation; errors?: GraphQLErrorShape[]; status: number };
+  try {
+    // No argument: the server reads the cookie. A token left by an earlier version is
+    // exchanged once for the cookie (the answer's refreshToken is null either way).
+    answer = await post(RefreshTokenDocument, legacyRefreshToken ? { refreshToken: legacyRefreshToken } : {}, null);
+  } catch (error) {
+    return { ok: false, message: errorMessage(error), transient: true };
+  }
+  const { data, errors, status } = answer;
   const result = data?.refreshToken;
   if (result?.__typename === "AuthPayload") {
-    const { accessToken, accessTokenExpiresAt, refreshToken: next, refreshTokenExpiresAt } = result;
-    return { ok: true, session: { accessToken, accessTokenExpiresAt, refreshToken: next, refreshTokenExpiresAt } };
+    const { accessToken, accessTokenExpiresAt } = result;
+    return { ok: true, session: { accessToken, accessTokenExpiresAt } };
   }
-  return { ok: false, message: result?.message ?? errors?.[0]?.message ?? "Session expired." };
+  if (result?.__typename === "InvalidRefreshToken") return { ok: false, message: result.message };
+  // No typed answer: the server or its database is down (5xx, DATABASE_UNAVAILABLE) — not a
+  // verdict on the session, which is kept for the next try.
+  const unavailable = status >= 500 || !!errors?.some((error) => error.extensions?.code === "DATABASE_UNAVAILABLE");
+  return { ok: false, message: errors?.[0]?.message ?? "Session expired.", transient: unavailable };
 }
 
-export const tokens = new TokenStore(window.localStorage, refreshWithServer, webLock());
+export const tokens = new TokenStore(refreshWithServer, webLock(), undefined, legacyStorages(), broadcastChannel());
+
+function legacyStorages(): KeyValueStorage[] {
+  const found: KeyValueStorage[] = [];
+  for (const name of ["localStorage", "sessionStorage"] as const) {
+    try {
+      found.push(window[name]);
+    } catch {
+      // Storage disabled (privacy settings): nothing was ever kept there.
+    }
+  }
+  return found;
+}
 
 function isAuthError(errors: GraphQLErrorShape[] | undefined): boolean {
   return !!errors?.some((error) => {
@@ -75,7 +109,7 @@ export async function request<TResult, TVariables>(
   let token = await tokens.accessToken();
   let result = await post(document, variables, token);
   if (token && isAuthError(result.errors)) {
-    const refreshed = await tokens.refreshNow(tokens.session?.refreshToken);
+    const refreshed = await tokens.refreshNow(token);
     token = refreshed?.accessToken ?? null;
     result = await post(document, variables, token);
   }

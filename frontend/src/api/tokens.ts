@@ -1,17 +1,24 @@
 /**
- * Session tokens: kept in localStorage (shared by tabs), refreshed silently.
+ * Session tokens. The refresh token lives only in the `ragql_refresh` cookie — HttpOnly,
+ * SameSite=Strict, Path=/graphql — which the server sets and rotates when a request carries
+ * `X-Ragql-Session: cookie`: no script, ours or an injected one, can read it. The access
+ * token (15 minutes) is kept in this tab's memory only; a new tab or a reload gets one by
+ * calling `refreshToken` with the cookie (`restore`).
  *
- * Refresh tokens are single-use and rotate, so two refreshes must never send the same
- * token: within a tab one refresh promise is shared by every caller, and across tabs
- * a Web Lock (when available) serializes them; whoever gets the lock second re-reads
- * storage and finds the already-rotated session instead of reusing the spent token.
+ * Refresh tokens are single-use and rotate, and every tab shares the one cookie, so two
+ * refreshes must never be in flight at once: within a tab one refresh promise is shared by
+ * every caller, and across tabs a Web Lock serializes them, so each refresh sends the
+ * cookie the previous one set (the browser stores a response's Set-Cookie before the fetch
+ * resolves, i.e. before the lock is released). A tab that waited on the lock while another
+ * refreshed still refreshes itself (it cannot see the other tab's memory) — with the new cookie.
+ *
+ * Sign-in and sign-out are announced to the other tabs over a BroadcastChannel (no token in
+ * the message): they drop their access token and follow (restore from the cookie, or sign out).
  */
 
 export interface Session {
   accessToken: string;
   accessTokenExpiresAt: string;
-  refreshToken: string;
-  refreshTokenExpiresAt: string;
 }
 
 export interface KeyValueStorage {
@@ -20,11 +27,20 @@ export interface KeyValueStorage {
   removeItem(key: string): void;
 }
 
-export type RefreshOutcome = { ok: true; session: Session } | { ok: false; message: string };
-export type RefreshFunction = (refreshToken: string) => Promise<RefreshOutcome>;
+/** `transient`: the server could not be asked (offline, 5xx) — keep the session, try again later. */
+export type RefreshOutcome = { ok: true; session: Session } | { ok: false; message: string; transient?: boolean };
+/** Ask the server for a new access token with the cookie; `legacyRefreshToken` once, to migrate. */
+export type RefreshFunction = (legacyRefreshToken?: string) => Promise<RefreshOutcome>;
 export type LockFunction = <T>(name: string, body: () => Promise<T>) => Promise<T>;
 
-const STORAGE_KEY = "ragql.session";
+export type SessionAnnouncement = "signed-in" | "signed-out";
+export interface SessionChannel {
+  post(message: SessionAnnouncement): void;
+  listen(listener: (message: SessionAnnouncement) => void): () => void;
+}
+
+/** Where earlier versions kept the whole session, refresh token included (localStorage). */
+export const LEGACY_STORAGE_KEY = "ragql.session";
 /** Refresh this long before the access token expires, so requests never carry a stale one. */
 export const EXPIRY_SKEW_MS = 30_000;
 
@@ -34,30 +50,41 @@ export function webLock(): LockFunction | undefined {
   return (name, body) => locks.request(name, body) as ReturnType<typeof body>;
 }
 
+export function broadcastChannel(name = "ragql.session"): SessionChannel | undefined {
+  if (typeof BroadcastChannel === "undefined") return undefined;
+  const channel = new BroadcastChannel(name);
+  return {
+    post: (message) => channel.postMessage(message),
+    listen: (listener) => {
+      const handler = (event: MessageEvent) => {
+        if (event.data === "signed-in" || event.data === "signed-out") listener(event.data);
+      };
+      channel.addEventListener("message", handler);
+      return () => channel.removeEventListener("message", handler);
+    },
+  };
+}
+
 export class TokenStore {
+  private current: Session | null = null;
   private inFlight: Promise<Session | null> | null = null;
   private listeners = new Set<(session: Session | null) => void>();
 
   constructor(
-    private storage: KeyValueStorage,
     private refresh: RefreshFunction,
     private lock: LockFunction | undefined = undefined,
     private now: () => number = () => Date.now(),
+    /** Storages an earlier version may have left a session in; emptied, the token migrated once. */
+    private legacyStorages: KeyValueStorage[] = [],
+    private channel: SessionChannel | undefined = undefined,
   ) {}
 
   get session(): Session | null {
-    const raw = this.storage.getItem(STORAGE_KEY);
-    if (!raw) return null;
-    try {
-      return JSON.parse(raw) as Session;
-    } catch {
-      return null;
-    }
+    return this.current;
   }
 
   set(session: Session | null): void {
-    if (session) this.storage.setItem(STORAGE_KEY, JSON.stringify(session));
-    else this.storage.removeItem(STORAGE_KEY);
+    this.current = session;
     for (const listener of this.listeners) listener(session);
   }
 
@@ -66,39 +93,52 @@ export class TokenStore {
     return () => this.listeners.delete(listener);
   }
 
+  /** Tell the other tabs (they follow through `onAnnouncement`). */
+  announce(message: SessionAnnouncement): void {
+    this.channel?.post(message);
+  }
+
+  onAnnouncement(listener: (message: SessionAnnouncement) => void): () => void {
+    return this.channel?.listen(listener) ?? (() => undefined);
+  }
+
   isFresh(session: Session): boolean {
     return Date.parse(session.accessTokenExpiresAt) - EXPIRY_SKEW_MS > this.now();
   }
 
   /** A usable access token, refreshing first when needed; null when signed out. */
   async accessToken(): Promise<string | null> {
-    const session = this.session;
+    const session = this.current;
     if (!session) return null;
     if (this.isFresh(session)) return session.accessToken;
-    const refreshed = await this.refreshNow(session.refreshToken);
+    const refreshed = await this.refreshNow(session.accessToken);
     return refreshed?.accessToken ?? null;
   }
 
+  /** On page load (or when another tab signed in): a session from the cookie, if there is one. */
+  restore(): Promise<Session | null> {
+    return this.refreshNow();
+  }
+
   /**
-   * Rotate the session. `staleRefreshToken` is the token the caller saw: if storage already
-   * holds a different one, another caller (or tab) rotated it meanwhile and that result is used.
+   * Rotate the session with the cookie. `staleAccessToken` is the token the caller saw: if
+   * this tab holds a different, fresh one, another caller rotated meanwhile and that is used.
    */
-  refreshNow(staleRefreshToken?: string): Promise<Session | null> {
+  refreshNow(staleAccessToken?: string): Promise<Session | null> {
     if (this.inFlight) return this.inFlight;
     const run = async (): Promise<Session | null> => {
-      const current = this.session;
-      if (!current) return null;
-      if (staleRefreshToken && current.refreshToken !== staleRefreshToken && this.isFresh(current)) {
-        return current;
+      const before = this.current;
+      if (staleAccessToken && before && before.accessToken !== staleAccessToken && this.isFresh(before)) {
+        return before;
       }
-      const outcome = await this.refresh(current.refreshToken);
+      // Read and delete a pre-cookie refresh token inside the lock: only one tab finds it,
+      // so the single-use token is sent once (it is exchanged for the cookie).
+      const outcome = await this.refresh(this.takeLegacyRefreshToken());
       if (outcome.ok) {
         this.set(outcome.session);
         return outcome.session;
       }
-      // Another tab may have won the race with this very token between our read and send.
-      const after = this.session;
-      if (after && after.refreshToken !== current.refreshToken) return after;
+      if (outcome.transient) return null;
       this.set(null);
       return null;
     };
@@ -107,5 +147,21 @@ export class TokenStore {
       this.inFlight = null;
     });
     return this.inFlight;
+  }
+
+  private takeLegacyRefreshToken(): string | undefined {
+    let token: string | undefined;
+    for (const storage of this.legacyStorages) {
+      try {
+        const raw = storage.getItem(LEGACY_STORAGE_KEY);
+        if (raw === null) continue;
+        storage.removeItem(LEGACY_STORAGE_KEY);
+        const parsed = JSON.parse(raw) as { refreshToken?: unknown };
+        if (!token && typeof parsed.refreshToken === "string" && parsed.refreshToken) token = parsed.refreshToken;
+      } catch {
+        // Unreadable or unavailable storage: nothing to migrate.
+      }
+    }
+    return token;
   }
 }

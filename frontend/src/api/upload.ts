@@ -3,7 +3,7 @@
  * browser reports upload progress (fetch cannot).
  */
 import type { TypedDocumentString } from "../gql/graphql";
-import { ApiError, GRAPHQL_PATH, tokens, type GraphQLErrorShape } from "./client";
+import { ApiError, GRAPHQL_PATH, SESSION_HEADERS, tokens, type GraphQLErrorShape } from "./client";
 
 export interface UploadHandle<TResult> {
   promise: Promise<TResult>;
@@ -30,6 +30,7 @@ export function uploadFile<TResult, TVariables extends Record<string, unknown>>(
     return new Promise<TResult>((resolve, reject) => {
       xhr.open("POST", GRAPHQL_PATH);
       if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      for (const [name, value] of Object.entries(SESSION_HEADERS)) xhr.setRequestHeader(name, value);
       xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
       xhr.onerror = () => reject(new ApiError("The upload failed: the connection was lost."));
       xhr.onabort = () => reject(new ApiError("The upload was cancelled."));
