@@ -16,11 +16,23 @@ const results = join(frontend, "test-results");
 const ragql = process.env.RAGQL_BIN ?? join(repo, ".venv", "bin", "ragql");
 const python = join(repo, ".venv", "bin", "python");
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const pdf = resolve(repo, "..", "shared", "data", "docs", "R-intro.pdf");
+// RAGQL_E2E_PDF: another copy named R-intro.pdf (e.g. its first pages) for a quicker local run.
+const pdf = process.env.RAGQL_E2E_PDF ?? resolve(repo, "..", "shared", "data", "docs", "R-intro.pdf");
 const ADMIN = { email: "admin@e2e.test", password: "e2e-Superadmin-pw-1" };
 const READER = { email: "reader@e2e.test", password: "Sunny-meadow-42", name: "Reader" };
 const OUTSIDER = { email: "outsider@e2e.test", password: "Quiet-harbor-77", name: "Outsider" };
 const MODEL = "R manuals";
+// A document carrying a Markdown link: the answer quoting it must show the target, never link to it.
+const PHISH_URL = "https://evil.example/phish";
+const PHISH_DOC = {
+  name: "account-recovery.md",
+  mimeType: "text/markdown",
+  buffer: Buffer.from(
+    "# Zebra archive account recovery\n\n" +
+      `When the zebra archive session has expired, [log in again](${PHISH_URL}) to restore access to the zebra archive.\n\n` +
+      "Zebra archive volumes are catalogued by year and by the colour of their stripes.\n",
+  ),
+};
 const GROUP = "R readers";
 
 let failures = 0;
@@ -98,6 +110,32 @@ async function logOut(page) {
   await page.getByRole("heading", { name: "Log in to ragql" }).waitFor({ timeout: 10_000 });
 }
 
+/** The session lives in an HttpOnly cookie: no script-readable storage holds a refresh token. */
+async function checkSessionStorage(page, label) {
+  const exposed = await page.evaluate(() => ({
+    storage: [localStorage, sessionStorage].flatMap((store) =>
+      Object.keys(store).filter((key) => /refresh|session/i.test(key) || /refresh/i.test(store.getItem(key) ?? "")),
+    ),
+    cookie: document.cookie,
+  }));
+  check(exposed.storage.length === 0, `${label}: no session or refresh token in localStorage/sessionStorage (${exposed.storage.join(", ")})`);
+  check(!/ragql_refresh/.test(exposed.cookie), `${label}: the refresh cookie is not readable by scripts`);
+}
+
+/** The headers a browser gets: strict CSP, no framing, nosniff. */
+async function checkHeaders(request, base) {
+  const spa = await request.get(`${base}/`);
+  const spaPolicy = spa.headers()["content-security-policy"] ?? "";
+  check(
+    /script-src 'self'(;|$)/.test(spaPolicy) && /frame-ancestors 'none'/.test(spaPolicy) && !/unsafe-inline/.test(spaPolicy),
+    `the app is served with a strict CSP (${spaPolicy})`,
+  );
+  check(spa.headers()["x-frame-options"] === "DENY" && spa.headers()["x-content-type-options"] === "nosniff", "the app cannot be framed and is nosniff");
+  const graphiql = await request.get(`${base}/graphql`, { headers: { Accept: "text/html" } });
+  const graphiqlPolicy = graphiql.headers()["content-security-policy"] ?? "";
+  check(/script-src [^;]*'sha256-/.test(graphiqlPolicy) && /frame-ancestors 'none'/.test(graphiqlPolicy), "GraphiQL has its own CSP (pinned scripts + hash)");
+}
+
 async function main() {
   if (!existsSync(ragql)) throw new Error(`${ragql} not found: run \`make install\` first`);
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} not found: apt-get install chromium`);
@@ -152,7 +190,30 @@ async function main() {
     });
     const page = context.pages()[0] ?? (await context.newPage());
     const consoleErrors = [];
+    const cspViolations = [];
     page.on("pageerror", (error) => consoleErrors.push(String(error)));
+    // Any CSP violation fails the run: the event from inside the page, and Chromium's console report.
+    await context.exposeBinding("__reportCspViolation", (_source, violation) => cspViolations.push(violation));
+    await context.addInitScript(() => {
+      document.addEventListener("securitypolicyviolation", (event) =>
+        window.__reportCspViolation(`${event.violatedDirective} blocked ${event.blockedURI || "inline"} at ${event.sourceFile}:${event.lineNumber}`),
+      );
+    });
+    page.on("console", (message) => {
+      if (message.type() === "error" && /Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
+    await checkHeaders(page.request, base);
+    // The listener works: an injected inline script is blocked by the app's CSP and reported.
+    await page.goto(`${base}/login`);
+    await page.evaluate(() => {
+      const script = document.createElement("script");
+      script.textContent = "window.__inlineScriptRan = true";
+      document.head.append(script);
+    });
+    await page.waitForTimeout(300);
+    const inlineRan = await page.evaluate(() => window.__inlineScriptRan === true);
+    check(!inlineRan && cspViolations.some((violation) => /script-src/.test(violation)), `an injected inline script is blocked and reported (${cspViolations.length} violation(s))`);
+    cspViolations.length = 0;
     page.on("dialog", (dialog) => void dialog.accept());
 
     // Two people sign up; neither has access to anything yet.
@@ -162,7 +223,18 @@ async function main() {
       await visibleWithin(page.getByRole("heading", { name: "No models yet" })),
       "a new user without access sees the empty state",
     );
+    await checkSessionStorage(page, "after sign-up");
+    const refreshCookie = (await context.cookies(`${base}/graphql`)).find((cookie) => cookie.name === "ragql_refresh");
+    check(
+      !!refreshCookie?.value && refreshCookie.httpOnly && refreshCookie.sameSite === "Strict" && refreshCookie.path === "/graphql",
+      `the refresh token is an HttpOnly, SameSite=Strict, Path=/graphql cookie (${JSON.stringify(refreshCookie && { ...refreshCookie, value: "…" })})`,
+    );
+    // A reload forgets the in-memory access token; the session comes back from the cookie.
+    await page.reload();
+    check(await visibleWithin(page.getByRole("button", { name: "Log out" }), 15_000), "a reload restores the session from the HttpOnly cookie");
+    await checkSessionStorage(page, "after reload");
     await logOut(page);
+    check(!(await context.cookies(`${base}/graphql`)).some((cookie) => cookie.name === "ragql_refresh" && cookie.value), "logging out clears the refresh cookie");
     await signUp(page, base, OUTSIDER);
     await logOut(page);
 
@@ -225,6 +297,17 @@ async function main() {
       check(status === "READY", `the document reached READY (last status ${status})`);
       const finalBar = card.getByRole("progressbar");
       check((await finalBar.getAttribute("aria-valuenow")) === "100", "its progress bar reads 100%");
+      await page.getByTestId("document-file-input").setInputFiles(PHISH_DOC);
+      const phishCard = page.locator(`[data-document="${PHISH_DOC.name}"]`);
+      await phishCard.waitFor({ timeout: 60_000 });
+      let phishStatus = "";
+      const phishDeadline = Date.now() + 180_000;
+      while (Date.now() < phishDeadline) {
+        phishStatus = (await phishCard.getAttribute("data-status")) ?? "";
+        if (phishStatus === "READY" || phishStatus === "FAILED") break;
+        await page.waitForTimeout(500);
+      }
+      check(phishStatus === "READY", `the Markdown document with a link reached READY (${phishStatus})`);
       await page.screenshot({ path: join(results, "documents.png"), fullPage: true });
       log("screenshot test-results/documents.png");
     }
@@ -234,6 +317,8 @@ async function main() {
     await logIn(page, base, READER);
     const modelSelect = page.getByLabel("Model");
     await modelSelect.waitFor();
+    // The options arrive with the model list: wait for them rather than sampling once.
+    await modelSelect.locator("option", { hasText: MODEL }).waitFor({ state: "attached", timeout: 15_000 }).catch(() => undefined);
     const options = await modelSelect.locator("option").allTextContents();
     check(options.includes(MODEL), `the reader can pick the model (options: ${options.join(", ")})`);
     if (hasPdf) {
@@ -291,12 +376,58 @@ async function main() {
         if (link) {
           const response = await page.request.get(new URL(link, base).toString());
           check(response.ok() && (response.headers()["content-type"] ?? "").includes("pdf"), `the original file opens (HTTP ${response.status()})`);
+          const headers = response.headers();
+          check(
+            /^sandbox;/.test(headers["content-security-policy"] ?? "") && headers["x-content-type-options"] === "nosniff" && /^inline;/.test(headers["content-disposition"] ?? ""),
+            `the original is served inline with nosniff and a sandbox CSP (${headers["content-security-policy"]})`,
+          );
+          // Chromium's PDF viewer renders it under that CSP, at the cited page.
+          const viewerPage = await context.newPage();
+          await viewerPage.goto(new URL(link, base).toString(), { waitUntil: "load" });
+          const viewer = await (async () => {
+            for (let attempt = 0; attempt < 40; attempt += 1) {
+              const frame = viewerPage.frames().find((candidate) => candidate.url().startsWith("chrome-extension://"));
+              if (frame) return frame;
+              await viewerPage.waitForTimeout(250);
+            }
+            return null;
+          })();
+          // The viewer loads the document after its own page: poll its page number.
+          let shownPage = null;
+          for (let attempt = 0; viewer && attempt < 40 && shownPage !== String(pageNumber); attempt += 1) {
+            shownPage = await viewer.locator("input#pageSelector").inputValue({ timeout: 5_000 }).catch(() => null);
+            if (shownPage !== String(pageNumber)) await viewerPage.waitForTimeout(250);
+          }
+          check(shownPage === String(pageNumber), `Chromium's PDF viewer shows the original at page ${pageNumber} under the sandbox CSP (shows ${shownPage})`);
+          await viewerPage.screenshot({ path: join(results, "original-pdf.png") });
+          await viewerPage.close();
         }
         await page.screenshot({ path: join(results, "chat-citation.png"), fullPage: true });
         await dialog.getByRole("button", { name: "Close" }).click();
       }
       await page.screenshot({ path: join(results, "chat.png"), fullPage: true });
       log("screenshot test-results/chat.png");
+
+      // An answer quoting a document's Markdown link shows the target as text, with no live link.
+      // (The first question is now on the page as an article labelled "Your question" too.)
+      await page.getByRole("textbox", { name: "Your question" }).fill("How do I restore access to the zebra archive when the session expired?");
+      await page.getByRole("button", { name: "Send" }).click();
+      const linkAnswer = page.locator("article.message.assistant").nth(1);
+      await linkAnswer.waitFor({ timeout: 30_000 });
+      let linkStatus = "";
+      const linkUntil = Date.now() + 120_000;
+      while (Date.now() < linkUntil) {
+        linkStatus = (await linkAnswer.getAttribute("data-status")) ?? "";
+        if (!["STREAMING", "PENDING"].includes(linkStatus)) break;
+        await page.waitForTimeout(200);
+      }
+      const linkText = (await linkAnswer.locator(".markdown").textContent()) ?? "";
+      log(`answer quoting the linked document: ${linkText.replace(/\s+/g, " ").slice(0, 240)}`);
+      check(linkText.includes(`log in again (${PHISH_URL})`), "the answer shows the document's link as text with its target");
+      const liveLinks = await page.locator(`a[href*="evil.example"], [href*="evil.example"]`).count();
+      const anyAnswerLinks = await page.locator("article.message.assistant .markdown a").count();
+      check(liveLinks === 0 && anyAnswerLinks === 0, `no live link to the document's target anywhere on the page (${liveLinks}, ${anyAnswerLinks} in answers)`);
+      await page.screenshot({ path: join(results, "chat-link.png"), fullPage: true });
       await page.setViewportSize({ width: 390, height: 800 });
       await page.screenshot({ path: join(results, "chat-phone.png") });
       await page.setViewportSize({ width: 1280, height: 860 });
@@ -306,18 +437,29 @@ async function main() {
     // Someone without access never sees the model.
     await logIn(page, base, OUTSIDER);
     await page.getByRole("heading", { name: "No models yet" }).waitFor({ timeout: 15_000 });
-    const outsiderModels = await page.evaluate(async () => {
-      const session = JSON.parse(localStorage.getItem("ragql.session") ?? "{}");
-      const response = await fetch("/graphql", {
+    await checkSessionStorage(page, "outsider");
+    // The page's access token is in its memory only: ask the API as the outsider from here.
+    const outsiderLogin = await (
+      await fetch(`${base}/graphql`, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${session.accessToken}` },
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          query: "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { ... on AuthPayload { accessToken } } }",
+          variables: { e: OUTSIDER.email, p: OUTSIDER.password },
+        }),
+      })
+    ).json();
+    const outsiderModels = await (
+      await fetch(`${base}/graphql`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${outsiderLogin?.data?.logIn?.accessToken}` },
         body: JSON.stringify({ query: "{ models(first: 100) { totalCount items { name } } }" }),
-      });
-      return response.json();
-    });
+      })
+    ).json();
     check(outsiderModels?.data?.models?.totalCount === 0, "a user without access cannot see the model (UI and API)");
     await logOut(page);
     check(consoleErrors.length === 0, `no uncaught page errors${consoleErrors.length ? `: ${consoleErrors.join(" | ")}` : ""}`);
+    check(cspViolations.length === 0, `no Content-Security-Policy violations${cspViolations.length ? `: ${[...new Set(cspViolations)].join(" | ")}` : ""}`);
   } catch (error) {
     failures += 1;
     log(`FAIL ${error?.stack ?? error}`);
