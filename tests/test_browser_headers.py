@@ -126,6 +126,14 @@ async def test_graphql_json_answers_cannot_run_and_are_not_stored(
     assert get_query.status_code == 200 and get_query.headers["content-type"].startswith("application/json")
     assert get_query.headers.get("cache-control") == "no-store"
     assert directives(get_query.headers["content-security-policy"])["default-src"] == ["'none'"]
+    # Refusals made before the app runs (the body-size middleware) carry them too.
+    too_big = await http.post(
+        server.base_url + "/graphql",
+        content=b'{"query": "' + b"x" * (server.settings.max_request_body_kb * 1024 + 10) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert_common(too_big)
     health = await http.get(server.base_url + "/healthz")
     assert_common(health)
     assert health.headers.get("cache-control") == "no-store"
