@@ -452,6 +452,7 @@ class RagqlGraphQL(GraphQL[Context, None]):
                 incoming_dir(settings),
                 settings.max_upload_bytes,
                 registry,
+                max_field_bytes=settings.max_request_body_kb * 1024,
             )
         except MultipartRejected as rejected:
             raise HTTPException(rejected.status_code, rejected.message) from rejected

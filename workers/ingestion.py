@@ -338,6 +338,10 @@ def _describe_failure(error: BaseException) -> str:
         return error.reason
     if isinstance(error, MemoryError):
         return "The document needed more memory than allowed to process."
+    from gql_server.documents.storage import DISK_FULL_MESSAGE, is_storage_full
+
+    if is_storage_full(error):
+        return DISK_FULL_MESSAGE
     return "The document could not be processed because of an internal error; the server log has details."
 
 

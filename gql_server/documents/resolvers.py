@@ -40,6 +40,7 @@ from gql_server.documents.types import (
     DuplicateDocument,
     FileTooLarge,
     ReindexDocumentResult,
+    StorageFull,
     UnsupportedFileType,
     UploadDocumentResult,
 )
@@ -115,6 +116,11 @@ async def upload_document(
         return FileTooLarge(
             message=f"The file is larger than the upload limit of {limit_mb} MB.",
             max_bytes=float(file.max_bytes),
+        )
+    if file.storage_full:
+        return StorageFull(
+            message="The server's disk is full, so the file could not be stored; nothing of it was kept. "
+            "Ask an administrator to free space, then upload it again."
         )
     if file.size == 0:
         return UnsupportedFileType(message="The file is empty.")

@@ -152,6 +152,14 @@ class FileTooLarge(Error):
     max_bytes: float
 
 
+@strawberry.type(
+    description="The server's disk (or its quota) is full: nothing of the file was kept. "
+    "Try again once an administrator has freed space."
+)
+class StorageFull(Error):
+    pass
+
+
 @strawberry.type
 class DocumentDeleted:
     id: uuid.UUID
@@ -169,7 +177,8 @@ UploadDocumentResult = Annotated[
     | DuplicateDocument
     | UnsupportedFileType
     | FileTooLarge
-    | InvalidInput,
+    | InvalidInput
+    | StorageFull,
     strawberry.union("UploadDocumentResult"),
 ]
 DeleteDocumentResult = Annotated[

@@ -8,11 +8,18 @@ parts are written straight to a temporary file inside `files_dir/incoming` while
 sha256 is computed, and the size limit is enforced on the bytes actually received.
 Disk writes and hashing run in a worker thread one ~1 MB buffer at a time, so memory is
 bounded and the event loop never waits on the disk.
+
+A full disk (ENOSPC, or EDQUOT/EFBIG: a quota or file-size limit) while a file is being
+written is not a broken request: the partial file is removed at once, the rest of the body
+is read and thrown away (bounded by the request body limit), and the resolver answers a
+typed StorageFull. Non-file parts (`operations`, `map`) together may be at most
+`max_field_bytes` (MAX_REQUEST_BODY_KB); past that the request is refused with 413.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import uuid
@@ -26,6 +33,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 FLUSH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 1024 * 1024
 MAX_FILES_PER_REQUEST = 10
+# The disk (or the quota, or RLIMIT_FSIZE) refuses more bytes: answered as StorageFull.
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class MultipartRejected(Exception):
@@ -48,6 +57,8 @@ class IncomingFile:
     size: int = 0
     sha256: str = ""
     too_large: bool = False
+    # The disk filled up while this file was written: nothing of it is kept (StorageFull).
+    storage_full: bool = False
     max_bytes: int = 0
     consumed: bool = False
     _hasher: Any = field(default_factory=hashlib.sha256, repr=False)
@@ -62,17 +73,52 @@ class IncomingFile:
             except FileNotFoundError:
                 pass
 
+    @property
+    def refused(self) -> bool:
+        """Nothing more of this file is stored (too large, or the disk is full)."""
+        return self.too_large or self.storage_full
+
+    def _open(self) -> IO[bytes]:
+        # 0600 whatever the process umask: uploads are private to ragql.
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(descriptor, "wb")
+
     def _write(self, data: bytes) -> None:
-        if self._handle is None:
-            self._handle = self.path.open("wb")
-        self._handle.write(data)
+        try:
+            if self._handle is None:
+                self._handle = self._open()
+            self._handle.write(data)
+        except OSError as error:
+            self._storage_failed(error)
+            return
         self._hasher.update(data)
 
     def _finish(self) -> None:
-        if self._handle is None:
-            self.path.touch()
-        self._close()
+        try:
+            if self._handle is None:
+                self._handle = self._open()
+            self._handle.close()  # flushes: a full disk can show up only here
+        except OSError as error:
+            self._storage_failed(error)
+            return
+        finally:
+            self._handle = None
         self.sha256 = self._hasher.hexdigest()
+
+    def _storage_failed(self, error: OSError) -> None:
+        if error.errno not in STORAGE_FULL_ERRNOS:
+            raise error
+        self.storage_full = True
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass  # the buffered rest cannot be written either; the file goes anyway
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
 
     def _close(self) -> None:
         if self._handle is not None:
@@ -108,9 +154,11 @@ async def parse_streamed_multipart(
     incoming_dir: Path,
     max_file_bytes: int,
     registry: list[IncomingFile],
+    max_field_bytes: int = MAX_FIELD_BYTES,
 ) -> StreamedForm:
     """Parse a multipart body chunk by chunk. Files created are appended to `registry`
-    at once, so the caller can remove them whatever happens (client gone, limit hit)."""
+    at once, so the caller can remove them whatever happens (client gone, limit hit).
+    The non-file parts together may be at most `max_field_bytes` (413 past that)."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
@@ -118,6 +166,7 @@ async def parse_streamed_multipart(
 
     fields: dict[str, str] = {}
     files: dict[str, IncomingFile] = {}
+    field_bytes = 0
     # Work the synchronous parser callbacks leave for the async side, in order.
     pending: list[tuple[IncomingFile, bytes | None]] = []
     current = _Part()
@@ -161,13 +210,19 @@ async def parse_streamed_multipart(
             current.file = incoming
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
+        nonlocal field_bytes
         incoming = current.file
         if incoming is None:
+            field_bytes += end - start
+            if field_bytes > max_field_bytes:
+                raise MultipartRejected(
+                    f"The multipart request's form fields (operations, map) are larger than "
+                    f"{max_field_bytes // 1024} KB.",
+                    413,
+                )
             current.data.extend(data[start:end])
-            if len(current.data) > MAX_FIELD_BYTES:
-                raise MultipartRejected("A form field of the multipart request is too large.", 413)
             return
-        if incoming.too_large:
+        if incoming.refused:
             return  # keep reading (bounded by the request body limit) but store nothing more
         incoming.size += end - start
         if incoming.size > max_file_bytes:
@@ -184,7 +239,7 @@ async def parse_streamed_multipart(
         if incoming is None:
             fields[current.name] = current.data.decode("utf-8", "replace")
             return
-        if current.data and not incoming.too_large:
+        if current.data and not incoming.refused:
             pending.append((incoming, bytes(current.data)))
         current.data.clear()
         pending.append((incoming, None))  # None: the part is complete
@@ -206,7 +261,7 @@ async def parse_streamed_multipart(
     async def drain_pending() -> None:
         while pending:
             incoming, data = pending.pop(0)
-            if incoming.too_large:
+            if incoming.refused:
                 continue
             if data is None:
                 await asyncio.to_thread(incoming._finish)
@@ -230,6 +285,6 @@ async def parse_streamed_multipart(
         for incoming in registry:
             incoming._close()
     for incoming in files.values():
-        if incoming.too_large:
+        if incoming.refused:
             incoming.discard()
     return StreamedForm(fields=fields, files=files)
