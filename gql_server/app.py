@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from gql_server.auth import service as auth_service
-from gql_server.auth.rate_limit import InMemoryAttemptCounter, LoginRateLimiter, RedisAttemptCounter
+from gql_server.auth.passwords import PasswordHashing
+from gql_server.auth.rate_limit import InMemoryAttemptWindows, LoginRateLimiter, RedisAttemptWindows
 from gql_server.database_setup import open_database
 from gql_server.db.migrate import current_revision, head_revision
 from gql_server.events.bus import RedisEventBus, create_event_bus
@@ -53,7 +54,8 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
     database = await open_database(settings, migrate=settings.migrate_on_start)
     database.supervise_embedded()  # restarts the embedded PostgreSQL if its postmaster dies
     bus = create_event_bus(settings.redis_url)
-    counter = RedisAttemptCounter(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptCounter()
+    windows = RedisAttemptWindows(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptWindows()
+    passwords = PasswordHashing(settings.password_hashing_threads)
     state = AppState(
         settings=settings,
         engine=database.engine,
@@ -61,12 +63,13 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
         bus=bus,
         tokens=AppState.token_codec(settings),
         login_limiter=LoginRateLimiter(
-            counter,
+            windows,
             per_account=settings.login_attempts_per_account,
             per_address=settings.login_attempts_per_address,
             window_seconds=settings.login_window_seconds,
         ),
         cipher=ApiKeyCipher(settings.encryption_key_list()),
+        passwords=passwords,
         embedded_database=database.embedded,
     )
     state.extras["database_url"] = database.url
@@ -75,7 +78,9 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             password = (
                 settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
             )
-            generated = await auth_service.ensure_superadmin(session, settings.superadmin_email, password)
+            generated = await auth_service.ensure_superadmin(
+                session, settings.superadmin_email, password, passwords
+            )
         if generated:
             # Printed once, on the first start only: the hash is all that is stored.
             print(
@@ -88,6 +93,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
                 await stack.enter_async_context(hook(state))
             yield state
     finally:
+        await passwords.aclose()
         await bus.close()
         await database.close()
 

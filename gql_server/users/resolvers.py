@@ -132,6 +132,7 @@ class UsersMutation:
                     state.tokens,
                     state.settings.refresh_token_days,
                     user,
+                    passwords=state.passwords,
                     old_password=old_password,
                     new_password=new_password,
                 )
@@ -140,4 +141,4 @@ class UsersMutation:
         # Every other session ended (token version bumped): so do its open subscriptions.
         change = AccessChanged.of(AccessChangeReason.SESSIONS_REVOKED, user_ids=[user.id])
         await publish_access_changed(state.bus, change)
-        return _payload(issued)
+        return _payload(issued, info)
