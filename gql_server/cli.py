@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gql_server.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -19,21 +24,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def _serve(args: argparse.Namespace) -> int:
+def trusted_proxy_list(settings: Settings) -> list[str]:
+    return [entry.strip() for entry in settings.trusted_proxies.split(",") if entry.strip()]
+
+
+def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """The uvicorn configuration of `ragql serve` (tests build their servers with it too)."""
     import uvicorn
 
-    from gql_server.app import create_app
-    from gql_server.logging_setup import configure_logging
-
-    settings = _settings(args)
-    if args.no_migrate:
-        settings.migrate_on_start = False
-    configure_logging(settings.log_level, settings.log_json)
-    app = create_app(settings)
-    uvicorn.run(
+    proxies = trusted_proxy_list(settings)
+    return uvicorn.Config(
         app,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
+        host=host,
+        port=port,
+        # X-Forwarded-For/-Proto are believed only from TRUSTED_PROXIES. uvicorn's default
+        # trusts 127.0.0.1, so any client on loopback could rotate its per-address log-in
+        # limit with a made-up X-Forwarded-For; empty means trust nobody.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         log_config=None,
         # uvicorn[standard]'s C event loop and HTTP parser: less CPU per socket event.
         loop="uvloop",
@@ -48,7 +56,29 @@ def _serve(args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gql_server.app import create_app
+    from gql_server.logging_setup import configure_logging
+
+    settings = _settings(args)
+    if args.no_migrate:
+        settings.migrate_on_start = False
+    configure_logging(settings.log_level, settings.log_json)
+    app = create_app(settings)
+    config = uvicorn_config(
+        app,
+        settings,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+    )
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # uvicorn.run's STARTUP_FAILURE
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -82,7 +112,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _create_superadmin(args: argparse.Namespace) -> int:
-    from gql_server.auth.passwords import password_problem
+    from gql_server.auth.passwords import PasswordHashing, password_problem
     from gql_server.auth.service import ensure_superadmin
     from gql_server.database_setup import open_database
 
@@ -96,8 +126,9 @@ def _create_superadmin(args: argparse.Namespace) -> int:
     async def run() -> str | None:
         database = await open_database(settings, migrate=True)
         try:
-            async with database.sessionmaker.begin() as session:
-                await ensure_superadmin(session, email, password)
+            with PasswordHashing(settings.password_hashing_threads) as passwords:
+                async with database.sessionmaker.begin() as session:
+                    await ensure_superadmin(session, email, password, passwords)
                 from gql_server.auth.repository import get_superadmin
 
                 existing = await get_superadmin(session)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gql_server.auth.passwords import PasswordHashing
 from gql_server.auth.rate_limit import LoginRateLimiter
 from gql_server.auth.tokens import AccessTokenCodec
 from gql_server.db.embedded import EmbeddedPostgres
@@ -25,6 +26,8 @@ class AppState:
     tokens: AccessTokenCodec
     login_limiter: LoginRateLimiter
     cipher: ApiKeyCipher
+    # Argon2 hashing/verifying: a bounded thread pool, closed by the lifespan (auth/passwords.py).
+    passwords: PasswordHashing
     embedded_database: EmbeddedPostgres | None = None
     # Filled by the domains that need them (ingestion, chat); typed loosely here to keep
     # this module free of imports from those packages.

@@ -24,7 +24,8 @@ from gql_server.db.models import (
 from tests.graphql_client import GraphQLClient
 
 DEFAULT_PASSWORD = "factory-password-1"
-# Hashing with Argon2 costs ~50 ms; factories reuse one hash for the default password.
+# Hashing with Argon2 costs ~100 ms; factories reuse one hash for the default password,
+# computed once at import time — before any event loop runs, so it never stalls a server.
 _DEFAULT_HASH = hash_password(DEFAULT_PASSWORD)
 
 

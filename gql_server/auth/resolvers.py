@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import strawberry
+from starlette.responses import Response
 
-from gql_server.auth import service
+from gql_server.auth import service, session_cookie
 from gql_server.auth.service import AuthFailure, IssuedSession
 from gql_server.auth.types import (
     AuthPayload,
@@ -23,14 +25,36 @@ from gql_server.errors import AlreadyExists, InvalidInput, RateLimited
 from gql_server.users.types import User
 
 
-def _payload(issued: IssuedSession) -> AuthPayload:
+def _http_response(info: Info) -> Response | None:
+    response = info.context.response
+    return response if isinstance(response, Response) else None
+
+
+def _payload(issued: IssuedSession, info: Info | None = None) -> AuthPayload:
+    """The session as a result. A browser that asked for a cookie session (header
+    `X-Ragql-Session: cookie`) gets the refresh token as an HttpOnly cookie and null here."""
+    refresh_token: str | None = issued.refresh_token
+    response = _http_response(info) if info is not None else None
+    if info is not None and response is not None and session_cookie.wants_cookie(info.context.request):
+        max_age = info.context.state.settings.refresh_token_days * 86400
+        session_cookie.set_refresh_cookie(response, info.context.request, issued.refresh_token, max_age)
+        refresh_token = None
     return AuthPayload(
         access_token=issued.access.token,
         access_token_expires_at=issued.access.expires_at,
-        refresh_token=issued.refresh_token,
+        refresh_token=refresh_token,
         refresh_token_expires_at=issued.refresh_expires_at,
         user=issued.user,  # type: ignore[arg-type]
     )
+
+
+OPTIONAL_REFRESH_TOKEN = strawberry.argument(
+    description=(
+        "The refresh token. Omit it to use the `ragql_refresh` cookie; the request must then "
+        "carry the header `X-Ragql-Session: cookie` and, if it has an Origin header, come "
+        "from this server's own origin (else InvalidRefreshToken / ok: false)."
+    )
+)
 
 
 @strawberry.type
@@ -55,6 +79,7 @@ class AuthMutation:
                     session,
                     state.tokens,
                     state.settings.refresh_token_days,
+                    passwords=state.passwords,
                     email=email,
                     password=password,
                     display_name=display_name,
@@ -63,34 +88,53 @@ class AuthMutation:
             if failure.kind == "exists":
                 return AlreadyExists(message=failure.message, field="email")
             return InvalidInput.of(failure.field or "input", failure.message)
-        return _payload(issued)
+        return _payload(issued, info)
 
     @strawberry.mutation(description="Sign in with email and password.")
     async def log_in(self, info: Info, email: str, password: str) -> LogInResult:
         state = info.context.state
-        address = info.context.client_address
-        retry_after = await state.login_limiter.retry_after(email.strip(), address)
-        if retry_after is not None:
+        # Counted before the password is verified (see auth/rate_limit.py): parallel
+        # guesses cannot all slip past the check while the first ones are being verified.
+        admission = await state.login_limiter.admit(email, info.context.client_address)
+        if not admission.allowed:
             return RateLimited(
-                message=f"Too many log-in attempts. Try again in {retry_after} seconds.",
-                retry_after_seconds=retry_after,
+                message=f"Too many log-in attempts. Try again in {admission.retry_after} seconds.",
+                retry_after_seconds=admission.retry_after,
             )
         try:
-            async with state.sessionmaker.begin() as session:
-                issued = await service.log_in(
-                    session, state.tokens, state.settings.refresh_token_days, email=email, password=password
-                )
+            issued = await service.log_in(
+                state.sessionmaker,
+                state.tokens,
+                state.settings.refresh_token_days,
+                passwords=state.passwords,
+                email=email,
+                password=password,
+            )
         except AuthFailure as failure:
-            await state.login_limiter.record_failure(email.strip(), address)
             return InvalidCredentials(message=failure.message)
-        await state.login_limiter.record_success(email.strip())
-        return _payload(issued)
+        await state.login_limiter.succeeded(admission)
+        return _payload(issued, info)
 
     @strawberry.mutation(
-        description="Exchange a refresh token for new tokens. Each refresh token works once."
+        description=(
+            "Exchange a refresh token for new tokens. Each refresh token works once. Without "
+            "the argument the `ragql_refresh` cookie is used (CSRF rule: see the argument)."
+        )
     )
-    async def refresh_token(self, info: Info, refresh_token: str) -> RefreshTokenResult:
+    async def refresh_token(
+        self,
+        info: Info,
+        refresh_token: Annotated[str | None, OPTIONAL_REFRESH_TOKEN] = None,
+    ) -> RefreshTokenResult:
         state = info.context.state
+        request = info.context.request
+        from_cookie = refresh_token is None
+        if refresh_token is None:
+            if problem := session_cookie.cross_site_problem(request):
+                return InvalidRefreshToken(message=problem)
+            refresh_token = session_cookie.cookie_token(request)
+            if refresh_token is None:
+                return InvalidRefreshToken(message="No session cookie was sent; log in again.")
         failure: AuthFailure | None = None
         async with state.sessionmaker.begin() as session:
             try:
@@ -101,13 +145,36 @@ class AuthMutation:
                 # Commit anyway: detecting reuse revokes the token family, and that must stick.
                 failure = caught
         if failure is not None:
+            response = _http_response(info)
+            if from_cookie and response is not None:
+                session_cookie.clear_refresh_cookie(response, request)  # it will never work again
             return InvalidRefreshToken(message=failure.message)
-        return _payload(issued)
+        return _payload(issued, info)
 
-    @strawberry.mutation(description="Sign out: revokes the refresh token (and its family).")
-    async def log_out(self, info: Info, refresh_token: str | None = None) -> LoggedOut:
+    @strawberry.mutation(
+        description=(
+            "Sign out: revokes the refresh token (and its family). Without the argument, the "
+            "`ragql_refresh` cookie's token is revoked and the cookie cleared (same CSRF rule "
+            "as refreshToken)."
+        )
+    )
+    async def log_out(
+        self, info: Info, refresh_token: Annotated[str | None, OPTIONAL_REFRESH_TOKEN] = None
+    ) -> LoggedOut:
+        request = info.context.request
+        response = _http_response(info)
+        cookie_session = session_cookie.wants_cookie(request)
+        if refresh_token is None:
+            cookie = session_cookie.cookie_token(request)
+            if cookie is None and not cookie_session:
+                return LoggedOut()  # nothing to revoke (a bearer-only client), as before
+            if session_cookie.cross_site_problem(request) is not None:
+                return LoggedOut(ok=False)
+            refresh_token = cookie
         async with info.context.state.sessionmaker.begin() as session:
             await service.log_out(session, refresh_token=refresh_token, user=info.context.user)
+        if cookie_session and response is not None:
+            session_cookie.clear_refresh_cookie(response, request)
         return LoggedOut()
 
 

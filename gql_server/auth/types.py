@@ -17,7 +17,13 @@ from gql_server.users.types import User
 class AuthPayload:
     access_token: str
     access_token_expires_at: datetime
-    refresh_token: str
+    refresh_token: str | None = strawberry.field(
+        description=(
+            "The single-use refresh token. Null when the request carried the header "
+            "`X-Ragql-Session: cookie`: the token was then set as the HttpOnly cookie "
+            "`ragql_refresh` (Path=/graphql, SameSite=Strict), out of reach of page scripts."
+        )
+    )
     refresh_token_expires_at: datetime
     user: User
 
@@ -39,7 +45,14 @@ class SignUpDisabled:
 
 @strawberry.type
 class LoggedOut:
-    ok: bool = True
+    ok: bool = strawberry.field(
+        default=True,
+        description=(
+            "False when the request was refused as possibly cross-site: a log-out from the "
+            "session cookie without the header `X-Ragql-Session: cookie`, or from a foreign "
+            "Origin. Nothing was revoked then."
+        ),
+    )
 
 
 SignUpResult = Annotated[

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_server.access.policy import is_superadmin
 from gql_server.audit import service as audit
 from gql_server.auth import repository as auth_repository
-from gql_server.auth.passwords import hash_password, password_problem, verify_password
+from gql_server.auth.passwords import PasswordHashing, password_problem
 from gql_server.auth.service import IssuedSession, _issue_session
 from gql_server.auth.tokens import AccessTokenCodec
 from gql_server.db.models import Role, User
@@ -123,18 +123,20 @@ async def change_password(
     refresh_days: int,
     user: User,
     *,
+    passwords: PasswordHashing,
     old_password: str,
     new_password: str,
 ) -> IssuedSession:
-    """Every other session of the user ends: refresh tokens revoked, token version bumped."""
+    """Every other session of the user ends: refresh tokens revoked, token version bumped.
+    Argon2 runs in the app's hashing pool (`passwords`), off the event loop."""
     target = await _target(session, user.id)
-    if not verify_password(target.password_hash, old_password[:1024]):
+    if not await passwords.verify(target.password_hash, old_password[:1024]):
         raise ActionRefused("invalid", "The current password is incorrect.", "oldPassword")
     if problem := password_problem(new_password, target.email):
         raise ActionRefused("invalid", problem, "newPassword")
     if new_password == old_password:
         raise ActionRefused("invalid", "The new password must differ from the current one.", "newPassword")
-    target.password_hash = hash_password(new_password)
+    target.password_hash = await passwords.hash(new_password)
     target.token_version += 1
     await auth_repository.revoke_all_for_user(session, target.id)
     await session.flush()
