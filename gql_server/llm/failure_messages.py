@@ -18,8 +18,8 @@ from gql_server.llm.base import ErrorKind, LLMProviderError
 PUBLIC_FAILURE = "The model's provider failed"
 _PUBLIC_SUMMARIES = {
     ErrorKind.TIMEOUT: "The model's provider did not answer in time",
-    ErrorKind.CONNECTION: "ragql could not reach the model's provider",
-    ErrorKind.AUTHENTICATION: "The model's provider refused ragql's credentials",
+    ErrorKind.CONNECTION: "ragql could not connect to the model's provider",
+    ErrorKind.AUTHENTICATION: "The model's provider did not accept the model's API key",
     ErrorKind.MODEL_NOT_FOUND: "The model's provider does not offer the configured model",
     ErrorKind.RATE_LIMITED: "The model's provider is busy or rate limiting requests; try again in a moment",
     ErrorKind.BAD_REQUEST: "The model's provider rejected the request",
@@ -113,7 +113,12 @@ def authentication_failure(where: str, status_code: int | None, *, has_key: bool
             f"{_capitalized(where)} requires an API key{status}, and none is set. "
             "Add the API key in the model's settings."
         )
-    return LLMProviderError(ErrorKind.AUTHENTICATION, message, status_code=status_code)
+    public = (
+        "The model's provider rejected the model's API key"
+        if has_key
+        else "The model's provider requires an API key, and none is set"
+    )
+    return ProviderFailure(ErrorKind.AUTHENTICATION, message, public_summary=public, status_code=status_code)
 
 
 def permission_failure(where: str, status_code: int | None, detail: str | None) -> LLMProviderError:
@@ -128,7 +133,9 @@ def permission_failure(where: str, status_code: int | None, detail: str | None) 
 def model_not_found_failure(where: str, model_name: str | None, hint: str = "") -> LLMProviderError:
     message = f"{_capitalized(where)} has no model named '{model_name}'. Check the model name"
     message += f" {hint}." if hint else "."
-    return LLMProviderError(ErrorKind.MODEL_NOT_FOUND, message, status_code=404)
+    # The model name is no secret: every user of the model sees `llmModelName`.
+    public = f"The model's provider has no model named '{model_name}'"
+    return ProviderFailure(ErrorKind.MODEL_NOT_FOUND, message, public_summary=public, status_code=404)
 
 
 def rate_limited_failure(
@@ -137,12 +144,14 @@ def rate_limited_failure(
     status = f" (HTTP {status_code})" if status_code else ""
     if overloaded:
         message = f"{_capitalized(where)} is overloaded right now{status}. Try again in a moment."
+        public = "The model's provider is overloaded right now; try again in a moment"
     else:
         message = (
             f"{_capitalized(where)} is rate limiting requests{status}. Wait a moment and try again, "
             "or check the account's usage limits."
         )
-    return LLMProviderError(ErrorKind.RATE_LIMITED, message, status_code=status_code)
+        public = "The model's provider is rate limiting requests; wait a moment and try again"
+    return ProviderFailure(ErrorKind.RATE_LIMITED, message, public_summary=public, status_code=status_code)
 
 
 def bad_request_failure(where: str, status_code: int | None, detail: str | None) -> LLMProviderError:
