@@ -361,3 +361,34 @@ async def test_subscription_arguments_are_checked_before_subscribing() -> None:
     stream = await schema.subscribe('subscription { echo(word: "fine") }')
     results = [result async for result in stream]  # type: ignore[union-attr]
     assert subscribed == ["fine"] and results[0].data == {"echo": "fine"}
+
+
+@pytest.mark.asyncio
+async def test_an_upload_whose_file_name_holds_a_nul_is_refused(superadmin: GraphQLClient) -> None:
+    """The file name comes from the multipart header (httpx would percent-encode a NUL, so
+    the body is written by hand); it used to reach the INSERT and answer INTERNAL_SERVER_ERROR."""
+    upload = next(probe for probe in PROBES if probe.label == "mutation.uploadDocument(title)")
+    request = build_request(upload, "fine title", inline=False)
+    boundary = "ragql-probe-boundary"
+    operations = json.dumps({"query": request.document, "variables": request.variables})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{operations}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{{"0": ["variables.file"]}}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="0"; filename="a'
+        ).encode()
+        + b'\x00b.txt"\r\nContent-Type: text/plain\r\n\r\nsome probe text\r\n'
+        + f"--{boundary}--\r\n".encode()
+    )
+    response = await superadmin.http.post(
+        superadmin.base_url + "/graphql",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {superadmin.token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    answer = response.json()
+    assert "INTERNAL_SERVER_ERROR" not in json.dumps(answer), answer
+    value = answer["data"]["uploadDocument"]
+    assert value["__typename"] == "InvalidInput" and value["fieldErrors"][0]["field"] == "file", answer

@@ -49,8 +49,8 @@ from gql_server.errors import InvalidInput, PublicError
 # surrogate left in a Python str is always unpaired.
 _REFUSED = re.compile("[\x00\ud800-\udfff]")
 _WRAPPED_MARKER = "_ragql_input_guard"
-# Scalars whose values are never strings (or are files): nothing to check.
-_NON_STRING_SCALARS = {"Int", "Float", "Boolean", "Upload"}
+# Scalars whose values are never strings: nothing to check. (An `Upload` has a file name.)
+_NON_STRING_SCALARS = {"Int", "Float", "Boolean"}
 
 
 def refusal_reason(value: str) -> str | None:
@@ -81,6 +81,12 @@ def find_refused_string(value: Any, path: str) -> tuple[str, str] | None:
             found = find_refused_string(item, f"{path}.{index}" if path else str(index))
             if found:
                 return found
+        return None
+    # An uploaded file: its name comes from the multipart header and is stored as is.
+    filename = getattr(value, "filename", None)
+    if isinstance(filename, str):
+        reason = refusal_reason(filename)
+        return (path, f"(the file name) {reason}") if reason else None
     return None
 
 
