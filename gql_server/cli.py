@@ -219,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    if args.command != "export-schema":  # the commands that write into the data dir
+        # Every file this process creates (spool files, secrets, whatever a library writes)
+        # is private to the owner; see gql_server/storage/permissions.py.
+        from gql_server.storage.permissions import PROCESS_UMASK
+
+        os.umask(PROCESS_UMASK)
     return int(args.handler(args) or 0)
 
 
