@@ -473,3 +473,110 @@ def test_the_openai_provider_uses_only_the_sdk_s_public_modules() -> None:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("openai._")
     ]
     assert private == []
+
+
+# --- connecting by checked address keeps TLS intact -----------------------------------------
+
+
+def _certificate_authority_and_leaf(directory: Path, leaf_name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for `leaf_name` it signed (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ragql test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, leaf_name)]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(leaf_name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return ca_path, cert_path, key_path
+
+
+@pytest.mark.parametrize("stack", ["httpx", "httpx2"])
+async def test_https_by_checked_address_sends_the_name_as_sni_and_verifies_the_certificate_for_it(
+    tmp_path: Path, stack: str
+) -> None:
+    import ssl
+
+    import httpx2
+
+    from gql_server.llm.guarded_http import GuardedHttpx2Transport, GuardedHttpxTransport
+
+    ca_path, cert_path, key_path = _certificate_authority_and_leaf(tmp_path, "provider.test")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_path, key_path)
+    seen: list[tuple[str | None, str]] = []
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,misc,return-value]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        host = next(
+            line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("host:")
+        )
+        seen.append((names[-1] if names else None, host))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_context)
+    port = listener.sockets[0].getsockname()[1]
+    client_context = ssl.create_default_context(cafile=str(ca_path))
+    resolver = fake_resolver({"provider.test": ["127.0.0.1"], "wrong.test": ["127.0.0.1"]})
+    policy = UrlPolicy(allow_private=True, resolver=resolver)
+    client: Any
+    if stack == "httpx":
+        client = httpx.AsyncClient(
+            transport=GuardedHttpxTransport(policy, limits=httpx.Limits(), verify=client_context)
+        )
+        tls_error: type[Exception] = httpx.ConnectError
+    else:
+        client = httpx2.AsyncClient(
+            transport=GuardedHttpx2Transport(policy, limits=httpx2.Limits(), verify=client_context)
+        )
+        tls_error = httpx2.ConnectError
+    try:
+        async with client:
+            response = await client.get(f"https://provider.test:{port}/api/tags")
+            assert response.status_code == 200 and response.text == "ok"
+            assert seen == [("provider.test", f"provider.test:{port}")]
+            # The certificate is checked against the name, not skipped for the IP: another
+            # name that resolves to the same server is refused by TLS.
+            with pytest.raises(tls_error) as caught:
+                await client.get(f"https://wrong.test:{port}/api/tags")
+            assert "certificate" in str(caught.value).lower() or "hostname" in str(caught.value).lower()
+    finally:
+        listener.close()
+        await listener.wait_closed()

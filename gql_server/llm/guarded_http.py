@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -126,9 +127,16 @@ class _GuardedTransportBase:
 
 
 class GuardedHttpxTransport(_GuardedTransportBase, httpx.AsyncBaseTransport):
-    def __init__(self, policy: UrlPolicy, *, allowed_origin: str | None = None, limits: httpx.Limits) -> None:
+    def __init__(
+        self,
+        policy: UrlPolicy,
+        *,
+        allowed_origin: str | None = None,
+        limits: httpx.Limits,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         super().__init__(
-            lambda: httpx.AsyncHTTPTransport(limits=limits, trust_env=False),
+            lambda: httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=verify),
             httpx.ConnectError,
             policy,
             allowed_origin,
@@ -144,10 +152,15 @@ class GuardedHttpxTransport(_GuardedTransportBase, httpx.AsyncBaseTransport):
 
 class GuardedHttpx2Transport(_GuardedTransportBase, httpx2.AsyncBaseTransport):
     def __init__(
-        self, policy: UrlPolicy, *, allowed_origin: str | None = None, limits: httpx2.Limits
+        self,
+        policy: UrlPolicy,
+        *,
+        allowed_origin: str | None = None,
+        limits: httpx2.Limits,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(
-            lambda: httpx2.AsyncHTTPTransport(limits=limits, trust_env=False),
+            lambda: httpx2.AsyncHTTPTransport(limits=limits, trust_env=False, verify=verify),
             httpx2.ConnectError,
             policy,
             allowed_origin,
@@ -165,10 +178,17 @@ class ProviderHttpxClient(httpx.AsyncClient):
     """An httpx client whose every connection passes `url_policy` (shareable by providers
     with the same policy; see OllamaProvider)."""
 
-    def __init__(self, policy: UrlPolicy, *, limits: httpx.Limits | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        policy: UrlPolicy,
+        *,
+        limits: httpx.Limits | None = None,
+        verify: ssl.SSLContext | bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.url_policy = policy
         super().__init__(
-            transport=GuardedHttpxTransport(policy, limits=limits or httpx.Limits()),
+            transport=GuardedHttpxTransport(policy, limits=limits or httpx.Limits(), verify=verify),
             follow_redirects=False,
             trust_env=False,
             **kwargs,
