@@ -207,7 +207,9 @@ class AccessWatch:
                     self._waiting_task = None
                 # An access change delivered before this event was published is settled
                 # before the event goes out (one bus, in order: it is already waiting here).
-                await self.ensure()
+                # Inlined fast path: no coroutine per event when nothing is waiting.
+                if self._lost is not None or self._changes.pending or self._lock.locked():
+                    await self.ensure()
                 yield event
         finally:
             with contextlib.suppress(Exception):
