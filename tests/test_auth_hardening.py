@@ -178,8 +178,17 @@ async def test_password_change_still_works_through_the_pool(server: RunningServe
         __typename ... on Error { message } } }"""
     wrong = await client.execute(change, {"old": "not-the-password-1", "new": "second-password-2"})
     assert wrong["changePassword"]["__typename"] == "InvalidInput"
-    right = await client.execute(change, {"old": "first-password-1", "new": "second-password-2"})
-    assert right["changePassword"]["__typename"] == "AuthPayload"
+    # With the cookie-session header the new refresh token is a cookie, as for logIn.
+    response = await _post(
+        server.client.http,
+        server.base_url,
+        change.replace("__typename", "__typename ... on AuthPayload { refreshToken }"),
+        {"old": "first-password-1", "new": "second-password-2"},
+        {**SESSION_HEADER, "Authorization": f"Bearer {client.token}"},
+    )
+    assert response.json()["data"]["changePassword"]["__typename"] == "AuthPayload"
+    assert response.json()["data"]["changePassword"]["refreshToken"] is None
+    assert "HttpOnly" in _refresh_cookie(response)["flags"]
     old = await server.client.execute(
         LOG_IN, {"email": "changer@example.com", "password": "first-password-1"}
     )
@@ -327,36 +336,74 @@ async def test_rotating_x_forwarded_for_does_not_bypass_the_address_limit(
     assert outcomes == ["InvalidCredentials"] * 3 + ["RateLimited"] * 3, outcomes
 
 
-async def test_trusted_proxy_forwarded_headers_are_honoured(database_url: str, tmp_path: Path) -> None:
-    process = await asyncio.to_thread(_serve(database_url, tmp_path, TRUSTED_PROXIES="127.0.0.1").start)
+@asynccontextmanager
+async def running_as_serve(settings: Settings) -> AsyncIterator[str]:
+    """The real app under uvicorn configured exactly as `ragql serve` configures it
+    (gql_server.cli.uvicorn_config), in this process: faster to start than a subprocess."""
+    import uvicorn
+
+    from gql_server.app import create_app
+    from gql_server.cli import uvicorn_config
+
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=0))
+    task = asyncio.create_task(server.serve())
     try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def test_trusted_proxy_forwarded_headers_are_honoured(settings: Settings) -> None:
+    trusting = settings.model_copy(
+        update={
+            "trusted_proxies": "127.0.0.1",
+            "login_attempts_per_address": 3,
+            "login_attempts_per_account": 100,
+        }
+    )
+    async with running_as_serve(trusting) as base_url:
         rotated = [
-            await asyncio.to_thread(
-                _log_in_from, process.base_url, index, {"X-Forwarded-For": f"203.0.113.{index}"}
-            )
+            await asyncio.to_thread(_log_in_from, base_url, index, {"X-Forwarded-For": f"203.0.113.{index}"})
             for index in range(5)
         ]
         same = [
-            await asyncio.to_thread(
-                _log_in_from, process.base_url, index, {"X-Forwarded-For": "198.51.100.7"}
-            )
+            await asyncio.to_thread(_log_in_from, base_url, index, {"X-Forwarded-For": "198.51.100.7"})
             for index in range(4)
         ]
         # Behind a trusted TLS-terminating proxy the refresh cookie is Secure.
         secure = await asyncio.to_thread(
             httpx.post,
-            process.base_url + "/graphql",
+            base_url + "/graphql",
             json={"query": LOG_IN, "variables": {"email": SUPERADMIN_EMAIL, "password": SUPERADMIN_PASSWORD}},
             headers={**SESSION_HEADER, "X-Forwarded-For": "198.51.100.8", "X-Forwarded-Proto": "https"},
             timeout=60,
         )
-    finally:
-        await asyncio.to_thread(process.stop)
     assert rotated == ["InvalidCredentials"] * 5, "each forwarded address has its own limit"
     assert same == ["InvalidCredentials"] * 3 + ["RateLimited"], same
     assert secure.json()["data"]["logIn"]["__typename"] == "AuthPayload"
     cookie = _refresh_cookie(secure)
     assert "Secure" in cookie["flags"], cookie
+
+
+async def test_serve_config_trusts_nobody_by_default(settings: Settings) -> None:
+    """Same as the ragql-serve-process test above, through the factored config (fast)."""
+    tight = settings.model_copy(update={"login_attempts_per_address": 2, "login_attempts_per_account": 100})
+    async with running_as_serve(tight) as base_url:
+        outcomes = [
+            await asyncio.to_thread(
+                _log_in_from,
+                base_url,
+                index,
+                {"X-Forwarded-For": f"203.0.113.{index}", "X-Forwarded-Proto": "https", **SESSION_HEADER},
+            )
+            for index in range(4)
+        ]
+    assert outcomes == ["InvalidCredentials"] * 2 + ["RateLimited"] * 2, outcomes
 
 
 # --- 4. The refresh token in an HttpOnly cookie ------------------------------------------
