@@ -95,6 +95,9 @@ def test_ragql_serve_keeps_the_data_dir_private(data_dir: Path) -> None:
         expected = 0o711 if os.geteuid() == 0 else 0o700
         assert _mode(data_dir) == expected
         assert _mode(data_dir / "postgres") == 0o700  # PostgreSQL's own, and it keeps it so
+        # ... and it can still read what ragql writes into it (ragql.conf, under umask 077).
+        server_log = (data_dir / "postgres" / "log").read_text()
+        assert "skipping missing configuration file" not in server_log, server_log[-2000:]
         # Whatever else the process creates (spool files, libraries' files) is private too.
         assert serve.process is not None
         status = Path(f"/proc/{serve.process.pid}/status").read_text()

@@ -13,6 +13,14 @@ is still at it. `LeasedRedisStreamBroker` fixes both: it claims idle messages on
 turn of its loop, and renews a lease on the messages it holds (XCLAIM ... JUSTID resets
 their idle time) while their tasks run. So `idle_timeout` is a lease: a worker that
 dies loses its messages about one lease after its death, and a live one keeps them.
+
+Ingestion has two lanes (model documents, chat attachments; see workers/ingestion.py
+`ingest_next`). In Redis mode each lane is its own stream with its own consumer group
+(`ragql:tasks` for model documents, as before, and `ragql:tasks:attachments`), and `ragql
+worker` runs one receiver per lane with `--concurrency` tasks each, so a backlog in one
+stream never holds a slot the other lane needs. Each stream keeps the guarantees above
+(leases, reclaim of a dead worker's messages). In-process, one broker runs both lanes'
+tasks; the lanes' slots are semaphores in IngestionResources.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from redis.asyncio import Redis
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
+from gql_server.documents.queue import IngestionLane
 from gql_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,9 +45,12 @@ DEFAULT_QUEUE = "ragql:tasks"
 DEFAULT_LEASE_SECONDS = 60.0
 
 
-def queue_name() -> str:
+def queue_name(lane: IngestionLane = IngestionLane.MODEL_DOCUMENTS) -> str:
     # Overridable so test runs (and several installs on one Redis) do not share a stream.
-    return os.environ.get("RAGQL_TASK_QUEUE", DEFAULT_QUEUE)
+    base = os.environ.get("RAGQL_TASK_QUEUE", DEFAULT_QUEUE)
+    # Model documents keep the stream name of before the lanes, so messages queued by an
+    # older version are still consumed (their task reads the lane from the document).
+    return base if lane is IngestionLane.MODEL_DOCUMENTS else f"{base}:{lane.value}"
 
 
 def lease_seconds() -> float:
@@ -127,13 +139,21 @@ class LeasedRedisStreamBroker(RedisStreamBroker):
                 self._renewer = None
 
 
-def create_broker(settings: Settings) -> AsyncBroker:
+def create_brokers(settings: Settings) -> dict[IngestionLane, AsyncBroker]:
+    """A broker per lane: one Redis stream each, or the same in-process broker for both."""
     if settings.redis_url:
-        return LeasedRedisStreamBroker(
-            settings.redis_url,
-            lease=lease_seconds(),
-            queue_name=queue_name(),
-            consumer_group_name=queue_name() + ":workers",
-            consumer_id="0",  # a group created after messages were queued still gets them
-        )
-    return InMemoryBroker(max_async_tasks=100, propagate_exceptions=False)
+        redis_url = settings.redis_url
+        return {
+            lane: LeasedRedisStreamBroker(
+                redis_url,
+                lease=lease_seconds(),
+                queue_name=queue_name(lane),
+                consumer_group_name=queue_name(lane) + ":workers",
+                consumer_id="0",  # a group created after messages were queued still gets them
+            )
+            for lane in IngestionLane
+        }
+    # Kicked tasks start at once (the in-memory broker does not apply max_async_tasks);
+    # they wait for a slot of their lane (IngestionResources.slots).
+    broker = InMemoryBroker(max_async_tasks=100, propagate_exceptions=False)
+    return dict.fromkeys(IngestionLane, broker)

@@ -13,6 +13,8 @@ Shape of one run:
    document_chunks, mark the row READY. Readers see the old chunks or the new ones, never
    a mix; a run that dies anywhere before the commit leaves the previous state intact,
    and the next run starts over: nothing is lost, nothing is duplicated.
+
+Scheduling (`ingest_next`, the body of every queued task): see its docstring.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_server.db.models import Document, DocumentStatus, PendingFileDeletion
 from gql_server.documents import repository
 from gql_server.documents.progress import Event, event_from_row, publish_document_event
+from gql_server.documents.queue import IngestionLane
 from gql_server.documents.service import remove_deleted_files
 from gql_server.documents.storage import remove_file, resolve_storage_path, spool_dir
 from gql_server.events.bus import EventBus
@@ -81,13 +84,13 @@ class IngestionResources:
     concurrency: int = 1
     embedder_name: str | None = None
     cancel_events: dict[uuid.UUID, threading.Event] = field(default_factory=dict)
-    _semaphore: asyncio.Semaphore | None = None
+    _slots: dict[IngestionLane, asyncio.Semaphore] = field(default_factory=dict)
 
-    @property
-    def semaphore(self) -> asyncio.Semaphore:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
-        return self._semaphore
+    def slots(self, lane: IngestionLane) -> asyncio.Semaphore:
+        """`concurrency` slots per lane (see `ingest_next`)."""
+        if lane not in self._slots:
+            self._slots[lane] = asyncio.Semaphore(self.concurrency)
+        return self._slots[lane]
 
     async def embedders(self) -> tuple[Any, Any]:
         """The embedder of stored vectors and the semantic splitter's sentence-pass one
@@ -192,8 +195,10 @@ def run_pipeline_to_spool(
     spool_path: Path,
     document: tuple[uuid.UUID, uuid.UUID, uuid.UUID | None],
     file_title: str | None = None,
+    csv_limits: Any = None,
 ) -> PipelineOutcome:
-    """Runs in a worker thread: parse → chunk → embed, appending chunks to a CSV spool."""
+    """Runs in a worker thread: parse → chunk → embed, appending chunks to a CSV spool.
+    `csv_limits` (a parse_csv.CsvLimits) comes from the worker's Settings."""
     from workers.pipeline.process import process_document
     from workers.pipeline.sniff import DocumentKind as PipelineKind
 
@@ -207,6 +212,7 @@ def run_pipeline_to_spool(
         pages_per_window=PAGES_PER_WINDOW,
         file_title=file_title,
         boundary_embedder=boundary_embedder,
+        csv_limits=csv_limits,
     )
     tracker.set_page_count(processing.page_count)
     token_count = 0
@@ -261,19 +267,122 @@ def _advisory_key(document_id: uuid.UUID) -> int:
     return int.from_bytes(document_id.bytes[:8], "big", signed=True)
 
 
-async def ingest_document(resources: IngestionResources, document_id: uuid.UUID) -> None:
-    async with resources.semaphore:
-        async with resources.engine.connect() as lock_connection:
-            lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
-            key = _advisory_key(document_id)
-            if not await lock_connection.scalar(select(func.pg_try_advisory_lock(key))):
-                logger.info("document %s is being ingested elsewhere; skipping this delivery", document_id)
+_WORKING = [status.value for status in DocumentStatus if status.is_working]
+_CANDIDATES_PER_READ = 64
+
+# Model documents: oldest first.
+_MODEL_LANE_ORDER = text(
+    """
+    SELECT id FROM documents
+    WHERE session_id IS NULL AND status::text = ANY(:working)
+    ORDER BY created_at, id
+    LIMIT :limit OFFSET :offset
+    """
+)
+# Attachments: round-robin over their owners. An owner's place in the ring is the later of
+# when they were last served (their latest finished attachment) and when their oldest
+# waiting one arrived; owners with an attachment being ingested go last. Within an owner,
+# oldest first.
+_ATTACHMENT_LANE_ORDER = text(
+    """
+    WITH waiting AS (
+        SELECT d.id, d.created_at, d.status, s.user_id
+        FROM documents d JOIN chat_sessions s ON s.id = d.session_id
+        WHERE d.session_id IS NOT NULL AND d.status::text = ANY(:working)
+    ),
+    owners AS (
+        SELECT w.user_id,
+               bool_or(w.status <> 'QUEUED') AS busy,
+               greatest(
+                   min(w.created_at),
+                   coalesce(
+                       (SELECT max(d.processed_at)
+                        FROM documents d JOIN chat_sessions s ON s.id = d.session_id
+                        WHERE s.user_id = w.user_id),
+                       '-infinity'
+                   )
+               ) AS turn
+        FROM waiting w GROUP BY w.user_id
+    )
+    SELECT w.id FROM waiting w JOIN owners o ON o.user_id = w.user_id
+    ORDER BY o.busy, o.turn, o.user_id, w.created_at, w.id
+    LIMIT :limit OFFSET :offset
+    """
+)
+
+
+async def ingest_next(
+    resources: IngestionResources, lane: IngestionLane, hint: uuid.UUID | None = None
+) -> None:
+    """Take a slot of `lane`, then ingest the document that is fairest to ingest next in it.
+
+    Why two lanes with their own slots rather than one fair queue: with one set of
+    INGEST_CONCURRENCY slots, a model document still waits for the attachments already
+    running, and one 250 MB attachment can take many minutes. With a lane each, neither
+    kind ever waits for the other; the price is that up to 2 x INGEST_CONCURRENCY
+    pipelines run at once in a process when both lanes are busy (each holds one window of
+    pages in memory). In Redis mode each lane is its own stream, consumed by `ragql
+    worker` with `--concurrency` tasks per lane (workers/broker.py).
+
+    Why the document is chosen here, from the database, and not by the queue's order: a
+    task is a token ("one document of this lane can be ingested"), `hint` the document it
+    was queued for. Every queued document has queued one token in its lane, and every
+    token ingests at most one document of the lane, so tokens never run out while
+    documents wait; which document a token ingests is decided when it gets its slot, from
+    the rows: model documents oldest first, attachments round-robin over users (one
+    user's 50 attachments take turns with another user's one). That holds across API
+    processes and workers, whatever order the broker delivers in, and keeps the Redis
+    broker's guarantees as they are (a token of a dead worker is redelivered after one
+    lease; the document it held is unlocked and working, so it is chosen again).
+    Documents being ingested are skipped through their advisory lock; a duplicate token
+    finds nothing to do.
+    """
+    async with resources.slots(lane):
+        order = _MODEL_LANE_ORDER if lane is IngestionLane.MODEL_DOCUMENTS else _ATTACHMENT_LANE_ORDER
+        offset = 0
+        while True:
+            async with resources.sessionmaker() as session:
+                candidates = list(
+                    (
+                        await session.execute(
+                            order, {"working": _WORKING, "limit": _CANDIDATES_PER_READ, "offset": offset}
+                        )
+                    ).scalars()
+                )
+            for document_id in candidates:
+                if await _ingest_if_free(resources, document_id):
+                    if hint is not None and document_id != hint:
+                        logger.info("lane %s: ingested document %s before %s", lane.value, document_id, hint)
+                    return
+            if len(candidates) < _CANDIDATES_PER_READ:
                 return
-            try:
-                await _ingest_locked(resources, document_id)
-            finally:
-                with contextlib.suppress(Exception):
-                    await lock_connection.scalar(select(func.pg_advisory_unlock(key)))
+            offset += _CANDIDATES_PER_READ
+
+
+async def ingest_document(
+    resources: IngestionResources,
+    document_id: uuid.UUID,
+    lane: IngestionLane = IngestionLane.MODEL_DOCUMENTS,
+) -> None:
+    """Ingest this one document (`ragql ingest`), in a slot of `lane`."""
+    async with resources.slots(lane):
+        await _ingest_if_free(resources, document_id)
+
+
+async def _ingest_if_free(resources: IngestionResources, document_id: uuid.UUID) -> bool:
+    """Ingest the document unless another task holds it or it is no longer working;
+    False when there was nothing to do."""
+    async with resources.engine.connect() as lock_connection:
+        lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
+        key = _advisory_key(document_id)
+        if not await lock_connection.scalar(select(func.pg_try_advisory_lock(key))):
+            logger.debug("document %s is being ingested elsewhere", document_id)
+            return False
+        try:
+            return await _ingest_locked(resources, document_id)
+        finally:
+            with contextlib.suppress(Exception):
+                await lock_connection.scalar(select(func.pg_advisory_unlock(key)))
 
 
 async def _publish(resources: IngestionResources, event: Event) -> None:
@@ -293,15 +402,15 @@ async def _update_row(
         return result.scalar_one_or_none()
 
 
-async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) -> None:
+async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) -> bool:
     async with resources.sessionmaker() as session:
         document = await repository.get_document(session, document_id)
     if document is None:
         logger.info("document %s no longer exists; nothing to ingest", document_id)
-        return
+        return False
     if not document.status.is_working:
         logger.info("document %s is already %s; nothing to do", document_id, document.status.value)
-        return
+        return False
     started = datetime.now(UTC)
     row = await _update_row(
         resources,
@@ -314,7 +423,7 @@ async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) 
         processed_at=None,
     )
     if row is None:
-        return
+        return False
     await _publish(resources, event_from_row(row))
     cancel = threading.Event()
     resources.cancel_events[document_id] = cancel
@@ -329,6 +438,7 @@ async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) 
     finally:
         resources.cancel_events.pop(document_id, None)
         remove_file(spool_path)
+    return True
 
 
 def _describe_failure(error: BaseException) -> str:
@@ -424,6 +534,7 @@ async def _run(
     spool_path: Path,
 ) -> None:
     from workers.pipeline.errors import DocumentParseError
+    from workers.pipeline.parse_csv import CsvLimits
 
     settings = resources.settings
     if not row.storage_path:
@@ -446,6 +557,7 @@ async def _run(
             spool_path,
             (row.id, row.model_id, row.session_id),
             Path(row.filename).stem,
+            CsvLimits(max_columns=settings.csv_max_columns, max_cell_chars=settings.csv_max_cell_chars),
         )
     finally:
         stop.set()

@@ -13,11 +13,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy import select
+
+from gql_server.db.models import Document
 from gql_server.documents import repository
-from gql_server.documents.queue import QUEUE_EXTRA
+from gql_server.documents.queue import QUEUE_EXTRA, IngestionLane
 from gql_server.documents.storage import incoming_dir, remove_stale_files, spool_dir
 from gql_server.state import AppState
-from workers.broker import create_broker
+from workers.broker import create_brokers
 from workers.ingestion import IngestionResources
 from workers.tasks import RESOURCES_STATE_KEY, BrokerDocumentQueue, register_tasks
 
@@ -29,8 +32,11 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 @contextlib.asynccontextmanager
 async def in_process_workers(state: AppState) -> AsyncIterator[None]:
     settings = state.settings
-    broker = create_broker(settings)
-    register_tasks(broker)
+    brokers = create_brokers(settings)
+    # One broker in-process, one per lane (stream) with Redis.
+    distinct = list({id(broker): broker for broker in brokers.values()}.values())
+    for broker in distinct:
+        register_tasks(broker)
     resources = IngestionResources(
         settings=settings,
         engine=state.engine,
@@ -38,9 +44,10 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
         bus=state.bus,
         concurrency=settings.ingest_concurrency,
     )
-    setattr(broker.state, RESOURCES_STATE_KEY, resources)
-    await broker.startup()
-    state.extras[QUEUE_EXTRA] = BrokerDocumentQueue(broker)
+    for broker in distinct:
+        setattr(broker.state, RESOURCES_STATE_KEY, resources)
+        await broker.startup()
+    state.extras[QUEUE_EXTRA] = BrokerDocumentQueue(brokers)
     state.extras["ingestion_resources"] = resources
     embedded_workers = not settings.redis_url
     if embedded_workers:
@@ -56,10 +63,16 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
         await asyncio.to_thread(remove_stale_files, incoming_dir(settings), 3600)
         await asyncio.to_thread(remove_stale_files, spool_dir(settings), 0)
         async with state.sessionmaker() as session:
-            unfinished = await repository.working_document_ids(session)
-        for document_id in unfinished:
+            unfinished = (
+                await session.execute(
+                    select(Document.id, Document.session_id)
+                    .where(Document.id.in_(await repository.working_document_ids(session)))
+                    .order_by(Document.created_at)
+                )
+            ).all()
+        for document_id, session_id in unfinished:
             logger.info("re-enqueueing document %s left unfinished by the previous run", document_id)
-            await state.extras[QUEUE_EXTRA].enqueue_ingestion(document_id)
+            await state.extras[QUEUE_EXTRA].enqueue_ingestion(document_id, IngestionLane.of(session_id))
     else:
         warm_up = None
     try:
@@ -72,9 +85,10 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
             # Stop the pipeline threads at their next step; the documents stay in their
             # working state and are re-enqueued at the next start.
             resources.cancel_all()
-            running = list(getattr(broker, "_running_tasks", ()))
+            running = [task for broker in distinct for task in getattr(broker, "_running_tasks", ())]
             if running:
                 _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
                 for task in pending:
                     task.cancel()
-        await broker.shutdown()
+        for broker in distinct:
+            await broker.shutdown()

@@ -17,6 +17,7 @@ from gql_server.chat.event_log import is_terminal, message_channel
 from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before, get_manager
 from gql_server.chat.service import InProgress, SentMessage
 from gql_server.chat.types import (
+    AttachFileResult,
     ChatMessageResult,
     ChatSessionDeleted,
     ChatSessionPage,
@@ -42,7 +43,6 @@ from gql_server.chat.types import (
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents.service import remove_deleted_files
-from gql_server.documents.types import UploadDocumentResult
 from gql_server.errors import NotFound
 
 MAX_PAGE_SIZE = 100
@@ -234,11 +234,12 @@ class ChatMutation:
     @strawberry.mutation(
         description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "
         "request). It is ingested in the background (follow it with documentProgress) and used to "
-        "answer this session's next questions only; it is deleted with the session."
+        "answer this session's next questions only; it is deleted with the session. QuotaExceeded when "
+        "your attachments would total more than ATTACHMENT_QUOTA_MB_PER_USER."
     )
     async def attach_file(
         self, info: Info, session_id: uuid.UUID, file: Upload, title: str | None = None
-    ) -> UploadDocumentResult:
+    ) -> AttachFileResult:
         return await attachments.attach_file(info, session_id, file, title)
 
     @strawberry.mutation(

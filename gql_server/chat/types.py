@@ -11,7 +11,14 @@ import strawberry
 
 from gql_server.context import Info
 from gql_server.db import models
-from gql_server.errors import Error, InvalidInput, NotFound
+from gql_server.documents.types import (
+    DocumentUploaded,
+    DuplicateDocument,
+    FileTooLarge,
+    StorageFull,
+    UnsupportedFileType,
+)
+from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
 MessageStatus = strawberry.enum(
@@ -197,6 +204,29 @@ DeleteChatSessionResult = Annotated[
 ]
 MessageStreamEvent = Annotated[
     SourcesEvent | TokenEvent | DoneEvent | ErrorEvent | NotFound, strawberry.union("MessageStreamEvent")
+]
+
+
+@strawberry.type(
+    description="The file would take your chat attachments over ATTACHMENT_QUOTA_MB_PER_USER; nothing was "
+    "stored. Deleting chats with attachments frees space."
+)
+class QuotaExceeded(Error):
+    limit_bytes: float
+    used_bytes: float = strawberry.field(description="What your attachments use now, before this file.")
+
+
+AttachFileResult = Annotated[
+    DocumentUploaded
+    | NotFound
+    | Forbidden
+    | DuplicateDocument
+    | UnsupportedFileType
+    | FileTooLarge
+    | InvalidInput
+    | QuotaExceeded
+    | StorageFull,
+    strawberry.union("AttachFileResult"),
 ]
 
 

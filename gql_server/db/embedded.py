@@ -40,11 +40,18 @@ def write_server_settings(pgdata: Path, shared_buffers_mb: int) -> None:
     config = pgdata / "postgresql.conf"
     if not config.is_file():
         return
-    (pgdata / _CONFIG_FILE).write_text(
+    target = pgdata / _CONFIG_FILE
+    target.write_text(
         "# Written by ragql at every start of the embedded server; edits are overwritten.\n"
         f"shared_buffers = '{shared_buffers_mb}MB'\n"
         f"effective_cache_size = '{max(4 * shared_buffers_mb, 512)}MB'\n"
     )
+    # The server must be able to read it: as root, PostgreSQL runs as pgserver's own user
+    # (the owner of pgdata), and ragql's umask makes new files 0600. PostgreSQL reports an
+    # unreadable include_if_exists file only as "skipping missing configuration file".
+    owner = pgdata.stat()
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and target.stat().st_uid != owner.st_uid:
+        os.chown(target, owner.st_uid, owner.st_gid)
     text = config.read_text()
     if _INCLUDE_LINE not in text:
         config.write_text(text.rstrip("\n") + "\n" + _INCLUDE_LINE + "\n")
@@ -204,7 +211,7 @@ class EmbeddedSupervisor:
     pool_pre_ping on, so connections to the dead server are replaced on their next use.
     """
 
-    def __init__(self, embedded: EmbeddedPostgres, interval: float = 1.0, max_backoff: float = 10.0) -> None:
+    def __init__(self, embedded: EmbeddedPostgres, interval: float = 1.0, max_backoff: float = 5.0) -> None:
         self.embedded = embedded
         self.interval = interval
         self.max_backoff = max_backoff
@@ -239,7 +246,9 @@ class EmbeddedSupervisor:
             except Exception as error:
                 if attempts == 1:
                     logger.warning("could not start the embedded PostgreSQL yet (%s); retrying", error)
-                delay = min(self.max_backoff, 0.5 * 2**attempts)
+                # The first attempts often meet the dead server's backends still exiting
+                # (its shared memory in use): retry soon, then back off.
+                delay = min(self.max_backoff, 0.25 * 2**attempts)
             else:
                 delay = 0  # confirm it is up and log the recovery on the next turn
 

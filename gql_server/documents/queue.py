@@ -1,11 +1,21 @@
-"""The API's handle on the ingestion queue (set by the workers' lifespan hook)."""
+"""The API's handle on the ingestion queue (set by the workers' lifespan hook).
+
+Two lanes (see workers/ingestion.py for the scheduling rules): model documents, uploaded
+by administrators, and chat attachments, uploaded by any user. Each lane has its own
+slots, so a pile of one user's attachments never delays a model document, and within the
+attachment lane the next document is chosen round-robin over users.
+"""
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
 from typing import Protocol
 
+from sqlalchemy import select
+
+from gql_server.db.models import Document
 from gql_server.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -13,18 +23,39 @@ logger = logging.getLogger(__name__)
 QUEUE_EXTRA = "document_queue"
 
 
+class IngestionLane(enum.StrEnum):
+    MODEL_DOCUMENTS = "documents"
+    ATTACHMENTS = "attachments"
+
+    @classmethod
+    def of(cls, session_id: uuid.UUID | None) -> IngestionLane:
+        """A document with a chat session is an attachment."""
+        return cls.MODEL_DOCUMENTS if session_id is None else cls.ATTACHMENTS
+
+
 class DocumentQueue(Protocol):
-    async def enqueue_ingestion(self, document_id: uuid.UUID) -> None: ...
+    async def enqueue_ingestion(self, document_id: uuid.UUID, lane: IngestionLane) -> None: ...
 
 
-async def enqueue_ingestion(state: AppState, document_id: uuid.UUID) -> None:
+async def enqueue_ingestion(
+    state: AppState, document_id: uuid.UUID, lane: IngestionLane | None = None
+) -> None:
     """Called after the commit. A failure here leaves the document QUEUED: it is picked up
-    again at the next start (embedded) or by `reindexDocument`."""
+    by the next ingestion task of its lane, at the next start (embedded) or by
+    `reindexDocument`. Without `lane`, the document's row says which lane (one primary-key
+    read)."""
     queue: DocumentQueue | None = state.extras.get(QUEUE_EXTRA)
     if queue is None:
         logger.error("no ingestion queue is configured; document %s stays QUEUED", document_id)
         return
     try:
-        await queue.enqueue_ingestion(document_id)
+        if lane is None:
+            async with state.sessionmaker() as session:
+                found = await session.execute(select(Document.session_id).where(Document.id == document_id))
+                row = found.one_or_none()
+            if row is None:
+                return  # deleted meanwhile: nothing to ingest
+            lane = IngestionLane.of(row.session_id)
+        await queue.enqueue_ingestion(document_id, lane)
     except Exception:
         logger.exception("could not enqueue document %s; it stays QUEUED", document_id)

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_server.db.models import ChatSession, Document, DocumentChunk, DocumentStatus, RagModel
+from gql_server.db.models import ChatSession, Document, DocumentChunk, DocumentStatus, RagModel, User
 
 
 async def get_document(
@@ -83,3 +83,20 @@ async def delete_chunks(session: AsyncSession, document: Document) -> None:
             DocumentChunk.model_id == document.model_id, DocumentChunk.document_id == document.id
         )
     )
+
+
+async def lock_user_for_attachments(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise one user's attachment uploads until the caller's transaction ends.
+    FOR NO KEY UPDATE: rows that merely reference the user (their FK check takes KEY
+    SHARE) are not held up."""
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+
+
+async def attachment_bytes_of_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Bytes of every file attached in the user's chat sessions, whatever its status."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Document.size_bytes), 0))
+        .join(ChatSession, ChatSession.id == Document.session_id)
+        .where(ChatSession.user_id == user_id)
+    )
+    return int(total or 0)

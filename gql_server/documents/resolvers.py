@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.file_uploads import Upload
 
 from gql_server.access.policy import can_manage_models, can_read_model, can_use_chat_session
@@ -88,11 +89,14 @@ async def upload_document(
     file: Any,
     title: str | None = None,
     chat_session_id: uuid.UUID | None = None,
+    admit: Callable[[AsyncSession, IncomingFile], Awaitable[None]] | None = None,
 ) -> UploadDocumentResult:
     """Store an upload as a document of a model (or of a chat session) and queue it.
 
     Also the entry point for chat attachments (issue 5): pass `chat_session_id`; the caller
-    must be the session's owner and still allowed to read its model.
+    must be the session's owner and still allowed to read its model. `admit` runs in the
+    transaction that inserts the row, before it (the attachment quota's lock and count);
+    whatever it raises propagates with nothing stored.
     """
     from workers.pipeline.errors import UnsupportedDocument
 
@@ -131,6 +135,8 @@ async def upload_document(
     new: service.NewDocument | None = None
     try:
         async with state.sessionmaker.begin() as session:
+            if admit is not None:
+                await admit(session, file)
             new = await service.create_document_from_upload(
                 session,
                 state.settings,

@@ -6,6 +6,13 @@ Virginia members' ages, where a bare "VA,100,38.6" carries no meaning. Rows are 
 into chunks that fit the model's window; a row too wide for one chunk is spread over
 several chunks that all carry its row number. CSV chunks skip semantic splitting: rows
 are already the natural unit.
+
+Shape limits (`CsvLimits`, from CSV_MAX_COLUMNS and CSV_MAX_CELL_CHARS): a table wider
+than `max_columns` fails as soon as its header is read, and a cell longer than
+`max_cell_chars` when its row is read, with a message naming the limit. A 0.6 MB file with
+50,000 columns used to embed for 4+ minutes (every row spread over hundreds of chunks);
+now it fails in milliseconds. Physical lines are read with a cap derived from both limits,
+so a file that is one enormous line is never read into memory whole.
 """
 
 import csv
@@ -17,9 +24,12 @@ from pathlib import Path
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.errors import DocumentParseError
 from workers.pipeline.parse_text import detect_file_encoding
+from workers.pipeline.sniff import CANDIDATE_DELIMITERS, sniff_delimiter
 
 _DELIMITER_SAMPLE_SIZE = 64 * 1024
-_CANDIDATE_DELIMITERS = ",;\t|"
+# The csv module's own per-field limit (process-wide): a stray quote must not turn the rest
+# of a huge file into one cell in memory. Cells up to it are measured against CsvLimits.
+_FIELD_SIZE_LIMIT = 8 * 1024 * 1024
 _SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 _ROWS_PER_TOKENIZER_CALL = 512
 _FIELD_SEPARATOR = " | "
@@ -27,21 +37,47 @@ _FIELD_SEPARATOR = " | "
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 
+@dataclass(frozen=True)
+class CsvLimits:
+    """The shape a CSV may have (Settings.csv_max_columns / csv_max_cell_chars)."""
+
+    max_columns: int = 512
+    max_cell_chars: int = 65_536
+
+    @property
+    def max_line_chars(self) -> int:
+        # The longest physical line a table within both limits can have (every cell quoted,
+        # every character a doubled quote); a longer line is over one of them.
+        return self.max_columns * (2 * self.max_cell_chars + 3) + 2
+
+
 def detect_delimiter(sample: str, filename_suffix: str) -> str:
     if filename_suffix == ".tsv":
         return "\t"
+    sniffed = sniff_delimiter(sample)
+    if sniffed is not None:
+        return sniffed
     lines = sample.splitlines()
-    if len(lines) > 1:
-        lines = lines[:-1]  # probably cut short by the sample size
-    try:
-        return csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_CANDIDATE_DELIMITERS).delimiter
-    except csv.Error:
-        header = lines[0] if lines else ""
-        # The sniffer gives up on irregular files; the header's most frequent candidate
-        # is the next best guess, comma when there is none.
-        counts = {delimiter: header.count(delimiter) for delimiter in _CANDIDATE_DELIMITERS}
-        best = max(counts, key=lambda delimiter: counts[delimiter])
-        return best if counts[best] > 0 else ","
+    header = lines[0] if lines else ""
+    # The sniffer gives up on irregular files; the header's most frequent candidate
+    # is the next best guess, comma when there is none.
+    counts = {delimiter: header.count(delimiter) for delimiter in CANDIDATE_DELIMITERS}
+    best = max(counts, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] > 0 else ","
+
+
+def _too_many_columns(count: int, limits: CsvLimits) -> DocumentParseError:
+    return DocumentParseError(
+        f"This CSV has {count:,} columns; ragql reads at most {limits.max_columns:,} (CSV_MAX_COLUMNS)."
+    )
+
+
+def _cell_too_long(where: str, length: int | None, limits: CsvLimits) -> DocumentParseError:
+    size = f"{length:,} characters" if length is not None else f"more than {_FIELD_SIZE_LIMIT:,} characters"
+    return DocumentParseError(
+        f"{where} of this CSV has a cell of {size}; ragql reads at most "
+        f"{limits.max_cell_chars:,} characters per cell (CSV_MAX_CELL_CHARS)."
+    )
 
 
 @dataclass
@@ -59,6 +95,7 @@ class CsvChunkStream:
     warnings: list[str] = field(default_factory=list)
     file_size: int = 0
     bytes_read: int = 0
+    limits: CsvLimits = field(default_factory=CsvLimits)
 
     def _open(self) -> tuple[io.FileIO, io.TextIOWrapper]:
         self.encoding = detect_file_encoding(self.path)
@@ -75,11 +112,14 @@ class CsvChunkStream:
             text.seek(0)
             # Cells with embedded newlines are legal CSV; the limit stops a stray quote
             # from turning the rest of a huge file into one cell.
-            csv.field_size_limit(8 * 1024 * 1024)
-            reader = csv.reader(text, delimiter=self.delimiter)
+            csv.field_size_limit(max(_FIELD_SIZE_LIMIT, self.limits.max_cell_chars + 1))
+            reader = csv.reader(self._capped_lines(text), delimiter=self.delimiter)
             try:
                 for row in reader:
                     if any(cell.strip() for cell in row):
+                        if len(row) > self.limits.max_columns:
+                            raise _too_many_columns(len(row), self.limits)
+                        self._check_cells(row, "The header row")
                         self.header = [
                             cell.strip() or f"column {index + 1}" for index, cell in enumerate(row)
                         ]
@@ -88,6 +128,9 @@ class CsvChunkStream:
                     raise DocumentParseError("The CSV file has no header row")
                 yield from self._chunks(reader, raw)
             except csv.Error as error:
+                if "field larger than field limit" in str(error):
+                    where = f"Row {self.rows_read + 1}" if self.header else "The header row"
+                    raise _cell_too_long(where, None, self.limits) from error
                 raise DocumentParseError(
                     f"The CSV file is malformed near data row {self.rows_read + 1} ({error})"
                 ) from error
@@ -96,6 +139,22 @@ class CsvChunkStream:
                 f"{self.ragged_rows} of {self.rows_read} rows did not have {len(self.header)} columns; "
                 "they were padded or truncated to match the header"
             )
+
+    def _capped_lines(self, text: io.TextIOWrapper) -> Iterator[str]:
+        cap = self.limits.max_line_chars
+        while line := text.readline(cap):
+            if len(line) >= cap and not line.endswith(("\n", "\r")):
+                raise DocumentParseError(
+                    f"A line of this CSV is longer than {cap:,} characters; ragql reads at most "
+                    f"{self.limits.max_columns:,} columns (CSV_MAX_COLUMNS) of at most "
+                    f"{self.limits.max_cell_chars:,} characters (CSV_MAX_CELL_CHARS)."
+                )
+            yield line
+
+    def _check_cells(self, row: list[str], where: str) -> None:
+        longest = max(map(len, row), default=0)
+        if longest > self.limits.max_cell_chars:
+            raise _cell_too_long(where, longest, self.limits)
 
     def _render(self, row: list[str]) -> str:
         width = len(self.header)
@@ -193,6 +252,7 @@ def _batched_rows(
         if not any(cell.strip() for cell in row):
             continue  # blank lines are not data rows
         stream.rows_read += 1
+        stream._check_cells(row, f"Row {stream.rows_read}")
         batch.append((stream.rows_read, row))
         if len(batch) >= batch_size:
             yield batch
@@ -201,6 +261,10 @@ def _batched_rows(
         yield batch
 
 
-def read_csv_chunks(path: Path, count_tokens: TokenCounter, max_tokens: int = 256) -> CsvChunkStream:
+def read_csv_chunks(
+    path: Path, count_tokens: TokenCounter, max_tokens: int = 256, limits: CsvLimits | None = None
+) -> CsvChunkStream:
     """Chunks of a CSV file, streamed: only one batch of rows is held in memory at a time."""
-    return CsvChunkStream(path=path, count_tokens=count_tokens, max_tokens=max_tokens)
+    return CsvChunkStream(
+        path=path, count_tokens=count_tokens, max_tokens=max_tokens, limits=limits or CsvLimits()
+    )

@@ -16,7 +16,7 @@ from typing import TypeVar
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
 from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
-from workers.pipeline.parse_csv import CsvChunkStream, read_csv_chunks
+from workers.pipeline.parse_csv import CsvChunkStream, CsvLimits, read_csv_chunks
 from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_pdf
 from workers.pipeline.parse_text import read_text_blocks
 from workers.pipeline.sniff import DocumentKind
@@ -112,6 +112,7 @@ class DocumentProcessing:
     text_blocks_per_window: int = 4
     embed_batch_size: int = DEFAULT_BATCH_SIZE
     pdf_limits: PdfExtractionLimits | None = None
+    csv_limits: CsvLimits | None = None
     # The title used when the document has none of its own (PDF without metadata title,
     # text file not opening with a heading line): the file name without extension.
     file_title: str | None = None
@@ -221,7 +222,7 @@ class DocumentProcessing:
 
     def _csv_batches(self) -> Iterator[ChunkBatch]:
         stream: CsvChunkStream = read_csv_chunks(
-            self.path, self.embedder.count_tokens_batch, self.embedder.max_tokens
+            self.path, self.embedder.count_tokens_batch, self.embedder.max_tokens, self.csv_limits
         )
         for window in _windows(stream, self.embed_batch_size * 4):
             self.on_progress(ProcessingStage.PARSING, stream.bytes_read, stream.file_size)
@@ -239,6 +240,7 @@ def process_document(
     pages_per_window: int = 50,
     characters_per_window: int = DEFAULT_CHARACTERS_PER_WINDOW,
     pdf_limits: PdfExtractionLimits | None = None,
+    csv_limits: CsvLimits | None = None,
     file_title: str | None = None,
     boundary_embedder: SentenceEmbedder | None = None,
 ) -> DocumentProcessing:
@@ -258,6 +260,7 @@ def process_document(
         pages_per_window=pages_per_window,
         characters_per_window=characters_per_window,
         pdf_limits=pdf_limits,
+        csv_limits=csv_limits,
         file_title=file_title,
         boundary_embedder=boundary_embedder
         if boundary_embedder is not None

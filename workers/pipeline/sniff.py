@@ -10,6 +10,7 @@ from workers.pipeline.text_encoding import detect_text_encoding
 _SAMPLE_SIZE = 64 * 1024
 _PDF_MAGIC_SEARCH_WINDOW = 1024  # PDF readers accept junk before the header, within 1 KB.
 _CSV_SNIFF_LINES = 20
+CANDIDATE_DELIMITERS = ",;\t|"
 
 # Extensions whose owners told us "this is prose", even when the lines look like a table.
 _PROSE_EXTENSIONS = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
@@ -62,16 +63,39 @@ def _describe_binary(sample: bytes) -> str:
     return "a binary file"
 
 
+def _sample_lines(text_sample: str) -> list[str]:
+    lines = text_sample.splitlines()[: _CSV_SNIFF_LINES + 1]
+    if len(lines) > 1 and (len(lines) > _CSV_SNIFF_LINES or not text_sample.endswith(("\n", "\r"))):
+        lines = lines[:-1]  # the last line of a sample is usually cut short
+    return lines[:_CSV_SNIFF_LINES]
+
+
+def _sniff_dialect(lines: list[str]) -> type[csv.Dialect] | None:
+    if not lines:
+        return None
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=CANDIDATE_DELIMITERS)
+    except csv.Error:
+        return None
+
+
+def sniff_delimiter(text_sample: str) -> str | None:
+    """The delimiter csv.Sniffer finds in the sample's first complete lines, or None.
+
+    The one delimiter sniffer: upload classification (`sniff_document_type`) and the CSV
+    parser (`parse_csv.detect_delimiter`, which falls back to the header's most frequent
+    candidate) use the same lines and candidates."""
+    dialect = _sniff_dialect(_sample_lines(text_sample))
+    return None if dialect is None else dialect.delimiter
+
+
 def _has_consistent_delimiter(text_sample: str) -> bool:
     """csv.Sniffer agrees on a delimiter and at least two lines split into 2+ equal-size fields."""
-    lines = text_sample.splitlines()[:_CSV_SNIFF_LINES]
-    if len(lines) > 1 and not text_sample.endswith(("\n", "\r")):
-        lines = lines[:-1]  # the last line of a sample is usually cut short
+    lines = _sample_lines(text_sample)
     if len(lines) < 2:
         return False
-    try:
-        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
-    except csv.Error:
+    dialect = _sniff_dialect(lines)
+    if dialect is None:
         return False
     field_counts = {len(row) for row in csv.reader(lines, dialect) if row}
     return len(field_counts) == 1 and field_counts.pop() >= 2
