@@ -22,6 +22,8 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
@@ -187,15 +189,37 @@ def negotiate_media_type(accept: str | None) -> str | None:
     return GRAPHQL_RESPONSE_JSON if new_q >= json_q else APPLICATION_JSON
 
 
+def _may_define_two_operations(query: str) -> bool:
+    """False when the text cannot hold two named operations (the usual case: no parse)."""
+    matches = _OPERATION_KEYWORD.finditer(query)
+    return next(matches, None) is not None and next(matches, None) is not None
+
+
 @functools.lru_cache(maxsize=256)
 def _operation_count(query: str, max_tokens: int) -> int:
     """How many operations a document defines (0 when it does not parse: execution reports
-    the syntax error). Cached like strawberry's ParserCache: clients repeat their documents."""
+    the syntax error). Cached like strawberry's ParserCache: clients repeat their documents
+    (at most 256 of at most MAX_DOCUMENT_KB each)."""
     try:
         document = parse(query, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
         return 0
     return sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions)
+
+
+def document_too_large(query: object, settings: Any) -> str | None:
+    """The error for a GraphQL document (the query text, not its variables) over
+    MAX_DOCUMENT_KB, checked before anything parses it. Under the 1 MB body cap a document can
+    still be one huge comment or string: a single token, so the token limit does not stop it,
+    and graphql-core's pure-Python lexer walks it character by character (a 1 MB comment took
+    0.2–0.7 s of event loop). Real documents are a few KB."""
+    limit = settings.max_document_kb * 1024
+    if isinstance(query, str) and len(query) > limit:
+        return (
+            f"The GraphQL document is larger than the limit of {settings.max_document_kb} KB "
+            "(MAX_DOCUMENT_KB); send values as variables."
+        )
+    return None
 
 
 def _request_error(message: str) -> ExecutionResult:
@@ -214,6 +238,34 @@ def _request_error_status(result: ExecutionResult) -> int | None:
     if "DATABASE_UNAVAILABLE" in codes:
         return 503
     return 400
+
+
+class RagqlTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with the document cap: an oversized `subscribe` gets an `error`."""
+
+    async def handle_subscribe(self, message: Any) -> None:
+        payload = message.get("payload") if isinstance(message, dict) else None
+        query = payload.get("query") if isinstance(payload, dict) else None
+        if self.connection_acknowledged and (
+            problem := document_too_large(query, self.context.state.settings)
+        ):
+            await self.send_message({"id": message["id"], "type": "error", "payload": [{"message": problem}]})
+            return
+        await super().handle_subscribe(message)
+
+
+class RagqlWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws with the document cap: an oversized `start` gets an `error`."""
+
+    async def handle_start(self, message: Any) -> None:
+        payload = message.get("payload") if isinstance(message, dict) else None
+        query = payload.get("query") if isinstance(payload, dict) else None
+        if self.connection_acknowledged and (
+            problem := document_too_large(query, self.context.state.settings)
+        ):
+            await self.send_message({"type": "error", "id": message["id"], "payload": {"message": problem}})
+            return
+        await super().handle_start(message)
 
 
 class RagqlWebSocketAdapter(ASGIWebSocketAdapter):
@@ -254,6 +306,8 @@ class RagqlRequestAdapter(StarletteRequestAdapter):
 class RagqlGraphQL(GraphQL[Context, None]):
     request_adapter_class = RagqlRequestAdapter
     websocket_adapter_class = RagqlWebSocketAdapter
+    graphql_transport_ws_handler_class = RagqlTransportWSHandler
+    graphql_ws_handler_class = RagqlWSHandler
 
     def __init__(self, schema: Any) -> None:
         super().__init__(
@@ -386,11 +440,14 @@ class RagqlGraphQL(GraphQL[Context, None]):
         method = request_adapter.method
         allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         query = request_data.query
+        settings = context.state.settings
+        if problem := document_too_large(query, settings):
+            return _request_error(problem)
         if (
             request_data.operation_name is None
             and isinstance(query, str)
-            and len(_OPERATION_KEYWORD.findall(query, 0, 100_000)) >= 2
-            and _operation_count(query, context.state.settings.max_tokens) > 1
+            and _may_define_two_operations(query)
+            and _operation_count(query, settings.max_tokens) > 1
         ):
             # strawberry would run the first operation (even a mutation); GetOperation() says no.
             return _request_error(MULTIPLE_OPERATIONS)

@@ -16,7 +16,8 @@ limit (251 MB), and parsing a 50 MB JSON query blocked the event loop for 3.5–
   `Connection: close`), so a stalled upload cannot hold a request open forever.
 
 Only HTTP request bodies: WebSocket messages are capped by the ASGI server's frame limit
-(`ragql serve` sets it to the same MAX_REQUEST_BODY_KB) and by the GraphQL view.
+(`ragql serve` sets it to the same MAX_REQUEST_BODY_KB) and by the GraphQL view, which also
+caps the GraphQL document inside a request (MAX_DOCUMENT_KB), over HTTP and WebSocket.
 """
 
 from __future__ import annotations

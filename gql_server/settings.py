@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    # Largest GraphQL document (the query text, not its variables), in KB: a long comment or
+    # string is one token that graphql-core's lexer walks character by character (a 1 MB
+    # comment took 0.2–0.7 s of event loop); real documents are a few KB.
+    max_document_kb: int = Field(default=32, ge=1, le=1024)
     # Largest non-multipart request body (JSON GraphQL requests) and largest non-file part
     # of a multipart upload, in KB; bigger ones get 413 before being read.
     max_request_body_kb: int = Field(default=1024, ge=16, le=1024 * 1024)

@@ -290,3 +290,30 @@ async def test_ragql_serve_caps_bodies_and_websocket_frames(tmp_path: Path) -> N
         assert "Traceback" not in serve.output(), serve.output()[-3000:]
     finally:
         await asyncio.to_thread(serve.stop)
+
+
+async def test_a_huge_document_is_refused_before_it_is_parsed(server: RunningServer) -> None:
+    """Under the body cap, a 900 KB comment is still one token that graphql-core's lexer walks
+    character by character (0.2–0.7 s of event loop per request): the document itself is
+    capped at MAX_DOCUMENT_KB, over HTTP and over WebSocket."""
+    huge = "{ __typename } #" + "a" * (900 * 1024)
+    response = await server.client.http.post(
+        server.base_url + "/graphql",
+        json={"query": huge},
+        headers={"accept": "application/graphql-response+json"},
+    )
+    assert response.status_code == 400, response.text[:300]
+    result = response.json()
+    assert "data" not in result and "MAX_DOCUMENT_KB" in result["errors"][0]["message"], result
+    # Variables are not the document: a big variable value is fine.
+    big_variable = await server.client.http.post(server.base_url + "/graphql", json=_query_with(600 * 1024))
+    assert big_variable.status_code == 200 and big_variable.json()["data"] == {"__type": None}
+    for protocol in ("graphql-transport-ws", "graphql-ws"):
+        async with server.client.subscription_connection(protocol) as session:
+            operation = await session.subscribe("subscription { me { id } } #" + "a" * (100 * 1024))
+            message = await session.next_message(timeout=10)
+            assert message["id"] == operation and message["type"] == "error", (protocol, message)
+            assert "MAX_DOCUMENT_KB" in json.dumps(message["payload"]), (protocol, message)
+            # The connection stays usable.
+            ok = await session.subscribe("subscription { me { id } }")
+            assert (await session.next_message(timeout=10))["id"] == ok
