@@ -44,6 +44,24 @@ class Context:
             )
         return self.user
 
+    async def refresh_socket_account(self) -> None:
+        """On a WebSocket, re-read the account before each operation (one primary-key read).
+
+        A socket authenticates once, at connection_init; without this an admin demoted after
+        connecting could still run admin mutations over the open socket, and a deactivated
+        user could still query. A gone, deactivated or revoked account signs the socket out
+        (later operations are anonymous: UNAUTHENTICATED); a role change applies at once."""
+        if not isinstance(self.request, WebSocket) or self.user is None:
+            return
+        user = self.user
+        async with self.state.sessionmaker() as session:
+            fresh = await session.get(User, user.id)
+        if fresh is None or not fresh.is_active or fresh.token_version != user.token_version:
+            self.user = None
+            self.auth_error = "This account is deactivated or its sessions were revoked."
+            return
+        self.user = fresh
+
     async def require_current_user(self) -> User:
         """Like require_user, but re-reads the account on long-lived WebSocket connections:
         a user deactivated (or whose password changed) after connection_init loses access

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
@@ -11,6 +12,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -20,6 +22,7 @@ from strawberry.types import ExecutionContext
 from gql_server.audit.resolvers import AuditQuery
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
 from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
+from gql_server.context import Context
 from gql_server.documents.resolvers import DocumentMutation, DocumentQuery, DocumentSubscription
 from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.input_guard import guard_string_arguments
@@ -52,6 +55,17 @@ MUTATION_TYPES: tuple[type, ...] = (
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 
 
+class RefreshSocketAccount(SchemaExtension):
+    """Every operation on an open WebSocket runs as the account is now (see
+    Context.refresh_socket_account); HTTP requests read the account per request already."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            await context.refresh_socket_account()
+        yield
+
+
 class RagqlSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -79,6 +93,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         MaskUnexpectedErrors,
+        RefreshSocketAccount,
     ]
     schema = RagqlSchema(
         query=query,
