@@ -30,6 +30,9 @@ def create_engine(
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # A failing statement's exception (and so any traceback in the server log) shows the
+        # SQL but never the bound values: they are passwords' hashes, message text, queries.
+        hide_parameters=True,
     )
 
 
