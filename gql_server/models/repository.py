@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from enum import Enum
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.access.policy import model_is_readable
@@ -137,3 +137,17 @@ async def models_with_api_keys_for_update(session: AsyncSession) -> Sequence[Rag
         .with_for_update()
     )
     return rows.all()
+
+
+async def lock_chunk_partition_ddl(session: AsyncSession) -> None:
+    """Take SHARE UPDATE EXCLUSIVE on the chunks' parent table before inserting a model.
+
+    The models insert trigger ATTACHes a partition: SHARE UPDATE EXCLUSIVE on document_chunks,
+    then SHARE ROW EXCLUSIVE on models (for the partition's foreign key). Two concurrent
+    creations each held ROW EXCLUSIVE on models from their INSERT and waited for the other's
+    lock: "deadlock detected" (8 parallel createModel calls: 4-7 failed). Taking the parent's
+    lock before the INSERT orders them. It does not block retrieval, ingestion or deletes
+    (ACCESS SHARE / ROW EXCLUSIVE don't conflict with it); model creations queue behind each
+    other and behind a partition detach.
+    """
+    await session.execute(text("LOCK TABLE document_chunks IN SHARE UPDATE EXCLUSIVE MODE"))

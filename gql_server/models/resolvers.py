@@ -15,6 +15,7 @@ from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_acc
 from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
+from gql_server.kit.transactions import in_transaction
 from gql_server.llm.url_policy import policy_from_settings
 from gql_server.models import repository, service
 from gql_server.models.repository import ModelOrder
@@ -147,10 +148,12 @@ class ModelsMutation:
         state = info.context.state
         try:
             changes = _changes(_input_values(input), input.api_key, False)
-            async with state.sessionmaker.begin() as session:
-                row = await service.create_model(
+            row = await in_transaction(
+                state.sessionmaker,
+                lambda session: service.create_model(
                     session, actor, changes, state.cipher, policy_from_settings(state.settings)
-                )
+                ),
+            )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
         return Model(row=row)
@@ -179,8 +182,9 @@ class ModelsMutation:
         actor = info.context.require_admin()
         state = info.context.state
         try:
-            async with state.sessionmaker.begin() as session:
-                documents, files = await service.delete_model(session, actor, id)
+            documents, files = await in_transaction(
+                state.sessionmaker, lambda session: service.delete_model(session, actor, id)
+            )
         except ActionRefused as failure:
             return as_result(failure)  # type: ignore[return-value]
         # After the commit: open subscriptions on the model end (gql_server/access/watch.py).

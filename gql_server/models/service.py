@@ -303,6 +303,8 @@ async def create_model(
     # Checked before `add`: autoflush would otherwise insert the row and find itself.
     await _ensure_name_free(session, changes.values["name"], None)
     changed = _apply(model, changes, cipher)
+    # The insert trigger ATTACHes the model's chunk partition; take that DDL's lock first.
+    await repository.lock_chunk_partition_ddl(session)
     session.add(model)
     await _save(session, model, model.id)
     await audit.record(
