@@ -74,6 +74,12 @@ class FakeBehaviour:
     redirect_status: int = 302
     forced_status: int | None = None
     forced_body: str = ""
+    # The answer ends because it reached the request's output token limit: finish_reason
+    # "length" (OpenAI-compatible, llama.cpp), done_reason "length" (Ollama), stop_reason
+    # "max_tokens" (Anthropic).
+    hit_token_limit: bool = False
+    # False: the server reports no token counts (no usage chunk, no eval counts).
+    report_usage: bool = True
 
 
 @dataclass
@@ -321,8 +327,8 @@ class FakeOllamaServer(FakeLLMServer):
         }
 
     def _final_counts(self) -> dict[str, Any]:
-        return {
-            "done_reason": "stop",
+        counts: dict[str, Any] = {
+            "done_reason": "length" if self.behaviour.hit_token_limit else "stop",
             "total_duration": 1_000_000,
             "load_duration": 100_000,
             "prompt_eval_count": self.behaviour.prompt_tokens,
@@ -330,6 +336,10 @@ class FakeOllamaServer(FakeLLMServer):
             "eval_count": len(self.behaviour.tokens),
             "eval_duration": 700_000,
         }
+        if not self.behaviour.report_usage:
+            for key in ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration"):
+                counts.pop(key)
+        return counts
 
     async def _chat_stream(self, model: str, recorded: RecordedRequest) -> AsyncIterator[bytes]:
         async for token in self.paced_tokens(recorded):
@@ -503,8 +513,8 @@ class FakeOpenAIServer(FakeLLMServer):
                 yield b"data: [DONE]\n\n"
                 return
             await self.fail_without_event()
-        yield chunk({}, "stop")
-        if include_usage:
+        yield chunk({}, "length" if self.behaviour.hit_token_limit else "stop")
+        if include_usage and self.behaviour.report_usage:
             usage_chunk = {
                 "id": completion_id,
                 "object": "chat.completion.chunk",
@@ -641,7 +651,10 @@ class FakeAnthropicServer(FakeLLMServer):
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {
+                    "stop_reason": "max_tokens" if self.behaviour.hit_token_limit else "end_turn",
+                    "stop_sequence": None,
+                },
                 "usage": {"output_tokens": len(self.behaviour.tokens)},
             },
         )

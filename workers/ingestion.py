@@ -38,7 +38,7 @@ from gql_server.db.models import Document, DocumentStatus, PendingFileDeletion
 from gql_server.documents import repository
 from gql_server.documents.progress import Event, event_from_row, publish_document_event
 from gql_server.documents.queue import IngestionLane
-from gql_server.documents.service import remove_deleted_files
+from gql_server.documents.service import remove_deleted_files, title_from_filename
 from gql_server.documents.storage import remove_file, resolve_storage_path, spool_dir
 from gql_server.events.bus import EventBus
 from gql_server.settings import Settings
@@ -173,6 +173,7 @@ class PipelineOutcome:
     chunk_count: int
     token_count: int
     warnings: list[str]
+    metadata_title: str | None = None
 
 
 def _csv_field(value: object) -> str:
@@ -260,6 +261,7 @@ def run_pipeline_to_spool(
         chunk_count=processing.chunk_count,
         token_count=token_count,
         warnings=list(dict.fromkeys(processing.warnings)),
+        metadata_title=processing.metadata_title,
     )
 
 
@@ -618,6 +620,9 @@ async def _swap_in_chunks(
         document.warnings = outcome.warnings
         document.error = None
         document.processed_at = datetime.now(UTC)
+        if outcome.metadata_title and document.title == title_from_filename(document.filename):
+            # Nobody chose a title at upload: the PDF's own names it better than its file name.
+            document.title = outcome.metadata_title[:500]
         if not document.file_kept and document.storage_path:
             # KEEP_ORIGINAL_FILES off: the original goes once it is searchable.
             with contextlib.suppress(ValueError):

@@ -34,6 +34,18 @@ const PHISH_DOC = {
   ),
 };
 const GROUP = "R readers";
+// A small CSV: a question about one of its rows is answered with that row as a table, and the
+// citation dialog shows the cited rows as a table too (not only the whole file to download).
+const CSV_DOC = {
+  name: "parts_list.csv",
+  mimeType: "text/csv",
+  buffer: Buffer.from(
+    "part_number,description,price,supplier\n" +
+      "QX-7731,hex bolt,0.40,Acme\n" +
+      "QX-7732,spring washer,0.05,Acme\n" +
+      "ZZ-1000,hex nut,0.10,Bolt and Co\n",
+  ),
+};
 
 let failures = 0;
 const started = Date.now();
@@ -308,6 +320,17 @@ async function main() {
         await page.waitForTimeout(500);
       }
       check(phishStatus === "READY", `the Markdown document with a link reached READY (${phishStatus})`);
+      await page.getByTestId("document-file-input").setInputFiles(CSV_DOC);
+      const csvCard = page.locator(`[data-document="${CSV_DOC.name}"]`);
+      await csvCard.waitFor({ timeout: 60_000 });
+      let csvStatus = "";
+      const csvDeadline = Date.now() + 180_000;
+      while (Date.now() < csvDeadline) {
+        csvStatus = (await csvCard.getAttribute("data-status")) ?? "";
+        if (csvStatus === "READY" || csvStatus === "FAILED") break;
+        await page.waitForTimeout(500);
+      }
+      check(csvStatus === "READY", `the CSV reached READY (${csvStatus})`);
       await page.screenshot({ path: join(results, "documents.png"), fullPage: true });
       log("screenshot test-results/documents.png");
     }
@@ -363,7 +386,7 @@ async function main() {
         await linkLocator.waitFor({ timeout: 10_000 }).catch(() => undefined);
         const link = await linkLocator.getAttribute("href", { timeout: 1_000 }).catch(() => null);
         log(`citation: ${title} | ${location} | link ${link}`);
-        check(/R-intro|introduction to r/i.test(title), "the citation names the document");
+        check(/R[- ]intro|introduction to r/i.test(title), "the citation names the document");
         const pageNumber = Number((link ?? "").match(/#page=(\d+)/)?.[1] ?? location.match(/(\d+)/)?.[1] ?? NaN);
         check(Number.isFinite(pageNumber), `the citation shows a page (${pageNumber})`);
         check(!!link && link.includes("#page="), "the citation links to the original at its page");
@@ -428,6 +451,39 @@ async function main() {
       const anyAnswerLinks = await page.locator("article.message.assistant .markdown a").count();
       check(liveLinks === 0 && anyAnswerLinks === 0, `no live link to the document's target anywhere on the page (${liveLinks}, ${anyAnswerLinks} in answers)`);
       await page.screenshot({ path: join(results, "chat-link.png"), fullPage: true });
+
+      // A question about a CSV row: the answer shows the row as a table, and so does its citation.
+      await page.getByRole("textbox", { name: "Your question" }).fill("What is the price of part QX-7732?");
+      await page.getByRole("button", { name: "Send" }).click();
+      const csvAnswer = page.locator("article.message.assistant").nth(2);
+      await csvAnswer.waitFor({ timeout: 30_000 });
+      let csvAnswerStatus = "";
+      const csvUntil = Date.now() + 120_000;
+      while (Date.now() < csvUntil) {
+        csvAnswerStatus = (await csvAnswer.getAttribute("data-status")) ?? "";
+        if (!["STREAMING", "PENDING"].includes(csvAnswerStatus)) break;
+        await page.waitForTimeout(200);
+      }
+      const answerRows = await csvAnswer.locator(".markdown table tbody tr").allTextContents();
+      log(`CSV answer rows: ${answerRows.map((row) => row.replace(/\s+/g, " ")).join(" / ")}`);
+      check(answerRows.length === 1 && /QX-7732/.test(answerRows[0]) && /0\.05/.test(answerRows[0]), "the CSV answer shows the matching row as a table");
+      const csvChip = csvAnswer.locator("button.cite").first();
+      if (await csvChip.count()) {
+        await csvChip.click();
+        const csvDialog = page.getByRole("dialog");
+        await csvDialog.waitFor();
+        const csvLocation = (await csvDialog.locator(".source-location").textContent()) ?? "";
+        const headers = await csvDialog.locator("table.source-table thead th").allTextContents();
+        const rows = await csvDialog.locator("table.source-table tbody tr").allTextContents();
+        log(`CSV citation: ${csvLocation} | columns ${headers.join(", ")} | ${rows.length} rows`);
+        check(/data rows? \d/.test(csvLocation), `the CSV citation says which data rows it is (${csvLocation})`);
+        check(headers.join("|") === "Data row|part_number|description|price|supplier", "the CSV citation shows its columns as a table header");
+        check(rows.some((row) => /^\s*2\s*QX-7732\s*spring washer\s*0\.05\s*Acme/.test(row)), "the CSV citation shows the cited row in a table with its data row number");
+        await page.screenshot({ path: join(results, "chat-csv-citation.png"), fullPage: true });
+        await csvDialog.getByRole("button", { name: "Close" }).click();
+      } else {
+        check(false, "the CSV answer cites its source");
+      }
       await page.setViewportSize({ width: 390, height: 800 });
       await page.screenshot({ path: join(results, "chat-phone.png") });
       await page.setViewportSize({ width: 1280, height: 860 });

@@ -40,6 +40,7 @@ from gql_server.events.bus import RedisEventBus
 from gql_server.llm.base import (
     ChatTurn,
     ContextPassage,
+    Finish,
     GenerationRequest,
     LLMProvider,
     LLMProviderError,
@@ -48,11 +49,13 @@ from gql_server.llm.base import (
     Usage,
 )
 from gql_server.llm.base import ProviderKind as LLMProviderKind
+from gql_server.llm.extractive import Evidence, assess
 from gql_server.llm.failure_messages import detailed_failure_message, public_failure_message
 from gql_server.llm.guarded_http import ProviderHttpxClient
 from gql_server.llm.registry import build_provider
 from gql_server.llm.url_policy import policy_from_settings
-from gql_server.rag.citations import extract_citations
+from gql_server.rag.citations import csv_source_table, extract_citations, location_label, preview
+from gql_server.rag.evidence import question_term_weights
 from gql_server.rag.prompt import build_generation_request
 from gql_server.security.encryption import ApiKeyDecryptionError
 from gql_server.state import AppState
@@ -63,6 +66,8 @@ STOP_CHANNEL = "chat.stop"
 PROGRESS_SAVE_SECONDS = 2.0
 HISTORY_MESSAGES = 40
 SNIPPET_CHARACTERS = 320
+# As much of the question as retrieval searches (retrieval.MAX_QUERY_CHARACTERS).
+QUESTION_SEARCHED_CHARACTERS = 2000
 # Upper bounds on the provider's own waits; the model's whole answer is bounded by
 # settings.generation_timeout_seconds.
 MAX_REQUEST_TIMEOUT_SECONDS = 60.0
@@ -101,20 +106,6 @@ class _Progress:
 
 def abandoned_before(state: AppState) -> Any:
     return utcnow() - timedelta(seconds=state.settings.generation_timeout_seconds + ABANDONED_MARGIN_SECONDS)
-
-
-def location_label(
-    page_start: int | None, page_end: int | None, row_start: int | None, row_end: int | None
-) -> str:
-    if page_start is not None:
-        if page_end is not None and page_end != page_start:
-            return f"pp. {page_start}–{page_end}"
-        return f"p. {page_start}"
-    if row_start is not None:
-        if row_end is not None and row_end != row_start:
-            return f"rows {row_start}–{row_end}"
-        return f"row {row_start}"
-    return ""
 
 
 def _snippet(text: str) -> str:
@@ -310,7 +301,7 @@ class GenerationManager:
 
     async def _prepare(
         self, job: GenerationJob, timings: dict[str, Any]
-    ) -> tuple[GenerationRequest, list[dict[str, Any]], ProviderConfig]:
+    ) -> tuple[GenerationRequest, list[dict[str, Any]], ProviderConfig, Evidence]:
         async with self.state.sessionmaker() as session:
             model = await session.get(RagModel, job.model_id)
             if model is None:
@@ -324,6 +315,14 @@ class GenerationManager:
                 user = await session.get(User, job.user_id)
                 if user is not None:
                     passages = await _retrieve(session, user, model, job.chat_session_id, job.question)
+            # The question's words weighed by how rare they are in what was searched.
+            term_weights = (
+                await question_term_weights(
+                    session, job.question[:QUESTION_SEARCHED_CHARACTERS], [model.id, job.chat_session_id]
+                )
+                if passages
+                else None
+            )
             timings["retrieval_ms"] = round((time.perf_counter() - retrieval_started) * 1000, 2)
             kept_files = await repository.kept_file_document_ids(
                 session, list({passage.document_id for passage in passages})
@@ -337,17 +336,29 @@ class GenerationManager:
                     passage.page_start, passage.page_end, passage.row_start, passage.row_end
                 ),
                 score=float(passage.score),
+                similarity=passage.similarity,
             )
             for number, passage in enumerate(passages, start=1)
         ]
-        request = build_generation_request(
-            model.system_prompt,
-            context,
-            _history(rows, job.question_message_id),
-            job.question,
-            model.context_window_tokens,
-            model.max_output_tokens,
-        )
+        history = _history(rows, job.question_message_id)
+
+        def build(evidence: str | None) -> GenerationRequest:
+            return build_generation_request(
+                model.system_prompt,
+                context,
+                history,
+                job.question,
+                model.context_window_tokens,
+                model.max_output_tokens,
+                evidence=evidence,
+                term_weights=term_weights,
+            )
+
+        # Evidence is judged on the passages the model will see, and told to it (rag/prompt.py).
+        request = build(None)
+        assessment = assess(job.question, request.passages, term_weights)
+        request = build(assessment.evidence.value)
+        timings["evidence"] = assessment.features()
         seen = {passage.number for passage in request.passages}
         sources: list[dict[str, Any]] = []
         for number, passage in enumerate(passages, start=1):
@@ -372,12 +383,14 @@ class GenerationManager:
                         passage.page_start, passage.page_end, passage.row_start, passage.row_end
                     ),
                     "snippet": _snippet(passage.text),
+                    "preview": preview(passage.text),
+                    "table": csv_source_table(passage.text, passage.row_start, passage.row_end),
                     "score": round(float(passage.score), 6),
                     "url": url,
                     "cited_order": None,
                 }
             )
-        return request, sources, config
+        return request, sources, config, assessment.evidence
 
     async def _run(self, job: GenerationJob) -> None:
         message_id = job.message_id
@@ -385,13 +398,15 @@ class GenerationManager:
         timings: dict[str, Any] = {}
         sources: list[dict[str, Any]] = []
         usage: Usage | None = None
+        truncated = False
+        evidence: Evidence | None = None
         seq = 0
         first_token_at: float | None = None
         status = MessageStatus.COMPLETE
         error: str | None = None
         try:
             async with asyncio.timeout(self.total_timeout_s):
-                request, sources, config = await self._prepare(job, timings)
+                request, sources, config, evidence = await self._prepare(job, timings)
                 seq += 1
                 await self.emit(message_id, {"seq": seq, "type": "SOURCES", "sources": sources})
                 self._progress[message_id] = progress
@@ -408,6 +423,8 @@ class GenerationManager:
                         await self.emit(message_id, {"seq": seq, "type": "TOKEN", "delta": item.text})
                     elif isinstance(item, Usage):
                         usage = item
+                    elif isinstance(item, Finish):
+                        truncated = item.truncated
         except LLMProviderError as failure:
             status, error = MessageStatus.FAILED, await self._provider_failure_message(job, failure)
         except LLMProviderErrorLike as failure:
@@ -435,7 +452,9 @@ class GenerationManager:
             error = f"Something went wrong while generating the answer (reference {reference})."
         finally:
             self._progress.pop(message_id, None)
-        await self._finish(job, seq, progress, sources, usage, timings, first_token_at, status, error)
+        await self._finish(
+            job, seq, progress, sources, usage, timings, first_token_at, status, error, truncated, evidence
+        )
 
     async def _provider_failure_message(self, job: GenerationJob, failure: LLMProviderError | str) -> str:
         """The failure's detail names the provider's URL (admin-only) and quotes its answer:
@@ -471,6 +490,8 @@ class GenerationManager:
         first_token_at: float | None,
         status: MessageStatus,
         error: str | None,
+        truncated: bool = False,
+        evidence: Evidence | None = None,
     ) -> None:
         valid_numbers = {int(source["number"]) for source in sources}
         text, cited = extract_citations(progress.text, valid_numbers)
@@ -481,11 +502,7 @@ class GenerationManager:
         if first_token_at is not None:
             timings["time_to_first_token_ms"] = round((first_token_at - job.enqueued_at) * 1000, 2)
         timings["total_ms"] = round((finished_at - job.enqueued_at) * 1000, 2)
-        usage_dict = (
-            {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-            if usage is not None
-            else None
-        )
+        usage_dict = _usage_dict(usage, text)
         try:
             async with self.state.sessionmaker.begin() as session:
                 await repository.save_result(
@@ -497,6 +514,8 @@ class GenerationManager:
                     error=error,
                     token_usage=usage_dict,
                     timings=timings,
+                    truncated=truncated,
+                    evidence=evidence.value if evidence is not None else None,
                 )
         except Exception:
             logger.exception("could not save the answer of message %s", job.message_id)
@@ -518,6 +537,8 @@ class GenerationManager:
                 "citations": cited,
                 "usage": usage_dict,
                 "timings": timings,
+                "truncated": truncated,
+                "evidence": evidence.value if evidence is not None else None,
             }
         try:
             await self.emit(job.message_id, final)
@@ -549,6 +570,19 @@ class GenerationManager:
             return
         for _message_id, progress, count in dirty:
             progress.saved_parts = count
+
+
+def _usage_dict(usage: Usage | None, text: str) -> dict[str, Any] | None:
+    """Token counts as reported, a count the server did not report being unknown (None), never 0:
+    some servers send zeros when they did not count (a prompt is never 0 tokens, nor an answer
+    that has text)."""
+    if usage is None:
+        return None
+    prompt = usage.prompt_tokens if usage.prompt_tokens else None
+    completion = usage.completion_tokens if usage.completion_tokens or not text else None
+    if prompt is None and completion is None:
+        return None
+    return {"prompt_tokens": prompt, "completion_tokens": completion}
 
 
 class LLMProviderErrorLike(Exception):

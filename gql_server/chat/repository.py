@@ -324,6 +324,8 @@ async def save_result(
     error: str | None,
     token_usage: dict[str, Any] | None,
     timings: dict[str, Any] | None,
+    truncated: bool = False,
+    evidence: str | None = None,
 ) -> None:
     await session.execute(
         update(ChatMessage)
@@ -335,6 +337,8 @@ async def save_result(
             error=error,
             token_usage=token_usage,
             timings=timings,
+            truncated=truncated,
+            evidence=evidence,
             completed_at=utcnow(),
         )
     )

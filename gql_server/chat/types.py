@@ -28,6 +28,33 @@ MessageStatus = strawberry.enum(
 )
 
 
+@strawberry.enum(
+    description="How well the retrieved passages support an answer. STRONG: they hold the question's "
+    "distinctive words (or a phrase it quotes). WEAK: passages were found but few of those words occur "
+    "in them; the built-in answerer then replies \"The documents don't answer this question.\" and an LLM "
+    "is told the passages may not answer it. NONE: no passage was found."
+)
+class Evidence(enum.Enum):
+    STRONG = "STRONG"
+    WEAK = "WEAK"
+    NONE = "NONE"
+
+
+@strawberry.type(description="One row of a CSV source.")
+class SourceTableRow:
+    data_row: int | None = strawberry.field(
+        description="The data row number: the N-th row after the header row (1-based, blank lines not "
+        "counted), not the file's line number; null when it cannot be told (a row spread over passages)."
+    )
+    cells: list[str] = strawberry.field(description="The row's values, in the order of `columns`.")
+
+
+@strawberry.type(description="A CSV source's rows as a table.")
+class SourceTable:
+    columns: list[str]
+    rows: list[SourceTableRow]
+
+
 @strawberry.enum(description="Thumbs up, thumbs down, or no feedback.")
 class FeedbackValue(enum.Enum):
     UP = "UP"
@@ -52,15 +79,29 @@ class ChatSession:
 class MessageSource:
     number: int
     document_id: uuid.UUID
-    document_title: str
+    document_title: str = strawberry.field(
+        description="The document's title: the PDF's own title when it names the document, else the file "
+        "name without extension, separators turned into spaces (unless the uploader chose one)."
+    )
     page_start: int | None
     page_end: int | None
-    row_start: int | None
-    row_end: int | None
-    location_label: str
+    row_start: int | None = strawberry.field(
+        description="CSV sources: the first data row (the N-th row after the header, 1-based), not a line number."
+    )
+    row_end: int | None = strawberry.field(description="CSV sources: the last data row (see rowStart).")
+    location_label: str = strawberry.field(
+        description='Where the passage is: "p. 4", "pp. 4–5", "data row 7" or "data rows 7–9".'
+    )
     snippet: str
     score: float
-    cited: bool = strawberry.field(description="Whether the final answer cites this source.")
+    cited: bool = strawberry.field(
+        description="Whether the final answer cites this source. Every source was given to the model, "
+        "cited or not."
+    )
+    preview: str = strawberry.field(description="One line of the passage, to tell sources apart.")
+    table: SourceTable | None = strawberry.field(
+        description="A CSV source's rows (at most 50) as a table; null for other documents."
+    )
     # "/files/documents/{id}[#page=N]" as stored with the answer, when the file was kept.
     stored_url: strawberry.Private[str | None] = None
 
@@ -107,6 +148,14 @@ class ChatMessage:
     timings: MessageTimings | None
     created_at: datetime
     completed_at: datetime | None
+    truncated: bool = strawberry.field(
+        description="The model stopped at its output token limit (the model's maxOutputTokens): the answer "
+        "is cut off."
+    )
+    evidence: Evidence | None = strawberry.field(
+        description="Answers: how well the passages supported them (see Evidence); null for questions and "
+        "for answers stored before this was recorded."
+    )
 
 
 @strawberry.type
@@ -174,6 +223,8 @@ class DoneEvent(MessageEvent):
     citations: list[int]
     usage: TokenUsage | None
     timings: MessageTimings | None
+    truncated: bool = strawberry.field(description="The model stopped at its output token limit.")
+    evidence: Evidence | None = strawberry.field(description="How well the passages supported the answer.")
 
 
 @strawberry.type(description="The answer failed; `text` keeps what was generated before it did.")
@@ -258,8 +309,36 @@ def source_from_dict(source: dict[str, Any]) -> MessageSource:
         snippet=str(source.get("snippet") or ""),
         score=float(source.get("score") or 0.0),
         cited=source.get("cited_order") is not None,
+        preview=str(source.get("preview") or _one_line(str(source.get("snippet") or ""))),
+        table=_table_from_dict(source.get("table")),
         stored_url=source.get("url"),
     )
+
+
+def _one_line(text: str) -> str:
+    from gql_server.rag.citations import preview
+
+    return preview(text)
+
+
+def _table_from_dict(table: Any) -> SourceTable | None:
+    if not isinstance(table, dict):
+        return None
+    return SourceTable(
+        columns=[str(column) for column in table.get("columns") or []],
+        rows=[
+            SourceTableRow(data_row=row.get("data_row"), cells=[str(cell) for cell in row.get("cells") or []])
+            for row in table.get("rows") or []
+            if isinstance(row, dict)
+        ],
+    )
+
+
+def _evidence(value: Any) -> Evidence | None:
+    try:
+        return Evidence(value) if value else None
+    except ValueError:
+        return None
 
 
 def citations_of(sources: list[dict[str, Any]]) -> list[int]:
@@ -309,6 +388,8 @@ def chat_message_from_row(row: models.ChatMessage) -> ChatMessage:
         timings=timings_from_dict(row.timings),
         created_at=row.created_at,
         completed_at=row.completed_at,
+        truncated=bool(row.truncated),
+        evidence=_evidence(row.evidence),
     )
 
 
@@ -330,6 +411,8 @@ def stream_event_from_dict(message_id: uuid.UUID, event: dict[str, Any]) -> Any:
             citations=list(event.get("citations") or []),
             usage=usage_from_dict(event.get("usage")),
             timings=timings_from_dict(event.get("timings")),
+            truncated=bool(event.get("truncated")),
+            evidence=_evidence(event.get("evidence")),
         )
     return ErrorEvent(
         message_id=message_id,

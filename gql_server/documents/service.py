@@ -35,8 +35,9 @@ class DuplicateUpload(Exception):
 
 
 def title_from_filename(filename: str) -> str:
-    stem = Path(filename).stem.replace("_", " ").strip()
-    return (stem or filename)[:500]
+    from gql_server.rag.citations import title_from_filename as clean_title
+
+    return clean_title(filename)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from gql_server.llm.base import (
     ChatTurn,
     ConnectionCheck,
     ErrorKind,
+    Finish,
     GenerationEvent,
     GenerationRequest,
     LLMProviderError,
@@ -122,6 +123,7 @@ class AnthropicProvider:
         message_stopped = False
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
+        stop_reason: str | None = None
         try:
             async for event in events:
                 if event.type == "message_start":
@@ -133,6 +135,7 @@ class AnthropicProvider:
                         answer_started = True
                         yield TokenDelta(event.delta.text)
                 elif event.type == "message_delta":
+                    stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
                     # Counts in message_delta are cumulative, so the last one wins.
                     completion_tokens = event.usage.output_tokens
                     prompt_tokens = _prompt_tokens(event.usage) or prompt_tokens
@@ -147,6 +150,8 @@ class AnthropicProvider:
             await events.close()
         if not message_stopped:
             raise stream_interrupted_failure(self._where)
+        # stop_reason "max_tokens": the answer reached max_tokens and is cut off.
+        yield Finish(stop_reason, truncated=stop_reason == "max_tokens")
         yield Usage(prompt_tokens, completion_tokens)
 
     def _failure(

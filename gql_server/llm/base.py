@@ -79,6 +79,8 @@ class ContextPassage:
     text: str
     location_label: str
     score: float
+    # Cosine similarity of the question's embedding and the passage's, when retrieval has it.
+    similarity: float | None = None
 
 
 @dataclass
@@ -100,6 +102,11 @@ class GenerationRequest:
     messages: list[ChatTurn]
     passages: list[ContextPassage]
     question: str
+    # Lower-case question words -> their BM25 IDF in the model's corpus (gql_server.rag.evidence),
+    # for the extractive answerer; None when unknown.
+    term_weights: dict[str, float] | None = None
+    # "STRONG" | "WEAK" | "NONE": how well the passages support an answer (llm/extractive.assess).
+    evidence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,17 @@ class Usage:
     completion_tokens: int | None
 
 
-GenerationEvent = TokenDelta | Usage
+@dataclass(frozen=True)
+class Finish:
+    """Why the model stopped, as the provider said it; `truncated` when it hit its output
+    token limit (OpenAI-compatible `finish_reason: "length"`, Ollama `done_reason: "length"`,
+    Anthropic `stop_reason: "max_tokens"`), so the answer is cut off."""
+
+    reason: str | None
+    truncated: bool
+
+
+GenerationEvent = TokenDelta | Usage | Finish
 
 
 class ErrorKind(enum.Enum):
@@ -159,7 +176,8 @@ class ConnectionCheck:
 
 class LLMProvider(Protocol):
     def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        """Yield the answer as it is generated, then `Usage` once if the provider reports it.
+        """Yield the answer as it is generated, then `Finish` and `Usage` once each if the provider
+        reports them.
 
         Raises `LLMProviderError`, possibly after some tokens were yielded.
         """

@@ -23,6 +23,7 @@ import httpx
 from gql_server.llm.base import (
     ConnectionCheck,
     ErrorKind,
+    Finish,
     GenerationEvent,
     GenerationRequest,
     LLMProviderError,
@@ -106,6 +107,7 @@ class OllamaProvider:
         answer_started = False
         finished = False
         usage = Usage(prompt_tokens=None, completion_tokens=None)
+        done_reason: Any = None
         try:
             async with self._http().stream(
                 "POST",
@@ -135,6 +137,7 @@ class OllamaProvider:
                     if item.get("done"):
                         finished = True
                         usage = Usage(item.get("prompt_eval_count"), item.get("eval_count"))
+                        done_reason = item.get("done_reason")
                         break
         except httpx.TransportError as error:
             raise self._transport_failure(error, answer_started=answer_started) from None
@@ -142,6 +145,9 @@ class OllamaProvider:
             raise address_failure(self._where, refused) from None
         if not finished:
             raise stream_interrupted_failure(self._where)
+        # done_reason "length": num_predict was reached (older servers send no done_reason).
+        reason = done_reason if isinstance(done_reason, str) else None
+        yield Finish(reason, truncated=reason == "length")
         yield usage
 
     def _parse_line(self, line: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from anyio.lowlevel import checkpoint
 from gql_server.llm.base import (
     ConnectionCheck,
     ErrorKind,
+    Finish,
     GenerationEvent,
     GenerationRequest,
     LLMProviderError,
@@ -206,6 +207,8 @@ class OpenAICompatibleProvider:
         if finish_reason is None:
             # The server closed the stream cleanly but never said the answer was finished.
             raise stream_interrupted_failure(self._where)
+        # "length": the model reached max_tokens (llama.cpp's server says the same).
+        yield Finish(finish_reason, truncated=finish_reason == "length")
         if usage is not None:
             yield usage
 

@@ -32,6 +32,14 @@ CITATION_INSTRUCTION = (
     "the statements they support. If they do not contain the answer, say so."
 )
 
+# When few of the question's distinctive words occur in the passages (evidence WEAK, see
+# gql_server/llm/extractive.assess), the model is told so: small models otherwise answer
+# from whatever they were given. The reply it is asked for is the built-in answerer's.
+WEAK_EVIDENCE_INSTRUCTION = (
+    "These passages may not answer the question: few of its distinctive words occur in them. "
+    'If they do not answer it, reply: "The documents don\'t answer this question."'
+)
+
 NO_PASSAGES_INSTRUCTION = (
     "No passages in the documents matched this question. Unless the conversation so far already "
     "answers it, say that the documents do not cover it."
@@ -61,11 +69,16 @@ def format_passage(passage: ContextPassage) -> str:
     return f"[{passage.number}] {passage.document_title}{location}\n{passage.text.strip()}"
 
 
-def format_question_message(passages: list[ContextPassage], question: str) -> str:
+def format_question_message(
+    passages: list[ContextPassage], question: str, evidence: str | None = None
+) -> str:
     if not passages:
         return f"{NO_PASSAGES_INSTRUCTION}\n\nQuestion: {question}"
     passages_block = "\n\n".join(format_passage(passage) for passage in passages)
-    return f"Context passages:\n\n{passages_block}\n\nQuestion: {question}\n\n{CITATION_INSTRUCTION}"
+    instruction = CITATION_INSTRUCTION
+    if evidence == "WEAK":
+        instruction = f"{CITATION_INSTRUCTION} {WEAK_EVIDENCE_INSTRUCTION}"
+    return f"Context passages:\n\n{passages_block}\n\nQuestion: {question}\n\n{instruction}"
 
 
 def build_generation_request(
@@ -76,6 +89,8 @@ def build_generation_request(
     context_window_tokens: int,
     max_output_tokens: int,
     count_tokens: Callable[[str], int] = approximate_token_count,
+    evidence: str | None = None,
+    term_weights: dict[str, float] | None = None,
 ) -> GenerationRequest:
     """A request whose prompt fits in `context_window_tokens - max_output_tokens`.
 
@@ -83,6 +98,8 @@ def build_generation_request(
     numbers stay as given and `GenerationRequest.passages` says which ones the model saw
     (use those numbers to validate citations). If even the system prompt and question do
     not fit, the request carries just those: dropping the question would answer nothing.
+    `evidence` ("STRONG" | "WEAK" | "NONE") and `term_weights` are passed on to the request;
+    WEAK evidence adds `WEAK_EVIDENCE_INSTRUCTION` to the question message.
     """
     system = system_prompt.strip() if system_prompt and system_prompt.strip() else DEFAULT_SYSTEM_PROMPT
     input_budget = context_window_tokens - max_output_tokens
@@ -91,7 +108,10 @@ def build_generation_request(
     system_cost = count_tokens(system) + MESSAGE_OVERHEAD_TOKENS
 
     def question_message_cost(candidate_passages: list[ContextPassage]) -> int:
-        return count_tokens(format_question_message(candidate_passages, question)) + MESSAGE_OVERHEAD_TOKENS
+        return (
+            count_tokens(format_question_message(candidate_passages, question, evidence))
+            + MESSAGE_OVERHEAD_TOKENS
+        )
 
     passage_budget = input_budget - system_cost
     kept_passages: list[ContextPassage] = []
@@ -103,13 +123,18 @@ def build_generation_request(
         shortened = _top_passage_shortened_to_fit(passages[0], passage_budget, question_message_cost)
         kept_passages = [shortened] if shortened is not None else []
 
-    question_message = format_question_message(kept_passages, question)
+    question_message = format_question_message(kept_passages, question, evidence)
     history_budget = passage_budget - question_message_cost(kept_passages)
     kept_history = _recent_history_within(history, history_budget, count_tokens)
 
     messages = [*kept_history, ChatTurn(role="user", content=question_message)]
     return GenerationRequest(
-        system_prompt=system, messages=messages, passages=kept_passages, question=question
+        system_prompt=system,
+        messages=messages,
+        passages=kept_passages,
+        question=question,
+        term_weights=term_weights,
+        evidence=evidence,
     )
 
 
@@ -142,6 +167,7 @@ def _with_text(passage: ContextPassage, text: str) -> ContextPassage:
         text=text,
         location_label=passage.location_label,
         score=passage.score,
+        similarity=passage.similarity,
     )
 
 

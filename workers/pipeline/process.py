@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
+from gql_server.rag.citations import meaningful_metadata_title
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
 from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
@@ -119,6 +120,10 @@ class DocumentProcessing:
     page_count: int | None = None  # known as soon as a PDF is opened
     # The contextual header given to chunks (see `Chunk.context`); known once chunking starts.
     title: str | None = None
+    # A PDF's metadata /Title when it names the document (not "Microsoft Word - x.doc",
+    # a path or empty: gql_server.rag.citations.meaningful_metadata_title); the document's
+    # title when nobody chose one at upload.
+    metadata_title: str | None = None
     chunk_count: int = 0
     warnings: list[str] = field(default_factory=list)
     _pdf: PdfPageStream | None = None
@@ -174,7 +179,8 @@ class DocumentProcessing:
         total = pdf.page_count
         chunker = make_chunker(self.embedder, boundary_embedder=self.boundary_embedder)
         pages_done = 0
-        self.title = context_header(pdf.title) or context_header(self.file_title)
+        self.metadata_title = meaningful_metadata_title(pdf.title)
+        self.title = context_header(self.metadata_title) or context_header(self.file_title)
         for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
             pages_before, pages_done = pages_done, window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)

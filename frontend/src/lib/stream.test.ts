@@ -45,6 +45,13 @@ describe("stream reassembly", () => {
     expect(applyStreamEvent(state, token(1, "zzz")).text).toBe("final [1]");
   });
 
+  it("DONE says whether the model's token limit cut the answer off", () => {
+    const cut = run([token(1, "The answer stops"), { kind: "DONE", seq: 2, content: "The answer stops", status: "COMPLETE", truncated: true }]);
+    expect(cut.truncated).toBe(true);
+    const whole = run([token(1, "Done."), { kind: "DONE", seq: 2, content: "Done.", status: "COMPLETE" }]);
+    expect(whole.truncated).toBe(false);
+  });
+
   it("ERROR keeps the partial text and the message", () => {
     const state = run([token(1, "partial"), { kind: "ERROR", seq: 2, message: "The provider timed out." }]);
     expect(state.status).toBe("error");

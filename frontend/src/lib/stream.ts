@@ -22,6 +22,8 @@ export interface StreamEventInput<TSource> {
   content?: string | null;
   message?: string | null;
   status?: string | null;
+  /** DONE: the model stopped at its output token limit. */
+  truncated?: boolean | null;
 }
 
 export interface StreamState<TSource> {
@@ -33,10 +35,11 @@ export interface StreamState<TSource> {
   sources: TSource[];
   error: string | null;
   finalStatus: string | null;
+  truncated: boolean;
 }
 
 export function initialStream<TSource>(afterSeq = 0, text = ""): StreamState<TSource> {
-  return { status: "streaming", lastSeq: afterSeq, deltas: new Map(), text, sources: [], error: null, finalStatus: null };
+  return { status: "streaming", lastSeq: afterSeq, deltas: new Map(), text, sources: [], error: null, finalStatus: null, truncated: false };
 }
 
 function joinDeltas(deltas: Map<number, string>): string {
@@ -69,6 +72,7 @@ export function applyStreamEvent<TSource>(
         text: event.content ?? state.text,
         sources: event.sources ?? state.sources,
         finalStatus: event.status ?? "COMPLETE",
+        truncated: Boolean(event.truncated),
       };
     case "ERROR":
       return {

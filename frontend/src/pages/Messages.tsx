@@ -59,8 +59,9 @@ export function AssistantMessage({
       content: stream.text,
       sources: stream.sources.length ? stream.sources : message.sources,
       error: stream.error,
+      truncated: stream.truncated,
     });
-  }, [live, stream.status, stream.finalStatus, stream.text, stream.sources, stream.error, message.id, message.sources, onUpdate]);
+  }, [live, stream.status, stream.finalStatus, stream.text, stream.sources, stream.error, stream.truncated, message.id, message.sources, onUpdate]);
 
   const text = live ? stream.text : message.content;
   const sources = live && stream.sources.length ? stream.sources : message.sources;
@@ -97,6 +98,11 @@ export function AssistantMessage({
       ) : null}
       {live && text && <span className="cursor" aria-hidden="true" />}
       {message.status === "STOPPED" && <p className="badge warn">Stopped</p>}
+      {!live && message.truncated && (
+        <p className="badge warn" role="note" title="The model reached its output token limit (the model's max output tokens).">
+          Cut off: the answer reached the model's output limit
+        </p>
+      )}
       {(message.status === "FAILED" || (live && stream.status === "error")) && (
         <p className="alert error" role="alert">
           {stream.error ?? message.error ?? "The answer failed."}
@@ -104,13 +110,22 @@ export function AssistantMessage({
       )}
       {sources.length > 0 && (
         <details className="sources">
-          <summary>Sources ({sources.length})</summary>
+          <summary>
+            Sources ({sources.length}
+            {!live && !sources.some((item) => item.cited) ? ", none cited" : ""})
+          </summary>
+          {!live && !sources.some((item) => item.cited) && (
+            <p className="muted sources-note">The answer cites none of these passages; it was given all of them.</p>
+          )}
           <ol>
             {sources.map((item) => (
-              <li key={item.number} value={item.number}>
-                <button type="button" className="link" onClick={() => setOpenSource(item.number)}>
-                  {item.documentTitle} — {item.locationLabel}
+              <li key={item.number} value={item.number} className={item.cited ? "cited" : undefined}>
+                <button type="button" className="link source-label" onClick={() => setOpenSource(item.number)}>
+                  <span className="source-title">{item.documentTitle}</span>
+                  {item.locationLabel && <span className="source-location"> — {item.locationLabel}</span>}
+                  {item.cited && <span className="badge ok source-cited">cited</span>}
                 </button>
+                {item.preview && <span className="source-preview muted">{item.preview}</span>}
               </li>
             ))}
           </ol>
@@ -183,7 +198,34 @@ function SourceDialog({ source, onClose }: { source: SourceFieldsFragment; onClo
         [{source.number}] {source.documentTitle}
       </h2>
       <p className="muted source-location">{source.locationLabel}</p>
-      <blockquote className="snippet">{source.snippet}</blockquote>
+      {source.table && source.table.rows.length > 0 ? (
+        <div className="source-table-wrap">
+          <table className="source-table" aria-label={`Rows of ${source.documentTitle}`}>
+            <thead>
+              <tr>
+                <th scope="col">Data row</th>
+                {source.table.columns.map((column, index) => (
+                  <th scope="col" key={index}>
+                    {column}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {source.table.rows.map((row, rowIndex) => (
+                <tr key={rowIndex}>
+                  <th scope="row">{row.dataRow ?? "?"}</th>
+                  {row.cells.map((cell, cellIndex) => (
+                    <td key={cellIndex}>{cell}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : (
+        <blockquote className="snippet">{source.snippet}</blockquote>
+      )}
       <div className="actions">
         {link && (
           <a className="button-link" href={link} target="_blank" rel="noopener noreferrer">

@@ -13,7 +13,7 @@ export function toStreamEvent(event: WireEvent): StreamEventInput<SourceFieldsFr
     case "TokenEvent":
       return { kind: "TOKEN", seq: event.seq, delta: event.delta };
     case "DoneEvent":
-      return { kind: "DONE", seq: event.seq, content: event.text, status: event.status };
+      return { kind: "DONE", seq: event.seq, content: event.text, status: event.status, truncated: event.truncated };
     case "ErrorEvent":
       return { kind: "ERROR", seq: event.seq, message: event.message, content: event.text, status: event.status };
     case "NotFound":
