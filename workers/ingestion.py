@@ -62,6 +62,7 @@ SPOOL_COLUMNS = (
     "chunk_index",
     "text",
     "context",
+    "search_text",
     "page_start",
     "page_end",
     "row_start",
@@ -232,6 +233,11 @@ def run_pipeline_to_spool(
                     if chunk.context
                     else None
                 )
+                search_text = (
+                    chunk.search_text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+                    if chunk.search_text is not None
+                    else None
+                )
                 token_count += min(chunk.token_count, embedder.max_tokens)
                 if chunk.row_end is not None:
                     row_count = max(row_count or 0, chunk.row_end)
@@ -243,6 +249,7 @@ def run_pipeline_to_spool(
                             chunk.chunk_index,
                             text,
                             context,
+                            search_text,
                             chunk.page_start,
                             chunk.page_end,
                             chunk.row_start,

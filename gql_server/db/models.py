@@ -285,8 +285,9 @@ class Document(TimestampMixin, Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-# What the lexical columns index: the context header, then the passage (migration 0003).
-_INDEXED_TEXT = "coalesce(context || E'\\n\\n', '') || text"
+# What the lexical columns index: the context header, then the passage (migration 0003)
+# without its page furniture when it had some (migration 0007).
+_INDEXED_TEXT = "coalesce(context || E'\\n\\n', '') || coalesce(search_text, text)"
 
 
 class DocumentChunk(Base):
@@ -328,6 +329,9 @@ class DocumentChunk(Base):
     # The document's title when the passage does not start with it: embedded and indexed
     # with the text (a "contextual chunk header"), never shown as part of the snippet.
     context: Mapped[str | None] = mapped_column(Text)
+    # The passage without its page furniture (running headers, footers, repeated table
+    # headings), when it had some: embedded and indexed instead of `text` (migration 0007).
+    search_text: Mapped[str | None] = mapped_column(Text)
     page_start: Mapped[int | None] = mapped_column(Integer)
     page_end: Mapped[int | None] = mapped_column(Integer)
     row_start: Mapped[int | None] = mapped_column(Integer)

@@ -28,8 +28,14 @@ class Chunk:
     # The document's title when the text does not start with it: embedded and indexed
     # with the text (see `embedding_input`), stored apart so the snippet stays the text.
     context: str | None = None
+    # The text without page furniture (running headers, footers, repeated table headings;
+    # see `furniture.py`) when it had some: embedded and indexed instead of `text`, which
+    # stays the passage as the page shows it.
+    search_text: str | None = None
     embedding: npt.NDArray[np.float32] | None = None
 
     def embedding_input(self) -> str:
-        """What the embedding model reads: the context header, a blank line, the text."""
-        return f"{self.context}\n\n{self.text}" if self.context else self.text
+        """What the embedding model reads: the context header, a blank line, the text
+        (without its page furniture)."""
+        text = self.text if self.search_text is None else self.search_text
+        return f"{self.context}\n\n{text}" if self.context else text

@@ -17,6 +17,7 @@ from gql_server.rag.citations import meaningful_metadata_title
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
 from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
+from workers.pipeline.furniture import FurnitureDetector, strip_furniture
 from workers.pipeline.parse_csv import CsvChunkStream, CsvLimits, read_csv_chunks
 from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_pdf
 from workers.pipeline.parse_text import read_text_blocks
@@ -152,7 +153,12 @@ class DocumentProcessing:
     def _embed(self, chunks: list[Chunk]) -> ChunkBatch:
         # Chunks that are a single sentence unit already carry the chunker's vector, unless
         # they have a context header, which is part of what gets embedded.
-        missing = [chunk for chunk in chunks if chunk.embedding is None or chunk.context]
+        # The same for chunks whose page furniture is left out of what is embedded.
+        missing = [
+            chunk
+            for chunk in chunks
+            if chunk.embedding is None or chunk.context or chunk.search_text is not None
+        ]
         vectors = self.embedder.embed(
             [chunk.embedding_input() for chunk in missing], batch_size=self.embed_batch_size
         )
@@ -181,7 +187,10 @@ class DocumentProcessing:
         pages_done = 0
         self.metadata_title = meaningful_metadata_title(pdf.title)
         self.title = context_header(self.metadata_title) or context_header(self.file_title)
+        # Counted over every page so far: a window's furniture is judged on the document.
+        furniture = FurnitureDetector()
         for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
+            furniture.observe(page.text for page in window)
             pages_before, pages_done = pages_done, window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)
             chunks = chunker.chunk_located_texts(
@@ -194,6 +203,9 @@ class DocumentProcessing:
                 on_embedded=self._window_progress(pages_before, pages_done, total),
             )
             self.on_progress(ProcessingStage.CHUNKING, pages_done, total)
+            lines = furniture.furniture()
+            for chunk in chunks:
+                chunk.search_text = strip_furniture(chunk.text, lines)
             if chunks:
                 yield self._embed(with_context(chunks, self.title))
         self.on_progress(ProcessingStage.PARSING, total, total)
