@@ -76,8 +76,11 @@ class EvidenceThresholds:
     strong_coverage: float = 0.6
     # A passage the embedding finds this close is on topic even when it words things
     # differently, as long as the best unit still holds `similar_coverage` of the weight.
-    similar_passage: float = 0.55
-    similar_coverage: float = 0.3
+    # Calibration (150 SciFact train claims over 606 abstracts vs 60 unrelated questions):
+    # 0.90 of on-topic answered, 0.983 of off-topic abstained; (0.5, 0.4, 0.2) gives
+    # 0.907 / 0.933, the first defaults (0.6, 0.55, 0.3) 0.633 / 0.983.
+    similar_passage: float = 0.4
+    similar_coverage: float = 0.2
 
 
 DEFAULT_THRESHOLDS = EvidenceThresholds()
