@@ -233,7 +233,8 @@ def test_csv_rows_become_a_table_with_their_data_row_numbers() -> None:
         0.5,
     )
     answer = compose_extractive_answer("What is the price of part QX-7732?", [passage])
-    assert "Data row 12 of parts [2]" in answer
+    # The marker is followed by a period: "[2]:" would be a Markdown link reference, not a chip.
+    assert "Data row 12 of parts [2].\n" in answer
     assert "| Data row | part_number | description | price |" in answer
     assert "| 12 | QX-7732 | washer | 0.05 |" in answer
     assert "QX-7731" not in answer and "ZZ-1000" not in answer

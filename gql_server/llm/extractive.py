@@ -554,10 +554,11 @@ def _csv_block(passage: ContextPassage, terms: QuestionTerms) -> str:
         if best > 0 and score >= best * 0.999
     ][:MAX_TABLE_ROWS]
     shown = ", ".join(str(number) for number, _ in rows if number is not None)
+    # "[n]." and not "[n]:", which Markdown reads as a link reference definition.
     if shown:
-        lead = f"{'Data row' if len(rows) == 1 else 'Data rows'} {shown} of {passage.document_title} [{passage.number}]:"
+        lead = f"{'Data row' if len(rows) == 1 else 'Data rows'} {shown} of {passage.document_title} [{passage.number}]."
     else:
-        lead = f"Rows of {passage.document_title} ({passage.location_label}) [{passage.number}]:"
+        lead = f"Rows of {passage.document_title} ({passage.location_label}) [{passage.number}]."
     return lead + "\n\n" + csv_table(rows, set(terms.weights))
 
 
