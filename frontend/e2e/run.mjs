@@ -428,6 +428,13 @@ async function main() {
         await page.screenshot({ path: join(results, "chat-citation.png"), fullPage: true });
         await dialog.getByRole("button", { name: "Close" }).click();
       }
+      // The source list tells sources apart (title, place, one-line preview) and marks the cited ones.
+      const summary = (await answer.locator(".sources summary").textContent()) ?? "";
+      const previews = await answer.locator(".sources .source-preview").count();
+      const citedBadges = await answer.locator(".sources .source-cited").count();
+      log(`sources: ${summary.replace(/\s+/g, " ")}; ${previews} previews, ${citedBadges} marked cited`);
+      check(previews > 0 && citedBadges === new Set(await chips.allTextContents()).size, "the source list shows previews and marks the cited sources");
+      check(!summary.includes("none cited"), "a cited answer's source list does not say none are cited");
       await page.screenshot({ path: join(results, "chat.png"), fullPage: true });
       log("screenshot test-results/chat.png");
 

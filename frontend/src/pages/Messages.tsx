@@ -8,7 +8,7 @@ import {
   type MessageFieldsFragment,
   type SourceFieldsFragment,
 } from "../gql/graphql";
-import { sourceLink } from "../lib/citations";
+import { citedIndexes, sourceLink } from "../lib/citations";
 import { renderMarkdown } from "../lib/markdown";
 import { useMessageStream } from "./chat-stream";
 
@@ -66,6 +66,12 @@ export function AssistantMessage({
   const text = live ? stream.text : message.content;
   const sources = live && stream.sources.length ? stream.sources : message.sources;
   const numbers = useMemo(() => new Set(sources.map((source) => source.number)), [sources]);
+  // A source streamed in before the answer was written says cited: false; the final text's
+  // markers (only those of real sources remain) say which ones the answer cites.
+  const cited = useMemo(
+    () => new Set([...sources.filter((item) => item.cited).map((item) => item.number), ...citedIndexes(text ?? "").filter((n) => numbers.has(n))]),
+    [sources, text, numbers],
+  );
   const source = sources.find((item) => item.number === openSource) ?? null;
 
   const stop = async () => {
@@ -112,18 +118,18 @@ export function AssistantMessage({
         <details className="sources">
           <summary>
             Sources ({sources.length}
-            {!live && !sources.some((item) => item.cited) ? ", none cited" : ""})
+            {!live && cited.size === 0 ? ", none cited" : ""})
           </summary>
-          {!live && !sources.some((item) => item.cited) && (
+          {!live && cited.size === 0 && (
             <p className="muted sources-note">The answer cites none of these passages; it was given all of them.</p>
           )}
           <ol>
             {sources.map((item) => (
-              <li key={item.number} value={item.number} className={item.cited ? "cited" : undefined}>
+              <li key={item.number} value={item.number} className={cited.has(item.number) ? "cited" : undefined}>
                 <button type="button" className="link source-label" onClick={() => setOpenSource(item.number)}>
                   <span className="source-title">{item.documentTitle}</span>
                   {item.locationLabel && <span className="source-location"> — {item.locationLabel}</span>}
-                  {item.cited && <span className="badge ok source-cited">cited</span>}
+                  {cited.has(item.number) && <span className="badge ok source-cited">cited</span>}
                 </button>
                 {item.preview && <span className="source-preview muted">{item.preview}</span>}
               </li>
