@@ -21,7 +21,14 @@ O(query terms) per candidate.
 Only chunks containing one of the query's rarest terms are scored, as long as that
 provably leaves the top of the ranking unchanged (`_lexical_ranking`).
 
-Fusion: weighted reciprocal rank fusion of the two ranked lists (chunk level).
+Phrase evidence (HYBRID): a passage that holds the query's wording, not just its words.
+The query's consecutive lexemes form bigrams (`'a' <d> 'b'`, d their distance in the query,
+so stop words in between count as in the text); the lexical and dense candidates are scored
+by the IDF weight of the bigrams they contain, which ranks a third list. A phrase in quotes
+(`"..."`) is looked up on the GIN index as a whole (`phraseto_tsquery`), whatever the other
+lists say, and the chunks holding it form a fourth list with a weight that puts them first.
+
+Fusion: weighted reciprocal rank fusion of the ranked lists (chunk level).
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +52,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
@@ -106,6 +116,19 @@ class RetrievalParameters:
     bm25_candidate_target: int = 1000
     bm25_max_candidates: int = 1000
     bm25_exact_depth: int = 10
+    # Phrase evidence (HYBRID). The bigram list's weight in the fusion, and how deep into
+    # the dense list its candidates go (every lexical candidate is checked).
+    proximity_weight: float = 1.0
+    proximity_dense_depth: int = 50
+    # Only chunks holding at least this share of the query's bigram weight verbatim are
+    # listed: on SciFact train (900 of 5183 documents ingested, 152 queries) listing every
+    # chunk with any bigram cost nDCG@10 (0.8515 without the list, 0.8464 at weight 0.5,
+    # 0.8217 at 1.0) — a claim's incidental word pairs ("cell types") are no evidence.
+    proximity_min_share: float = 0.5
+    # Chunks holding a quoted phrase of the query: a list whose first entry alone
+    # (phrase_weight / (rrf_k + 1)) outweighs any chunk ranked first by the other lists.
+    phrase_weight: float = 4.0
+    phrase_limit: int = 50
 
 
 DEFAULT_PARAMETERS = RetrievalParameters()
@@ -253,6 +276,8 @@ class _QueryTerms:
     frequencies: list[int]
     average_length: float
     chunk_count: int
+    # Consecutive query lexemes that occur in the scope: (tsquery 'a' <d> 'b', idf_a + idf_b).
+    bigrams: list[tuple[str, float]]
 
     def use_text_index(self, lexeme_count: int) -> bool:
         """Whether the GIN index is the cheaper way to find the chunks containing any of
@@ -267,9 +292,33 @@ class _QueryTerms:
         return sum(self.frequencies[:lexeme_count]) < 4 * self.chunk_count
 
 
+def _quoted_lexeme(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _tsquery_literal(lexemes: Sequence[str]) -> str:
     """`'a' | 'b'` — lexemes are already normalised, so they are quoted, not parsed again."""
-    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)
+    return " | ".join(_quoted_lexeme(lexeme) for lexeme in lexemes)
+
+
+# Text in straight or typographic double quotes (or guillemets), at least two words long.
+_QUOTED_PHRASE = re.compile(r'["“”„«»]([^"“”„«»]+?)["“”„«»]')
+
+
+def quoted_phrases(query: str) -> list[str]:
+    """The phrases the query puts in double quotes (two words or more)."""
+    return [match.strip() for match in _QUOTED_PHRASE.findall(query) if len(match.split()) >= 2]
+
+
+def _bigrams(positions: dict[str, list[int]], idf_of: dict[str, float]) -> list[tuple[str, float]]:
+    """Each pair of consecutive query lexemes that both occur in the scope, as a phrase query."""
+    sequence = sorted((position, lexeme) for lexeme, found in positions.items() for position in found)
+    pairs: dict[str, float] = {}
+    for (first_position, first), (second_position, second) in zip(sequence, sequence[1:], strict=False):
+        if first in idf_of and second in idf_of:
+            query = f"{_quoted_lexeme(first)} <{second_position - first_position}> {_quoted_lexeme(second)}"
+            pairs[query] = idf_of[first] + idf_of[second]
+    return list(pairs.items())
 
 
 async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.UUID]) -> _QueryTerms | None:
@@ -290,36 +339,42 @@ async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.U
     )
     rows = (
         await session.execute(
-            select(query_lexemes.c.lexeme, func.coalesce(func.sum(Bm25TermStats.doc_freq), 0))
+            select(
+                query_lexemes.c.lexeme,
+                query_lexemes.c.positions,
+                func.coalesce(func.sum(Bm25TermStats.doc_freq), 0),
+            )
             .select_from(query_lexemes)
             .outerjoin(
                 Bm25TermStats,
                 and_(Bm25TermStats.lexeme == query_lexemes.c.lexeme, Bm25TermStats.scope_id.in_(scope_ids)),
             )
-            .group_by(query_lexemes.c.lexeme)
+            .group_by(query_lexemes.c.lexeme, query_lexemes.c.positions)
         )
     ).all()
     # Rarest first, ties by lexeme so the plan is deterministic.
     present = sorted(
-        ((str(lexeme), int(frequency)) for lexeme, frequency in rows if int(frequency) > 0),
+        ((str(lexeme), int(frequency)) for lexeme, _, frequency in rows if int(frequency) > 0),
         key=lambda pair: (pair[1], pair[0]),
     )
     if not present:
         return None  # no query term occurs in this corpus
+    idfs = [math.log(1.0 + (chunk_count - df + 0.5) / (df + 0.5)) for _, df in present]
+    positions = {str(lexeme): [int(p) for p in (found or [])] for lexeme, found, _ in rows}
     return _QueryTerms(
         lexemes=[lexeme for lexeme, _ in present],
-        idfs=[math.log(1.0 + (chunk_count - df + 0.5) / (df + 0.5)) for _, df in present],
+        idfs=idfs,
         frequencies=[df for _, df in present],
         average_length=max(total_terms / chunk_count, 1e-9),
         chunk_count=chunk_count,
+        bigrams=_bigrams(positions, {lexeme: idf for (lexeme, _), idf in zip(present, idfs, strict=True)}),
     )
 
 
 async def _lexical_ranking(
     session: AsyncSession,
     visible: ColumnElement[bool],
-    query: str,
-    scope_ids: list[uuid.UUID],
+    terms: _QueryTerms | None,
     limit: int,
     parameters: RetrievalParameters,
     exact_depth: int,
@@ -334,7 +389,6 @@ async def _lexical_ranking(
     plain BM25, when that is set high). A query made of common words thus no longer
     scores half of the model's chunks.
     """
-    terms = await _query_terms(session, query, scope_ids)
     if terms is None:
         return []
     exact_depth = min(max(exact_depth, 1), limit)
@@ -408,6 +462,65 @@ async def _lexical_statement(
     return [(row[0], float(row[1])) for row in (await session.execute(statement)).all()]
 
 
+# --- phrase evidence ------------------------------------------------------------------------
+
+
+async def _proximity_ranking(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    terms: _QueryTerms | None,
+    candidate_ids: Sequence[int],
+    min_share: float,
+) -> list[tuple[int, float]]:
+    """(chunk id, Σ idf weight of the query bigrams it holds), best first, for the candidates
+    holding at least `min_share` of the query's bigram weight.
+
+    Each bigram is a phrase query on the chunk's own tsvector (positions are kept), so this
+    costs O(candidates × bigrams) tsvector probes: about a millisecond for 150 candidates.
+    """
+    if terms is None or not terms.bigrams or not candidate_ids:
+        return []
+    score: ColumnElement[float] = literal(0.0, type_=Float)
+    for phrase, weight in terms.bigrams:
+        matches = DocumentChunk.search_vector.op("@@")(cast(literal(phrase), TSQUERY))
+        score = score + case((matches, literal(weight, type_=Float)), else_=literal(0.0, type_=Float))
+    labelled = score.label("proximity")
+    rows = (
+        await session.execute(
+            select(DocumentChunk.id, labelled)
+            .select_from(DocumentChunk)
+            .where(visible, DocumentChunk.id.in_(list(candidate_ids)))
+        )
+    ).all()
+    needed = max(min_share * sum(weight for _, weight in terms.bigrams), 1e-9)
+    ranked = [(int(row[0]), float(row[1])) for row in rows if float(row[1]) >= needed]
+    return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
+
+
+async def _phrase_matches(
+    session: AsyncSession,
+    visible: ColumnElement[bool],
+    phrases: Sequence[str],
+    limit: int,
+) -> list[int]:
+    """Chunks holding every quoted phrase of the query (else any one), on the GIN index."""
+    if not phrases:
+        return []
+    english = cast(literal("english"), REGCONFIG)
+    tsqueries = [func.phraseto_tsquery(english, phrase) for phrase in phrases]
+
+    async def matching(queries: Sequence[ColumnElement[Any]]) -> list[int]:
+        condition = and_(*(DocumentChunk.search_vector.op("@@")(query) for query in queries))
+        statement = select(DocumentChunk.id).select_from(DocumentChunk).where(visible, condition).limit(limit)
+        return [int(row[0]) for row in (await session.execute(statement)).all()]
+
+    found = await matching(tsqueries)
+    if not found and len(tsqueries) > 1:
+        for query in tsqueries:
+            found.extend(chunk_id for chunk_id in await matching([query]) if chunk_id not in found)
+    return found
+
+
 # --- fusion and the public entry point ------------------------------------------------------
 
 
@@ -467,27 +580,46 @@ async def retrieve_passages(
 
     dense: list[tuple[int, float]] = []
     lexical: list[tuple[int, float]] = []
+    terms: _QueryTerms | None = None
     if use_dense:
         assert query_embedding is not None
         dense_depth = max(parameters.dense_depth, k)
         dense = await _dense_ranking(session, visible, query_embedding, dense_depth, parameters)
     if use_lexical:
+        terms = await _query_terms(session, query, scope_ids)
         lexical_depth = max(parameters.lexical_depth, k)
         lexical = await _lexical_ranking(
             session,
             visible,
-            query,
-            scope_ids,
+            terms,
             lexical_depth,
             parameters,
             exact_depth=max(k, parameters.bm25_exact_depth),
         )
 
     if mode is RetrievalMode.HYBRID:
+        phrase_ids = await _phrase_matches(session, visible, quoted_phrases(query), parameters.phrase_limit)
+        candidates = list(
+            dict.fromkeys(
+                [chunk_id for chunk_id, _ in lexical]
+                + [chunk_id for chunk_id, _ in dense[: parameters.proximity_dense_depth]]
+                + phrase_ids
+            )
+        )
+        proximity = (
+            await _proximity_ranking(session, visible, terms, candidates, parameters.proximity_min_share)
+            if parameters.proximity_weight > 0
+            else []
+        )
+        # The chunks holding a quoted phrase, in the order the proximity evidence gives them.
+        proximity_order = {chunk_id: rank for rank, (chunk_id, _) in enumerate(proximity)}
+        phrase_ids.sort(key=lambda chunk_id: (proximity_order.get(chunk_id, len(proximity_order)), chunk_id))
         ranked = reciprocal_rank_fusion(
             [
                 ([chunk_id for chunk_id, _ in dense], parameters.dense_weight),
                 ([chunk_id for chunk_id, _ in lexical], parameters.lexical_weight),
+                ([chunk_id for chunk_id, _ in proximity], parameters.proximity_weight),
+                (phrase_ids, parameters.phrase_weight),
             ],
             parameters.rrf_k,
         )
