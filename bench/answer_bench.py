@@ -325,6 +325,12 @@ async def _prepare(api: Api, paths: list[Path]) -> tuple[str, dict[str, str], fl
         for item in listed["documents"].get("items", [])
         if item["status"] != "FAILED"
     }
+    # The model holds exactly the selected documents (an earlier run may have had others).
+    wanted = {path.name for path in paths}
+    for item in listed["documents"].get("items", []):
+        if item["filename"] not in wanted or item["status"] == "FAILED":
+            await api.call("mutation($id: UUID!) { deleteDocument(id: $id) { __typename } }", id=item["id"])
+            by_name.pop(item["filename"], None)
     started = time.perf_counter()
     pending: dict[str, str] = {}
     for path in paths:
