@@ -8,7 +8,8 @@ Question sets, built in this process from the PDFs and CSVs at the top level of 
 - quoted spans: `What does the document say about "<7 words>"?`, where the 7 consecutive
   words (whitespace-separated, as pypdf's `extract_text` gives the page — what the product
   indexes) occur on exactly one page of the whole collection; --per-pdf per PDF, sampled
-  with --seed from the spans that hold at least three words of letters;
+  with --seed from the spans that hold at least three words of letters and no control
+  characters;
 - own words: a short hand-written list below (`OWN_WORDS`), each with the page or CSV data
   row that answers it (data row N = the N-th row after the header; a source counts when its
   row range holds N or the file line N + 1, because issue 11 may renumber rows);
@@ -228,6 +229,8 @@ def quoted_span_questions(pages: dict[str, list[str]], per_pdf: int, seed: int) 
             if len(where) == 1
             and next(iter(where))[0] == name
             and sum(1 for word in span if sum(ch.isalpha() for ch in word) >= 3) >= 3
+            # A question cannot hold NUL or other control characters (the API refuses them).
+            and all(word.isprintable() for word in span)
         )
         for span, page in rng.sample(candidates, min(per_pdf, len(candidates))):
             quoted = " ".join(span)
