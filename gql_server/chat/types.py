@@ -31,7 +31,7 @@ MessageStatus = strawberry.enum(
 @strawberry.enum(
     description="How well the retrieved passages support an answer. STRONG: they hold the question's "
     "distinctive words (or a phrase it quotes). WEAK: passages were found but few of those words occur "
-    "in them; the built-in answerer then replies \"The documents don't answer this question.\" and an LLM "
+    'in them; the built-in answerer then replies "The documents don\'t answer this question." and an LLM '
     "is told the passages may not answer it. NONE: no passage was found."
 )
 class Evidence(enum.Enum):

@@ -401,7 +401,9 @@ class ChatMessage(Base):
     token_usage: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The model stopped at its output token limit: the answer is cut off (migration 0008).
-    truncated: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=text("false"))
+    truncated: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
     # STRONG | WEAK | NONE: how well the passages supported an answer (llm/extractive.assess);
     # NULL for questions and for answers stored before migration 0008.
     evidence: Mapped[str | None] = mapped_column(String(8))
