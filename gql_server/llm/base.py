@@ -174,6 +174,20 @@ class ConnectionCheck:
     model_found: bool | None = None
 
 
+def failed_connection_check(failure: LLMProviderError, status_code: int | None) -> ConnectionCheck:
+    """A failed connection test, from the failure the provider client classified (same rules
+    for every provider: reachable when an HTTP status came back, model_found only when the
+    server said the model does not exist)."""
+    return ConnectionCheck(
+        ok=False,
+        message=failure.user_message,
+        latency_ms=None,
+        reachable=status_code is not None,
+        status_code=status_code,
+        model_found=False if failure.kind is ErrorKind.MODEL_NOT_FOUND else None,
+    )
+
+
 class LLMProvider(Protocol):
     def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Yield the answer as it is generated, then `Finish` and `Usage` once each if the provider

@@ -46,6 +46,7 @@ from gql_server.llm.base import (
     ProviderConfig,
     TokenDelta,
     Usage,
+    failed_connection_check,
     redact_secret,
     shorten_detail,
 )
@@ -317,19 +318,9 @@ class OpenAICompatibleProvider:
 
     def _failed_check(self, error: openai.OpenAIError | ProviderAddressRefused) -> ConnectionCheck:
         if isinstance(error, ProviderAddressRefused):
-            return ConnectionCheck(
-                ok=False, message=address_failure(self._where, error).user_message, latency_ms=None
-            )
-        failure = self._failure(error, answer_started=False, with_detail=False)
+            return failed_connection_check(address_failure(self._where, error), None)
         status = error.status_code if isinstance(error, openai.APIStatusError) else None
-        return ConnectionCheck(
-            ok=False,
-            message=failure.user_message,
-            latency_ms=None,
-            reachable=status is not None,
-            status_code=status,
-            model_found=False if failure.kind is ErrorKind.MODEL_NOT_FOUND else None,
-        )
+        return failed_connection_check(self._failure(error, answer_started=False, with_detail=False), status)
 
     async def _check_with_tiny_completion(self, started_at: float) -> ConnectionCheck:
         try:
