@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
 
-from tests.conftest import RunningServer, shared_data_path
+from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer, log_in, shared_data_path
 from tests.document_helpers import chunk_rows, follow_progress, upload_document, wait_for_final
 from tests.factories import create_model
 from tests.graphql_client import GraphQLClient
@@ -130,6 +131,14 @@ async def test_whole_shared_corpus(server: RunningServer, superadmin: GraphQLCli
         if path.suffix in (".pdf", ".csv"):
             ids[path.name] = await upload_document(superadmin, model.id, path.name, path.read_bytes())
     for name, document_id in ids.items():
-        document = await wait_for_final(superadmin, document_id, timeout=1500)
+        # The whole corpus takes longer than one access token lives (ACCESS_TOKEN_MINUTES=15):
+        # poll each document with a freshly issued token, as a signed-in client would refresh.
+        document = None
+        for _ in range(3):  # 3 x 10 min, each with a token that outlives its wait
+            admin = await log_in(server.client, SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD)
+            with contextlib.suppress(AssertionError):
+                document = await wait_for_final(admin, document_id, timeout=600)
+                break
+        assert document is not None, f"{name} did not finish in 30 minutes"
         assert document["status"] == "READY", (name, document)
         assert len(await chunk_rows(server.state.sessionmaker, document_id)) == document["chunkCount"]
