@@ -1,7 +1,9 @@
 """The whole relational data model of ragql.
 
-Relationships are declared `lazy="raise"`: an attribute that was not loaded
-explicitly fails loudly instead of issuing a hidden query (N+1 protection).
+No `relationship()` is declared: rows refer to each other by foreign-key columns only,
+so no attribute access can issue a hidden query. Related rows are read explicitly by the
+repositories, and the GraphQL layer batches them per request with DataLoaders
+(`gql_server/*/loaders.py`, one statement per batch), which is how N+1 queries are avoided.
 """
 
 from __future__ import annotations
@@ -58,9 +60,17 @@ class ProviderKind(enum.Enum):
 
 
 class DocumentKind(enum.Enum):
+    """What an upload was sniffed as (workers/pipeline/sniff.py); the one enum of kinds,
+    used by the API, the database (a VARCHAR: new kinds need no ALTER TYPE) and the pipeline."""
+
     PDF = "PDF"
     CSV = "CSV"
-    TEXT = "TEXT"
+    TEXT = "TEXT"  # plain text and Markdown
+    DOCX = "DOCX"  # Word, .docx/.docm
+    PPTX = "PPTX"  # PowerPoint, .pptx/.pptm
+    XLSX = "XLSX"  # Excel, .xlsx/.xlsm
+    HTML = "HTML"
+    IMAGE = "IMAGE"  # PNG, JPEG, TIFF (multi-page): OCR
 
 
 class DocumentStatus(enum.Enum):
