@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
@@ -29,6 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import numpy.typing as npt
+from filelock import FileLock
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
@@ -189,23 +190,6 @@ def _model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _cache_lock(cache_dir: Path) -> Iterator[None]:
-    """Serialises exports across processes (the os.replace below keeps them safe anyway;
-    this only spares the second process the work)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: rely on the atomic replace alone
-        yield
-        return
-    with (cache_dir / ".export.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _write_atomically(target: Path, write: Any) -> None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(handle)
@@ -297,7 +281,10 @@ def ensure_onnx_model(
     target = int8 if quantized else fp32
     if target.is_file():
         return target
-    with _cache_lock(directory):
+    # Serialises exports across processes (filelock: fcntl on POSIX, msvcrt on Windows).
+    # The os.replace in _write_atomically keeps them safe anyway; the lock only spares a
+    # second process the work.
+    with FileLock(directory / ".export.lock"):
         if not fp32.is_file():
             _export_onnx(model_dir, fp32)
         if quantized and not int8.is_file():
