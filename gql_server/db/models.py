@@ -346,6 +346,9 @@ class DocumentChunk(Base):
     page_end: Mapped[int | None] = mapped_column(Integer)
     row_start: Mapped[int | None] = mapped_column(Integer)
     row_end: Mapped[int | None] = mapped_column(Integer)
+    # The typed location beyond pages and rows (heading path, slide, sheet, OCR), as
+    # workers/pipeline/locations.py writes it; NULL for plain PDF/CSV/text chunks (0009).
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     token_count: Mapped[int] = mapped_column(Integer, nullable=False)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS), nullable=False)
     search_vector: Mapped[Any] = mapped_column(

@@ -1,11 +1,27 @@
-"""Decide what kind of document an upload is from its bytes, not from its name."""
+"""Decide what kind of document an upload is from its bytes, not from its name.
+
+Office Open XML files (DOCX, PPTX, XLSX and their macro-enabled variants) are ZIP
+archives: their kind is the content type of the main part, read from
+`[Content_Types].xml` (size-capped; never an XML parse). Legacy Office files and
+encrypted OOXML files are OLE2 compound files (magic D0 CF 11 E0); the names of their
+streams say which one it is, and both are refused with a message naming what is accepted.
+"""
 
 import csv
-import enum
+import re
+import zipfile
 from pathlib import Path
 
+from gql_server.db.models import DocumentKind
 from workers.pipeline.errors import UnsupportedDocument
 from workers.pipeline.text_encoding import detect_text_encoding
+
+__all__ = ["ACCEPTED_KINDS_DESCRIPTION", "CANDIDATE_DELIMITERS", "DocumentKind", "sniff_document_type"]
+
+ACCEPTED_KINDS_DESCRIPTION = (
+    "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), HTML, CSV/TSV, text/Markdown, "
+    "or a PNG/JPEG/TIFF image"
+)
 
 _SAMPLE_SIZE = 64 * 1024
 _PDF_MAGIC_SEARCH_WINDOW = 1024  # PDF readers accept junk before the header, within 1 KB.
@@ -35,7 +51,6 @@ _KNOWN_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
     (b"\x7fELF", "a Linux executable (ELF)"),
     (b"MZ", "a Windows executable"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document (.doc/.xls/.ppt)"),
     (b"{\\rtf", "an RTF document"),
     (b"SQLite format 3\x00", "an SQLite database"),
     (b"OggS", "an Ogg audio/video file"),
@@ -46,10 +61,110 @@ _KNOWN_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
-class DocumentKind(enum.Enum):
-    PDF = "pdf"
-    CSV = "csv"
-    TEXT = "text"  # plain text and Markdown
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_MAX_CONTENT_TYPES_BYTES = 1024 * 1024
+# Main-part content types (ECMA-376 and the macro-enabled/template variants) per kind.
+_OOXML_MAIN_PARTS: tuple[tuple[str, DocumentKind], ...] = (
+    ("wordprocessingml.document.main+xml", DocumentKind.DOCX),
+    ("wordprocessingml.template.main+xml", DocumentKind.DOCX),
+    ("ms-word.document.macroenabled.main+xml", DocumentKind.DOCX),
+    ("ms-word.template.macroenabledtemplate.main+xml", DocumentKind.DOCX),
+    ("presentationml.presentation.main+xml", DocumentKind.PPTX),
+    ("presentationml.slideshow.main+xml", DocumentKind.PPTX),
+    ("ms-powerpoint.presentation.macroenabled.main+xml", DocumentKind.PPTX),
+    ("ms-powerpoint.slideshow.macroenabled.main+xml", DocumentKind.PPTX),
+    ("spreadsheetml.sheet.main+xml", DocumentKind.XLSX),
+    ("spreadsheetml.template.main+xml", DocumentKind.XLSX),
+    ("ms-excel.sheet.macroenabled.main+xml", DocumentKind.XLSX),
+    ("ms-excel.template.macroenabled.main+xml", DocumentKind.XLSX),
+)
+_HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
+_HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
+_HTML_SNIFF_CHARACTERS = 4096
+
+
+def _ole2_stream(sample: bytes, name: str) -> bool:
+    # Directory entries hold stream names in UTF-16LE; the directory of a small file is
+    # within the first 64 KB.
+    return name.encode("utf-16-le") in sample
+
+
+def _refuse_ole2(sample: bytes) -> UnsupportedDocument:
+    if _ole2_stream(sample, "EncryptionInfo") or _ole2_stream(sample, "EncryptedPackage"):
+        return UnsupportedDocument(
+            "The file is an encrypted (password-protected) Office document; remove the password "
+            f"and upload it again. Accepted: {ACCEPTED_KINDS_DESCRIPTION}"
+        )
+    if _ole2_stream(sample, "WordDocument"):
+        legacy = "a legacy binary Word document (.doc)"
+    elif _ole2_stream(sample, "Workbook") or _ole2_stream(sample, "Book"):
+        legacy = "a legacy binary Excel workbook (.xls)"
+    elif _ole2_stream(sample, "PowerPoint Document"):
+        legacy = "a legacy binary PowerPoint presentation (.ppt)"
+    else:
+        legacy = "a legacy binary Microsoft Office file (.doc/.xls/.ppt)"
+    return UnsupportedDocument(
+        f"The file is {legacy}, which ragql does not read; save it as .docx/.xlsx/.pptx and upload "
+        f"that. Accepted: {ACCEPTED_KINDS_DESCRIPTION}"
+    )
+
+
+def _sniff_zip(path: Path) -> DocumentKind:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                info = archive.getinfo("[Content_Types].xml")
+            except KeyError:
+                raise UnsupportedDocument(
+                    f"The file is a ZIP archive, not an Office document; accepted: {ACCEPTED_KINDS_DESCRIPTION}"
+                ) from None
+            if info.file_size > _MAX_CONTENT_TYPES_BYTES:
+                raise UnsupportedDocument(
+                    "The Office document is damaged: its content-type list is too large"
+                )
+            with archive.open(info) as part:
+                content_types = part.read(_MAX_CONTENT_TYPES_BYTES).decode("utf-8", "replace").lower()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as error:
+        raise UnsupportedDocument(
+            f"The file is a damaged ZIP archive (or Office document) and cannot be opened ({error})"
+        ) from error
+    for marker, kind in _OOXML_MAIN_PARTS:
+        if marker in content_types:
+            return kind
+    raise UnsupportedDocument(
+        "The file is an Office Open XML package of a kind ragql does not read; "
+        f"accepted: {ACCEPTED_KINDS_DESCRIPTION}"
+    )
+
+
+def _check_image(path: Path, described: str) -> None:
+    """Refuse an image whose header is damaged or declares a decompression bomb.
+
+    Only headers and chunk checksums are read here (Pillow's `verify`), never pixels; the
+    parser child enforces the pixel and page limits of the settings."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Image.DecompressionBombError as error:
+        raise UnsupportedDocument(
+            f"The file is {described} with too many pixels to read safely ({error})"
+        ) from error
+    except Exception as error:
+        detail = str(error).strip() or type(error).__name__
+        raise UnsupportedDocument(
+            f"The file is {described} that is damaged or truncated ({detail})"
+        ) from error
+
+
+def _looks_like_html(text_sample: str, extension: str) -> bool:
+    head = text_sample[:_HTML_SNIFF_CHARACTERS]
+    if extension in _HTML_EXTENSIONS:
+        return "<" in head and ">" in head
+    if extension in _PROSE_EXTENSIONS or extension in _TABLE_EXTENSIONS:
+        return head.lstrip().lower().startswith(("<!doctype html", "<html"))
+    return _HTML_START.search(head) is not None
 
 
 def _describe_binary(sample: bytes) -> str:
@@ -102,10 +217,10 @@ def _has_consistent_delimiter(text_sample: str) -> bool:
 
 
 def sniff_document_type(path: Path, filename: str) -> DocumentKind:
-    """Classify an uploaded file as PDF, CSV or text, or raise `UnsupportedDocument`.
+    """Classify an uploaded file by its content, or raise `UnsupportedDocument`.
 
-    `filename` is the name the user gave the upload; it only breaks ties between CSV
-    and prose, because content alone cannot tell "a,b" prose from a table.
+    `filename` is the name the user gave the upload; it only breaks ties between CSV,
+    HTML and prose, because content alone cannot tell "a,b" prose from a table.
     """
     with path.open("rb") as file:
         sample = file.read(_SAMPLE_SIZE)
@@ -114,15 +229,27 @@ def sniff_document_type(path: Path, filename: str) -> DocumentKind:
         raise UnsupportedDocument("The file is empty")
     if b"%PDF-" in sample[:_PDF_MAGIC_SEARCH_WINDOW]:
         return DocumentKind.PDF
+    if sample.startswith(_OLE2_MAGIC):
+        raise _refuse_ole2(sample)
+    if sample.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _sniff_zip(path)
+    if sample.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")):
+        _check_image(path, _describe_binary(sample))
+        return DocumentKind.IMAGE
 
     encoding = detect_text_encoding(sample, sample_is_whole_file=sample_is_whole_file)
     if encoding is None:
-        raise UnsupportedDocument(f"The file is {_describe_binary(sample)}, not a PDF, CSV or text document")
+        raise UnsupportedDocument(
+            f"The file is {_describe_binary(sample)}, which ragql does not read; accepted: "
+            f"{ACCEPTED_KINDS_DESCRIPTION}"
+        )
     text_sample = sample.decode(encoding.name, errors="replace")
     if not text_sample.strip():
         raise UnsupportedDocument("The file contains only whitespace")
 
     extension = Path(filename).suffix.lower()
+    if _looks_like_html(text_sample, extension):
+        return DocumentKind.HTML
     if extension in _TABLE_EXTENSIONS:
         return DocumentKind.CSV
     if extension not in _PROSE_EXTENSIONS and _has_consistent_delimiter(text_sample):
