@@ -1,8 +1,10 @@
 """Authenticated downloads of kept originals: GET /files/documents/{id}.
 
 Browsers open links without an Authorization header, so besides a bearer token the
-route accepts `?token=`, a short-lived HMAC signature over (document, user, token
-version, expiry) that `Document.downloadUrl` embeds. Range requests are served by
+route accepts `?token=`, a short-lived JWT (HS256, joserfc, as the access tokens) whose
+claims bind it to the document, the user and the user's token version, and that
+`Document.downloadUrl` embeds. Its own audience keeps it from passing as an access token
+and an access token from passing as a download link. Range requests are served by
 starlette's FileResponse, so a citation can open a PDF at its page. PDFs are shown
 inline, everything else is an attachment; every file is served with nosniff and a
 sandbox CSP (see download_headers).
@@ -10,18 +12,19 @@ sandbox CSP (see download_headers).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 import uuid
 from urllib.parse import quote
 
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gql_server.auth.service import authenticate_access_token
+from gql_server.auth.tokens import ISSUER
 from gql_server.db.models import DocumentKind, User
 from gql_server.documents import repository
 from gql_server.documents.access import can_read_document
@@ -29,6 +32,9 @@ from gql_server.documents.storage import resolve_storage_path
 from gql_server.state import AppState
 
 DOWNLOAD_LINK_SECONDS = 15 * 60
+DOWNLOAD_AUDIENCE = "ragql-download"
+# A link is a URL: anything longer than this is not one we issued (ours are ~300 characters).
+_MAX_LINK_TOKEN_LENGTH = 2048
 _MEDIA_TYPES = {
     DocumentKind.PDF: "application/pdf",
     DocumentKind.CSV: "text/csv",
@@ -76,16 +82,17 @@ def download_headers(media_type: str, filename: str) -> dict[str, str]:
     }
 
 
-def _signature(secret: bytes, document_id: uuid.UUID, user_id: uuid.UUID, version: int, expires: int) -> str:
-    message = f"download:{document_id}:{user_id}:{version}:{expires}".encode()
-    digest = hmac.new(secret, message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
 def download_token(secret: bytes, document_id: uuid.UUID, user: User, now: float | None = None) -> str:
     expires = int((now or time.time()) + DOWNLOAD_LINK_SECONDS)
-    signature = _signature(secret, document_id, user.id, user.token_version, expires)
-    return f"{user.id.hex}.{expires}.{signature}"
+    claims = {
+        "iss": ISSUER,
+        "aud": DOWNLOAD_AUDIENCE,
+        "sub": str(user.id),
+        "doc": str(document_id),
+        "ver": user.token_version,
+        "exp": expires,
+    }
+    return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(secret))
 
 
 def download_url(secret: bytes, document_id: uuid.UUID, user: User) -> str:
@@ -97,21 +104,37 @@ def _not_found() -> Response:
     return JSONResponse({"message": "Not found."}, status_code=404)
 
 
-async def _user_from_link(state: AppState, document_id: uuid.UUID, token: str) -> User | None:
+def _link_claims(secret: bytes, document_id: uuid.UUID, token: str) -> tuple[uuid.UUID, int] | None:
+    """(user id, token version) of a valid, unexpired link to this document; None otherwise."""
+    if len(token) > _MAX_LINK_TOKEN_LENGTH:
+        return None
+    registry = jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": ISSUER},
+        aud={"essential": True, "value": DOWNLOAD_AUDIENCE},
+        doc={"essential": True, "value": str(document_id)},
+        exp={"essential": True},
+        sub={"essential": True},
+        ver={"essential": True},
+    )
     try:
-        user_hex, expires_text, signature = token.split(".", 2)
-        user_id = uuid.UUID(hex=user_hex)
-        expires = int(expires_text)
-    except ValueError:
+        claims = jwt.decode(token, OctKey.import_key(secret), algorithms=["HS256"]).claims
+        registry.validate(claims)
+        return uuid.UUID(str(claims["sub"])), int(claims["ver"])
+    except (JoseError, ValueError, TypeError):
         return None
-    if expires < time.time():
+
+
+async def _user_from_link(state: AppState, document_id: uuid.UUID, token: str) -> User | None:
+    link = _link_claims(state.settings.jwt_secret, document_id, token)
+    if link is None:
         return None
+    user_id, token_version = link
     async with state.sessionmaker() as session:
         user = await session.get(User, user_id)
-    if user is None or not user.is_active:
+    # A bumped token version (log-out everywhere, password change) ends every link too.
+    if user is None or not user.is_active or user.token_version != token_version:
         return None
-    expected = _signature(state.settings.jwt_secret, document_id, user.id, user.token_version, expires)
-    return user if hmac.compare_digest(expected, signature) else None
+    return user
 
 
 async def download_document(request: Request) -> Response:
