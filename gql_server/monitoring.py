@@ -1,60 +1,94 @@
-"""Process health figures at `GET /metrics` (Prometheus text format).
+"""Process health figures at `GET /metrics` (Prometheus text format, prometheus-client).
+
+What is exported, from one registry per app (so two apps in one process, as in the tests,
+never share or collide):
+
+- prometheus-client's process collector under the `ragql` namespace:
+  `ragql_process_resident_memory_bytes`, `ragql_process_cpu_seconds_total`, open file
+  descriptors, start time, ...;
+- `ragql_process_resident_memory_peak_bytes`: the peak RSS since start (VmHWM), which the
+  process collector does not report;
+- `ragql_event_loop_lag_seconds`: a histogram of how late the event loop wakes up.
 
 The event-loop lag monitor is a task that sleeps `interval` seconds in a loop and records
 how late it wakes up: anything that holds the loop (CPU work that slipped onto it, a
-blocking call) shows up as overshoot. It keeps the maximum exactly and a histogram at
-1 ms resolution for the p99, both since start or since the last `reset()` — bounded
-memory however long the server runs. A `POST /metrics/reset` starts a new measurement
-window (used by benchmarks around one piece of work).
+blocking call) shows up as overshoot. A histogram has bounded memory however long the
+server runs, and, being cumulative, it is read the Prometheus way: a window is the
+difference of two scrapes (`histogram_quantile(0.99, rate(...[5m]))` in PromQL;
+`lag_between(before, after)` here, for the tests and bench/ingest_bench.py). Nothing is
+ever reset, so every scraper sees the same monotonic series.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, ProcessCollector
+from prometheus_client import generate_latest as render_registry
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from gql_server.state import AppState
+if TYPE_CHECKING:
+    from gql_server.state import AppState
 
-LAG_MONITOR_EXTRA = "event_loop_lag_monitor"
+
 LAG_SAMPLE_INTERVAL_SECONDS = 0.02
-_HISTOGRAM_MAX_MILLISECONDS = 2000  # overshoots above this share the last bucket
+LAG_HISTOGRAM = "ragql_event_loop_lag_seconds"
+# 1 ms to 10 s, each edge ~1.5x the one below, so a window's p99 or maximum is known to
+# within that factor (the hand-written histogram before had 1 ms buckets but needed a
+# reset endpoint). A healthy loop wakes within 1-2 ms of the 20 ms tick; a stray blocking
+# call (a sync parse, a CPU-bound loop) lands in the tens or hundreds of milliseconds.
+LAG_BUCKETS_SECONDS = (
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
+)  # fmt: skip
+
+
+def _peak_memory_bytes() -> float:
+    """Peak resident set size of this process (VmHWM in /proc; 0 where unavailable)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key == "VmHWM":
+                return int(rest.split()[0]) * 1024
+    return 0
 
 
 class EventLoopLagMonitor:
+    """Samples the event loop's lag into a histogram; `registry` is everything `/metrics`
+    renders (the process collector, the peak RSS gauge and this histogram)."""
+
     def __init__(self, interval: float = LAG_SAMPLE_INTERVAL_SECONDS) -> None:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        self.max_lag = 0.0
-        self.samples = 0
-        self._histogram = [0] * (_HISTOGRAM_MAX_MILLISECONDS + 1)
+        self.registry = CollectorRegistry()
+        ProcessCollector(namespace="ragql", registry=self.registry)
+        Gauge(
+            "ragql_process_resident_memory_peak_bytes",
+            "Peak resident memory of the server process since it started.",
+            registry=self.registry,
+        ).set_function(_peak_memory_bytes)
+        self._lag = Histogram(
+            LAG_HISTOGRAM,
+            "How late the event loop woke up from a 20 ms sleep.",
+            buckets=LAG_BUCKETS_SECONDS,
+            registry=self.registry,
+        )
 
     def record(self, lag: float) -> None:
-        lag = max(lag, 0.0)
-        self.max_lag = max(self.max_lag, lag)
-        self.samples += 1
-        self._histogram[min(int(lag * 1000), _HISTOGRAM_MAX_MILLISECONDS)] += 1
+        self._lag.observe(max(lag, 0.0))
 
-    def percentile(self, fraction: float) -> float:
-        """Upper edge of the 1 ms bucket holding the given fraction of samples (0 if none)."""
-        if self.samples == 0:
-            return 0.0
-        wanted = fraction * self.samples
-        seen = 0
-        for milliseconds, count in enumerate(self._histogram):
-            seen += count
-            if seen >= wanted:
-                return min((milliseconds + 1) / 1000, self.max_lag)
-        return self.max_lag
+    def render(self) -> bytes:
+        return render_registry(self.registry)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -76,77 +110,77 @@ class EventLoopLagMonitor:
 
 
 @contextlib.asynccontextmanager
-async def lag_monitor_lifespan(state: AppState) -> AsyncIterator[None]:
+async def running_lag_monitor() -> AsyncIterator[EventLoopLagMonitor]:
     monitor = EventLoopLagMonitor()
     monitor.start()
-    state.extras[LAG_MONITOR_EXTRA] = monitor
     try:
-        yield
+        yield monitor
     finally:
-        state.extras.pop(LAG_MONITOR_EXTRA, None)
         await monitor.stop()
 
 
-def _memory_bytes() -> tuple[int, int]:
-    """(current, peak) resident set size of this process, from /proc (0, 0 where unavailable)."""
-    values = {"VmRSS": 0, "VmHWM": 0}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in values:
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
-
-
-def render_metrics(monitor: EventLoopLagMonitor | None) -> str:
-    rss, peak = _memory_bytes()
-    lines = [
-        "# HELP ragql_process_resident_memory_bytes Resident memory of the server process.",
-        "# TYPE ragql_process_resident_memory_bytes gauge",
-        f"ragql_process_resident_memory_bytes {rss}",
-        "# HELP ragql_process_resident_memory_peak_bytes Peak resident memory of the server process since it started.",
-        "# TYPE ragql_process_resident_memory_peak_bytes gauge",
-        f"ragql_process_resident_memory_peak_bytes {peak}",
-    ]
-    if monitor is not None:
-        lines += [
-            "# HELP ragql_event_loop_lag_max_seconds Longest event-loop block seen since start or reset.",
-            "# TYPE ragql_event_loop_lag_max_seconds gauge",
-            f"ragql_event_loop_lag_max_seconds {monitor.max_lag:.6f}",
-            "# HELP ragql_event_loop_lag_p99_seconds 99th percentile of event-loop lag since start or reset.",
-            "# TYPE ragql_event_loop_lag_p99_seconds gauge",
-            f"ragql_event_loop_lag_p99_seconds {monitor.percentile(0.99):.6f}",
-            "# HELP ragql_event_loop_lag_samples Lag samples since start or reset.",
-            "# TYPE ragql_event_loop_lag_samples gauge",
-            f"ragql_event_loop_lag_samples {monitor.samples}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _monitor(request: Request) -> EventLoopLagMonitor | None:
-    state: AppState = request.state.app_state
-    monitor = state.extras.get(LAG_MONITOR_EXTRA)
-    return monitor if isinstance(monitor, EventLoopLagMonitor) else None
-
-
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(render_metrics(_monitor(request)), media_type="text/plain; version=0.0.4")
-
-
-async def reset_metrics(request: Request) -> Response:
-    # Resetting changes what every scraper sees: only a local operator (or the benchmark
-    # on the same machine) may do it.
-    if request.client is None or request.client.host not in ("127.0.0.1", "::1"):
-        return PlainTextResponse("metrics can only be reset from the server's own machine", status_code=403)
-    monitor = _monitor(request)
-    if monitor is not None:
-        monitor.reset()
-    return Response(status_code=204)
+    state: AppState = request.state.app_state
+    return Response(state.lag_monitor.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def metrics_route() -> Route:
     return Route("/metrics", metrics, methods=["GET"])
 
 
-def metrics_reset_route() -> Route:
-    return Route("/metrics/reset", reset_metrics, methods=["POST"])
+# --------------------------------------------------------------- reading a window of lag
+
+
+@dataclass(frozen=True)
+class LagWindow:
+    """The lag samples taken between two scrapes of `/metrics`.
+
+    `buckets` are (upper bound in seconds, samples at or below it), cumulative as in the
+    exposition format, the last bound being +Inf. Figures are bucket edges: a quantile or
+    the maximum is "at most this many seconds" (and more than the bucket below)."""
+
+    samples: int
+    total_seconds: float
+    buckets: tuple[tuple[float, int], ...]
+
+    def quantile(self, fraction: float) -> float:
+        """Upper edge of the bucket holding the given fraction of samples (0 if none)."""
+        if self.samples == 0:
+            return 0.0
+        wanted = fraction * self.samples
+        for bound, cumulative in self.buckets:
+            if cumulative >= wanted:
+                return bound
+        return math.inf
+
+    @property
+    def max_at_most(self) -> float:
+        """Upper edge of the highest bucket that gained a sample (0 if none)."""
+        return self.quantile(1.0)
+
+
+def _lag_series(text: str) -> tuple[int, float, dict[float, int]]:
+    count, total, buckets = 0, 0.0, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{LAG_HISTOGRAM}_bucket":
+                buckets[float(sample.labels["le"])] = int(sample.value)
+            elif sample.name == f"{LAG_HISTOGRAM}_count":
+                count = int(sample.value)
+            elif sample.name == f"{LAG_HISTOGRAM}_sum":
+                total = sample.value
+    return count, total, buckets
+
+
+def lag_between(before: str, after: str) -> LagWindow:
+    """The window between two `/metrics` bodies of the same server (`before` may be "")."""
+    count_before, total_before, buckets_before = _lag_series(before)
+    count_after, total_after, buckets_after = _lag_series(after)
+    return LagWindow(
+        samples=count_after - count_before,
+        total_seconds=total_after - total_before,
+        buckets=tuple(
+            (bound, cumulative - buckets_before.get(bound, 0))
+            for bound, cumulative in sorted(buckets_after.items())
+        ),
+    )
