@@ -27,7 +27,9 @@ EXTRACTIVE model, uploads every document through `uploadDocument` and waits for 
   (in their numbered order), the share of answers that quote a sentence (≥ 20 characters,
   whitespace-normalised) of the right page, the share with a quote ending mid-sentence
   (the quote's last character not . ! ? : ; or a closing quote/bracket after one, or
-  shortened with "…"), and the share of "documents don't answer this" replies (`ABSTAINS`)
+  shortened with "…"; a strict check that counts whole table rows, headings and code lines as
+  cut), the share with a quote cut inside its source (the quote's last words are found in the
+  document text and the sentence goes on after them — see `_cut_in_source`), and the share of "documents don't answer this" replies (`ABSTAINS`)
   on off-topic vs on-topic questions.
 
 Prints figures as it goes; the last line is one JSON object with every figure.
@@ -385,7 +387,44 @@ def _quotes(answer: str) -> list[str]:
 
 
 def _ends_mid_sentence(quote: str) -> bool:
+    """The strict check: the quote's last character is not a sentence end."""
     return quote.endswith("…") or not _SENTENCE_END.search(quote)
+
+
+_CONTINUES = re.compile(r"[a-z,(]")
+
+
+def _cut_in_source(quote: str, sources: list[str]) -> bool:
+    """Whether the quote stops where its source text goes on with the same sentence.
+
+    A quote ending in . ! ? : ; is complete. Otherwise its last words are looked up in the
+    document texts (line breaks kept): the quote is a whole line — a table row, a heading,
+    a code line — when the source breaks the line right after it and the next line does not
+    continue a sentence (it starts with a capital, a digit or a symbol, or a blank line
+    follows); it is cut when the source goes on in the same line or wraps into a lowercase
+    continuation. A quote whose tail is not found (the text differs after normalisation) is
+    judged by the strict check.
+    """
+    if quote.endswith("…"):
+        return True
+    if _SENTENCE_END.search(quote):
+        return False
+    words = quote.split()[-6:]
+    if not words:
+        return False
+    pattern = re.compile(r"\s+".join(re.escape(word) for word in words))
+    found = False
+    for source in sources:
+        for match in pattern.finditer(source):
+            found = True
+            after = source[match.end() :]
+            line_end = re.match(r"[ \t]*(\n|$)", after)
+            if line_end is None:
+                continue  # the line goes on in the source: look for another occurrence
+            following = after[line_end.end() :].lstrip(" \t")
+            if not following or following.startswith("\n") or not _CONTINUES.match(following):
+                return False
+    return True if found else _ends_mid_sentence(quote)
 
 
 def _quotes_right_page(quotes: list[str], page_text: str) -> bool:
@@ -511,6 +550,8 @@ async def _chat(
     tallies = {"quote": Tally(), "own": Tally()}
     right_page = Counter[str]()
     mid_sentence = Counter[str]()
+    cut = Counter[str]()
+    sources_text = ["\n".join(texts) for texts in pages.values()]
     abstained = Counter[str]()
     asked = Counter[str]()
     examples: list[dict[str, Any]] = []
@@ -529,6 +570,7 @@ async def _chat(
         abstains = bool(ABSTAINS.search(content))
         abstained[question.kind] += abstains
         mid_sentence[question.kind] += any(_ends_mid_sentence(quote) for quote in quotes)
+        cut[question.kind] += any(_cut_in_source(quote, sources_text) for quote in quotes)
         if question.kind != "off":
             sources = sorted(message["sources"], key=lambda source: source["number"])
             tallies[question.kind].add(question, _rank(question, document_ids, sources))
@@ -542,6 +584,9 @@ async def _chat(
     figures["quote_answers_quoting_right_page"] = round(right_page["quote"] / max(asked["quote"], 1), 3)
     figures["answers_with_a_quote_ending_mid_sentence"] = {
         kind: round(mid_sentence[kind] / asked[kind], 3) for kind in asked
+    }
+    figures["answers_with_a_quote_cut_in_its_source"] = {
+        kind: round(cut[kind] / asked[kind], 3) for kind in asked
     }
     figures["abstention_rate"] = {kind: round(abstained[kind] / asked[kind], 3) for kind in asked}
     figures["misses_examples"] = examples
