@@ -122,7 +122,7 @@ async def _ingest_one(resources, model, user, path, sniff_upload, unsupported) -
                     incoming=incoming,
                     kind=kind,
                 )
-        except service.DuplicateUpload as duplicate:
+        except service.DuplicateDocumentError as duplicate:
             print(f"{path.name}: already in {model.name} as {duplicate.existing.filename}", file=sys.stderr)
             return True
         document_id = new.document.id

@@ -6,47 +6,24 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import strawberry
-from starlette.responses import Response
 
 from gql_server.auth import service, session_cookie
-from gql_server.auth.service import AuthFailure, IssuedSession
 from gql_server.auth.types import (
     AuthPayload,
-    InvalidCredentials,
-    InvalidRefreshToken,
     LoggedOut,
     LogInResult,
     RefreshTokenResult,
-    SignUpDisabled,
     SignUpResult,
+    http_response,
 )
 from gql_server.context import Info
-from gql_server.errors import AlreadyExists, InvalidInput, RateLimited
+from gql_server.errors import maps_domain_errors
+from gql_server.exceptions import (
+    InvalidRefreshTokenError,
+    RateLimitedError,
+    SignUpDisabledError,
+)
 from gql_server.users.types import User
-
-
-def _http_response(info: Info) -> Response | None:
-    response = info.context.response
-    return response if isinstance(response, Response) else None
-
-
-def _payload(issued: IssuedSession, info: Info | None = None) -> AuthPayload:
-    """The session as a result. A browser that asked for a cookie session (header
-    `X-Ragql-Session: cookie`) gets the refresh token as an HttpOnly cookie and null here."""
-    refresh_token: str | None = issued.refresh_token
-    response = _http_response(info) if info is not None else None
-    if info is not None and response is not None and session_cookie.wants_cookie(info.context.request):
-        max_age = info.context.state.settings.refresh_token_days * 86400
-        session_cookie.set_refresh_cookie(response, info.context.request, issued.refresh_token, max_age)
-        refresh_token = None
-    return AuthPayload(
-        access_token=issued.access.token,
-        access_token_expires_at=issued.access.expires_at,
-        refresh_token=refresh_token,
-        refresh_token_expires_at=issued.refresh_expires_at,
-        user=issued.user,  # type: ignore[arg-type]
-    )
-
 
 OPTIONAL_REFRESH_TOKEN = strawberry.argument(
     description=(
@@ -67,53 +44,47 @@ class AuthQuery:
 @strawberry.type
 class AuthMutation:
     @strawberry.mutation(description="Create an account (when sign-up is enabled) and sign in.")
+    @maps_domain_errors
     async def sign_up(
         self, info: Info, email: str, password: str, display_name: str | None = None
     ) -> SignUpResult:
         state = info.context.state
         if not state.settings.signup_enabled:
-            return SignUpDisabled()
-        try:
-            async with state.sessionmaker.begin() as session:
-                issued = await service.sign_up(
-                    session,
-                    state.tokens,
-                    state.settings.refresh_token_days,
-                    passwords=state.passwords,
-                    email=email,
-                    password=password,
-                    display_name=display_name,
-                )
-        except AuthFailure as failure:
-            if failure.kind == "exists":
-                return AlreadyExists(message=failure.message, field="email")
-            return InvalidInput.of(failure.field or "input", failure.message)
-        return _payload(issued, info)
+            raise SignUpDisabledError()
+        async with state.sessionmaker.begin() as session:
+            issued = await service.sign_up(
+                session,
+                state.tokens,
+                state.settings.refresh_token_days,
+                passwords=state.passwords,
+                email=email,
+                password=password,
+                display_name=display_name,
+            )
+        return AuthPayload.from_session(issued, info)
 
     @strawberry.mutation(description="Sign in with email and password.")
+    @maps_domain_errors
     async def log_in(self, info: Info, email: str, password: str) -> LogInResult:
         state = info.context.state
         # Counted before the password is verified (see auth/rate_limit.py): parallel
         # guesses cannot all slip past the check while the first ones are being verified.
         admission = await state.login_limiter.admit(email, info.context.client_address)
         if not admission.allowed:
-            return RateLimited(
-                message=f"Too many log-in attempts. Try again in {admission.retry_after} seconds.",
+            raise RateLimitedError(
+                f"Too many log-in attempts. Try again in {admission.retry_after} seconds.",
                 retry_after_seconds=admission.retry_after,
             )
-        try:
-            issued = await service.log_in(
-                state.sessionmaker,
-                state.tokens,
-                state.settings.refresh_token_days,
-                passwords=state.passwords,
-                email=email,
-                password=password,
-            )
-        except AuthFailure as failure:
-            return InvalidCredentials(message=failure.message)
+        issued = await service.log_in(
+            state.sessionmaker,
+            state.tokens,
+            state.settings.refresh_token_days,
+            passwords=state.passwords,
+            email=email,
+            password=password,
+        )
         await state.login_limiter.succeeded(admission)
-        return _payload(issued, info)
+        return AuthPayload.from_session(issued, info)
 
     @strawberry.mutation(
         description=(
@@ -121,6 +92,7 @@ class AuthMutation:
             "the argument the `ragql_refresh` cookie is used (CSRF rule: see the argument)."
         )
     )
+    @maps_domain_errors
     async def refresh_token(
         self,
         info: Info,
@@ -131,25 +103,25 @@ class AuthMutation:
         from_cookie = refresh_token is None
         if refresh_token is None:
             if problem := session_cookie.cross_site_problem(request):
-                return InvalidRefreshToken(message=problem)
+                raise InvalidRefreshTokenError(problem)
             refresh_token = session_cookie.cookie_token(request)
             if refresh_token is None:
-                return InvalidRefreshToken(message="No session cookie was sent; log in again.")
-        failure: AuthFailure | None = None
+                raise InvalidRefreshTokenError("No session cookie was sent; log in again.")
+        failure: InvalidRefreshTokenError | None = None
         async with state.sessionmaker.begin() as session:
             try:
                 issued = await service.rotate_refresh_token(
                     session, state.tokens, state.settings.refresh_token_days, refresh_token=refresh_token
                 )
-            except AuthFailure as caught:
+            except InvalidRefreshTokenError as caught:
                 # Commit anyway: detecting reuse revokes the token family, and that must stick.
                 failure = caught
         if failure is not None:
-            response = _http_response(info)
+            response = http_response(info)
             if from_cookie and response is not None:
                 session_cookie.clear_refresh_cookie(response, request)  # it will never work again
-            return InvalidRefreshToken(message=failure.message)
-        return _payload(issued, info)
+            raise failure
+        return AuthPayload.from_session(issued, info)
 
     @strawberry.mutation(
         description=(
@@ -162,7 +134,7 @@ class AuthMutation:
         self, info: Info, refresh_token: Annotated[str | None, OPTIONAL_REFRESH_TOKEN] = None
     ) -> LoggedOut:
         request = info.context.request
-        response = _http_response(info)
+        response = http_response(info)
         cookie_session = session_cookie.wants_cookie(request)
         if refresh_token is None:
             cookie = session_cookie.cookie_token(request)

@@ -29,22 +29,17 @@ from gql_server.auth.tokens import (
     refresh_expiry,
 )
 from gql_server.db.models import RefreshToken, Role, User
+from gql_server.exceptions import (
+    AlreadyExistsError,
+    InvalidCredentialsError,
+    InvalidInputError,
+    InvalidRefreshTokenError,
+)
 
 logger = logging.getLogger(__name__)
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$|^[^@\s]{1,64}@localhost$")
 INVALID_CREDENTIALS = "The email or password is incorrect."
-
-
-class AuthFailure(Exception):
-    """An expected failure; `kind` picks the GraphQL result type."""
-
-    def __init__(self, kind: str, message: str, field: str | None = None, retry_after: int = 0) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.field = field
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -106,18 +101,19 @@ async def sign_up(
     if len(name) > 120:
         problems.append(("displayName", "The display name can have at most 120 characters."))
     if problems:
-        raise AuthFailure("invalid", "; ".join(message for _, message in problems), field=problems[0][0])
+        # One field error carrying every message, named after the first field (as clients know it).
+        raise InvalidInputError.of(problems[0][0], "; ".join(message for _, message in problems))
     # Hashed before the first query: the session takes a pooled connection only at its
     # first statement, and none should wait idle while a hash queues for the pool.
     password_hash = await passwords.hash(password)
     if await repository.get_user_by_email(session, email) is not None:
-        raise AuthFailure("exists", "An account with this email already exists.", field="email")
+        raise AlreadyExistsError("An account with this email already exists.", field="email")
     user = User(email=email, display_name=name or email.split("@")[0], password_hash=password_hash)
     session.add(user)
     try:
         await session.flush()
     except IntegrityError as error:  # a concurrent sign-up with the same email won the race
-        raise AuthFailure("exists", "An account with this email already exists.", field="email") from error
+        raise AlreadyExistsError("An account with this email already exists.", field="email") from error
     return await _issue_session(session, codec, user, refresh_days, None)
 
 
@@ -148,13 +144,13 @@ async def log_in(
                 user_id, stored_hash = found.id, found.password_hash
     password_ok = await passwords.verify(stored_hash, password[:1024])
     if user_id is None or stored_hash is None or not password_ok:
-        raise AuthFailure("credentials", INVALID_CREDENTIALS)
+        raise InvalidCredentialsError(INVALID_CREDENTIALS)
     new_hash = await passwords.hash(password) if needs_rehash(stored_hash) else None
     async with sessionmaker.begin() as session:
         user = await repository.get_user(session, user_id)
         # Read again: the account may have been deactivated or its password changed meanwhile.
         if user is None or not user.is_active or user.password_hash != stored_hash:
-            raise AuthFailure("credentials", INVALID_CREDENTIALS)
+            raise InvalidCredentialsError(INVALID_CREDENTIALS)
         if new_hash is not None:
             user.password_hash = new_hash
         user.last_login_at = datetime.now(UTC)
@@ -166,7 +162,7 @@ async def rotate_refresh_token(
 ) -> IssuedSession:
     """Exchange a refresh token for a new pair. A token is single-use: presenting one that
     was already rotated means it leaked, so its whole family is revoked."""
-    invalid = AuthFailure("token", "The refresh token is invalid or expired; log in again.")
+    invalid = InvalidRefreshTokenError("The refresh token is invalid or expired; log in again.")
     if not refresh_token or len(refresh_token) > 200:
         raise invalid
     stored = await repository.get_refresh_token_for_update(session, hash_refresh_token(refresh_token))
@@ -177,7 +173,7 @@ async def rotate_refresh_token(
         logger.warning("refresh token reuse detected; revoking family %s", stored.family_id)
         await repository.revoke_family(session, stored.family_id)
         # The revocation must persist even though this request fails.
-        raise AuthFailure("token_reuse", "The refresh token was already used; log in again.")
+        raise InvalidRefreshTokenError("The refresh token was already used; log in again.")
     if stored.expires_at <= now:
         raise invalid
     user = await repository.get_user(session, stored.user_id)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from starlette.responses import Response
 
+from gql_server.auth import session_cookie
 from gql_server.errors import AlreadyExists, InvalidInput, RateLimited
 from gql_server.users.types import User
+
+if TYPE_CHECKING:
+    from gql_server.auth.service import IssuedSession
+    from gql_server.context import Info
+
+
+def http_response(info: Info) -> Response | None:
+    """The response of an HTTP request (to set cookies on); None on a WebSocket."""
+    response = info.context.response
+    return response if isinstance(response, Response) else None
 
 
 @strawberry.type(
@@ -26,6 +38,24 @@ class AuthPayload:
     )
     refresh_token_expires_at: datetime
     user: User
+
+    @classmethod
+    def from_session(cls, issued: IssuedSession, info: Info) -> AuthPayload:
+        """The session as a result. A browser that asked for a cookie session (header
+        `X-Ragql-Session: cookie`) gets the refresh token as an HttpOnly cookie and null here."""
+        refresh_token: str | None = issued.refresh_token
+        response = http_response(info)
+        if response is not None and session_cookie.wants_cookie(info.context.request):
+            max_age = info.context.state.settings.refresh_token_days * 86400
+            session_cookie.set_refresh_cookie(response, info.context.request, issued.refresh_token, max_age)
+            refresh_token = None
+        return cls(
+            access_token=issued.access.token,
+            access_token_expires_at=issued.access.expires_at,
+            refresh_token=refresh_token,
+            refresh_token_expires_at=issued.refresh_expires_at,
+            user=User.from_row(issued.user),
+        )
 
 
 @strawberry.type(description="Log-in failed. The message never says whether the email has an account.")

@@ -14,8 +14,8 @@ from strawberry.file_uploads import Upload
 from gql_server.access.watch import AccessLost, watch_access
 from gql_server.chat import attachments, repository, service
 from gql_server.chat.event_log import is_terminal, message_channel
-from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before, get_manager
-from gql_server.chat.service import InProgress, SentMessage
+from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before
+from gql_server.chat.service import SentMessage
 from gql_server.chat.types import (
     AttachFileResult,
     ChatMessageResult,
@@ -24,7 +24,6 @@ from gql_server.chat.types import (
     ChatSessionResult,
     DeleteChatSessionResult,
     FeedbackValue,
-    GenerationInProgress,
     MessagePage,
     MessageSent,
     MessagesResult,
@@ -43,7 +42,8 @@ from gql_server.chat.types import (
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents.service import remove_deleted_files
-from gql_server.errors import NotFound
+from gql_server.errors import NotFound, maps_domain_errors
+from gql_server.exceptions import NotFoundError
 
 MAX_PAGE_SIZE = 100
 # With no event for this long, the stream checks the log and the stored message itself
@@ -60,13 +60,6 @@ def _sent(result: SentMessage) -> MessageSent:
         user_message=chat_message_from_row(result.user_message) if result.user_message else None,
         assistant_message=chat_message_from_row(result.assistant_message),
         message_id=result.assistant_message.id,
-    )
-
-
-def _in_progress(error: InProgress) -> GenerationInProgress:
-    return GenerationInProgress(
-        message="An answer of yours is still being generated. Wait for it to finish or stop it first.",
-        message_id=error.message_id,
     )
 
 
@@ -100,16 +93,20 @@ class ChatQuery:
         )
 
     @strawberry.field(description="One of your chat sessions.")
+    @maps_domain_errors
     async def chat_session(self, info: Info, id: uuid.UUID) -> ChatSessionResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker() as session:
             row = await repository.get_owned_session(session, user.id, id, readable_by=user)
-        return chat_session_from_row(row) if row else NotFound(message=service.SESSION_NOT_FOUND)
+        if row is None:
+            raise NotFoundError(service.SESSION_NOT_FOUND)
+        return chat_session_from_row(row)
 
     @strawberry.field(
         description="A page of a session's messages, oldest first: the newest `first` messages, "
         "or those just before the message `before` (skipping `offset` more)."
     )
+    @maps_domain_errors
     async def messages(
         self,
         info: Info,
@@ -123,23 +120,26 @@ class ChatQuery:
         async with info.context.sessionmaker() as session:
             chat_session = await repository.get_owned_session(session, user.id, session_id, readable_by=user)
             if chat_session is None:
-                return NotFound(message=service.SESSION_NOT_FOUND)
+                raise NotFoundError(service.SESSION_NOT_FOUND)
             cursor = None
             if before is not None:
                 cursor = await repository.get_owned_message(session, user.id, before)
                 if cursor is None or cursor.session_id != session_id:
-                    return NotFound(message=service.MESSAGE_NOT_FOUND)
+                    raise NotFoundError(service.MESSAGE_NOT_FOUND)
             rows, has_more = await repository.list_messages(
                 session, session_id, first=first, offset=offset, before=cursor
             )
         return MessagePage(items=[chat_message_from_row(row) for row in rows], has_more=has_more)
 
     @strawberry.field(description="One of your messages.")
+    @maps_domain_errors
     async def chat_message(self, info: Info, id: uuid.UUID) -> ChatMessageResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker() as session:
             row = await repository.get_owned_message(session, user.id, id, readable_by=user)
-        return chat_message_from_row(row) if row else NotFound(message=service.MESSAGE_NOT_FOUND)
+        if row is None:
+            raise NotFoundError(service.MESSAGE_NOT_FOUND)
+        return chat_message_from_row(row)
 
 
 @strawberry.type
@@ -148,37 +148,34 @@ class ChatMutation:
         description="Start a chat with a model. Your previous active chat with that model ends "
         "(it stays in your history)."
     )
+    @maps_domain_errors
     async def start_chat_session(
         self, info: Info, model_id: uuid.UUID, title: str | None = None
     ) -> StartChatSessionResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker.begin() as session:
-            result = await service.start_session(session, user, model_id, title)
-        if isinstance(result, models.ChatSession):
-            return chat_session_from_row(result)
-        return result
+            row = await service.start_session(session, user, model_id, title)
+        return chat_session_from_row(row)
 
     @strawberry.mutation(description="Rename one of your chat sessions.")
+    @maps_domain_errors
     async def rename_chat_session(self, info: Info, id: uuid.UUID, title: str) -> RenameChatSessionResult:
         user = await info.context.require_current_user()
         async with info.context.sessionmaker.begin() as session:
-            result = await service.rename_session(session, user, id, title)
-        if isinstance(result, models.ChatSession):
-            return chat_session_from_row(result)
-        return result
+            row = await service.rename_session(session, user, id, title)
+        return chat_session_from_row(row)
 
     @strawberry.mutation(description="Delete one of your chat sessions with its messages and attached files.")
+    @maps_domain_errors
     async def delete_chat_session(self, info: Info, id: uuid.UUID) -> DeleteChatSessionResult:
         user = await info.context.require_current_user()
-        manager = get_manager(info.context.state)
+        manager = info.context.state.generation
         async with info.context.sessionmaker.begin() as session:
             running = await repository.generation_in_flight(
-                session, user.id, abandoned_before(info.context.state)
+                session, user.id, abandoned_before(info.context.state.settings)
             )
-            result = await service.delete_session(session, info.context.state.settings, user, id)
-        if isinstance(result, NotFound):
-            return result
-        await remove_deleted_files(info.context.sessionmaker, result)
+            outbox_ids = await service.delete_session(session, info.context.state.settings, user, id)
+        await remove_deleted_files(info.context.sessionmaker, outbox_ids)
         if running is not None and running.session_id == id:
             await manager.request_stop(running.id)
         return ChatSessionDeleted(id=id)
@@ -187,49 +184,40 @@ class ChatMutation:
         description="Ask a question in a session. Returns at once with the answer's message id; "
         "subscribe to messageStream(messageId) to receive the answer."
     )
+    @maps_domain_errors
     async def send_message(self, info: Info, session_id: uuid.UUID, content: str) -> SendMessageResult:
         user = await info.context.require_current_user()
         state = info.context.state
-        manager = get_manager(state)
-        try:
-            async with state.sessionmaker.begin() as session:
-                result = await service.send_message(session, state, user, session_id, content)
-        except InProgress as error:
-            return _in_progress(error)
-        if isinstance(result, SentMessage):
-            manager.submit(result.job)
-            return _sent(result)
-        return result
+        manager = state.generation
+        async with state.sessionmaker.begin() as session:
+            sent = await service.send_message(session, state, user, session_id, content)
+        manager.submit(sent.job)
+        return _sent(sent)
 
     @strawberry.mutation(
         description="Answer the session's last question again. The previous answer is replaced: "
         "it is deleted and a new answer message (new id) is generated."
     )
+    @maps_domain_errors
     async def regenerate_message(self, info: Info, message_id: uuid.UUID) -> SendMessageResult:
         user = await info.context.require_current_user()
         state = info.context.state
-        manager = get_manager(state)
-        try:
-            async with state.sessionmaker.begin() as session:
-                result = await service.regenerate(session, state, user, message_id)
-        except InProgress as error:
-            return _in_progress(error)
-        if isinstance(result, SentMessage):
-            manager.submit(result.job)
-            return _sent(result)
-        return result
+        manager = state.generation
+        async with state.sessionmaker.begin() as session:
+            sent = await service.regenerate(session, state, user, message_id)
+        manager.submit(sent.job)
+        return _sent(sent)
 
     @strawberry.mutation(description="Thumbs up or down on an answer (NONE clears it).")
+    @maps_domain_errors
     async def set_message_feedback(
         self, info: Info, message_id: uuid.UUID, value: FeedbackValue
     ) -> SetMessageFeedbackResult:
         user = await info.context.require_current_user()
         stored = {FeedbackValue.UP: 1, FeedbackValue.DOWN: -1, FeedbackValue.NONE: None}[value]
         async with info.context.sessionmaker.begin() as session:
-            result = await service.set_feedback(session, user, message_id, stored)
-        if isinstance(result, models.ChatMessage):
-            return chat_message_from_row(result)
-        return result
+            row = await service.set_feedback(session, user, message_id, stored)
+        return chat_message_from_row(row)
 
     @strawberry.mutation(
         description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "
@@ -237,6 +225,7 @@ class ChatMutation:
         "answer this session's next questions only; it is deleted with the session. QuotaExceeded when "
         "your attachments would total more than ATTACHMENT_QUOTA_MB_PER_USER."
     )
+    @maps_domain_errors
     async def attach_file(
         self, info: Info, session_id: uuid.UUID, file: Upload, title: str | None = None
     ) -> AttachFileResult:
@@ -245,20 +234,21 @@ class ChatMutation:
     @strawberry.mutation(
         description="Stop an answer being generated; the text so far is kept with status STOPPED."
     )
+    @maps_domain_errors
     async def stop_generation(self, info: Info, message_id: uuid.UUID) -> StopGenerationResult:
         user = await info.context.require_current_user()
         state = info.context.state
-        manager = get_manager(state)
+        manager = state.generation
         async with state.sessionmaker.begin() as session:
             message = await repository.get_owned_message(session, user.id, message_id, readable_by=user)
             if message is None or message.role is not models.MessageRole.ASSISTANT:
-                return NotFound(message=service.MESSAGE_NOT_FOUND)
+                raise NotFoundError(service.MESSAGE_NOT_FOUND)
             if message.status not in repository.IN_FLIGHT_STATUSES:
                 return StopRequested(message_id=message_id, already_finished=True)
             if manager.is_running_here(message_id):
                 manager.cancel_local(message_id)
                 return StopRequested(message_id=message_id, already_finished=False)
-            if not state.settings.redis_url or message.created_at < abandoned_before(state):
+            if not state.settings.redis_url or message.created_at < abandoned_before(state.settings):
                 # No process can be running it (one API process without Redis, or too old).
                 await repository.save_result(
                     session,
@@ -324,7 +314,7 @@ class ChatSubscription:
         ] = False,
     ) -> AsyncIterator[MessageStreamEvent]:
         state = info.context.state
-        manager = get_manager(state)
+        manager = state.generation
         sessionmaker = state.sessionmaker
         after_seq = max(0, after_seq)
 
@@ -494,7 +484,7 @@ async def _finished_without_log(
             }
         ]
     if row.status in repository.IN_FLIGHT_STATUSES:
-        if row.created_at < abandoned_before(manager.state):
+        if row.created_at < abandoned_before(manager.settings):
             return [
                 {
                     "seq": last_seq + 1,

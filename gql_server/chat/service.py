@@ -21,7 +21,7 @@ from gql_server.chat.generation import GenerationJob, abandoned_before
 from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, ChatSession, MessageRole, MessageStatus, User
 from gql_server.documents import service as document_service
-from gql_server.errors import InvalidInput, NotFound
+from gql_server.exceptions import GenerationInProgressError, InvalidInputError, NotFoundError
 from gql_server.settings import Settings
 from gql_server.state import AppState
 
@@ -34,12 +34,6 @@ SESSION_NOT_FOUND = "Chat session not found."
 MESSAGE_NOT_FOUND = "Message not found."
 
 
-class InProgress(Exception):
-    def __init__(self, message_id: uuid.UUID) -> None:
-        super().__init__("An answer is still being generated.")
-        self.message_id = message_id
-
-
 @dataclass
 class SentMessage:
     user_message: ChatMessage | None
@@ -47,38 +41,36 @@ class SentMessage:
     job: GenerationJob
 
 
-def validate_title(title: str | None) -> tuple[str | None, InvalidInput | None]:
+def validate_title(title: str | None) -> str | None:
+    """The title with its white space collapsed; raises InvalidInputError."""
     if title is None:
-        return None, None
+        return None
     cleaned = " ".join(title.split())
     if not cleaned:
-        return None, InvalidInput.of("title", "The title must not be empty.")
+        raise InvalidInputError.of("title", "The title must not be empty.")
     if len(cleaned) > MAX_TITLE_CHARACTERS:
-        return None, InvalidInput.of("title", f"The title must be at most {MAX_TITLE_CHARACTERS} characters.")
-    return cleaned, None
+        raise InvalidInputError.of("title", f"The title must be at most {MAX_TITLE_CHARACTERS} characters.")
+    return cleaned
 
 
-def validate_content(content: str) -> InvalidInput | None:
+def validate_content(content: str) -> None:
     if not content.strip():
-        return InvalidInput.of("content", "The message is empty: type a question.")
+        raise InvalidInputError.of("content", "The message is empty: type a question.")
     size = len(content.encode("utf-8"))
     if size > MAX_MESSAGE_BYTES:
-        return InvalidInput.of(
+        raise InvalidInputError.of(
             "content",
             f"The message is too long ({size // 1024} KB); the limit is {MAX_MESSAGE_BYTES // 1024} KB. "
             "Attach long texts as a file instead.",
         )
-    return None
 
 
 async def start_session(
     session: AsyncSession, user: User, model_id: uuid.UUID, title: str | None
-) -> ChatSession | NotFound | InvalidInput:
-    cleaned, problem = validate_title(title)
-    if problem is not None:
-        return problem
+) -> ChatSession:
+    cleaned = validate_title(title)
     if not await can_read_model(session, user, model_id):
-        return NotFound(message="Model not found.")
+        raise NotFoundError("Model not found.")
     # The row lock serialises this user's starts; the partial unique index
     # (one active session per user and model) backs the rule up in the database.
     await repository.lock_user(session, user.id)
@@ -88,15 +80,13 @@ async def start_session(
 
 async def rename_session(
     session: AsyncSession, user: User, chat_session_id: uuid.UUID, title: str
-) -> ChatSession | NotFound | InvalidInput:
+) -> ChatSession:
     chat_session = await repository.get_owned_session(
         session, user.id, chat_session_id, for_update=True, readable_by=user
     )
     if chat_session is None:
-        return NotFound(message=SESSION_NOT_FOUND)
-    cleaned, problem = validate_title(title)
-    if problem is not None:
-        return problem
+        raise NotFoundError(SESSION_NOT_FOUND)
+    cleaned = validate_title(title)
     chat_session.title = cleaned or DEFAULT_TITLE
     await session.flush()
     return chat_session
@@ -104,7 +94,7 @@ async def rename_session(
 
 async def delete_session(
     session: AsyncSession, settings: Settings, user: User, chat_session_id: uuid.UUID
-) -> NotFound | list[int]:
+) -> list[int]:
     """Delete the session, its messages and its attachments (rows, chunks, files).
 
     Returns the `pending_file_deletions` ids written in this transaction: the files are
@@ -112,7 +102,7 @@ async def delete_session(
     """
     chat_session = await repository.get_owned_session(session, user.id, chat_session_id, for_update=True)
     if chat_session is None:
-        return NotFound(message=SESSION_NOT_FOUND)
+        raise NotFoundError(SESSION_NOT_FOUND)
     outbox_ids: list[int] = []
     for document in await repository.session_documents(session, chat_session.id):
         outbox_id = await document_service.delete_document(session, settings, document)
@@ -134,31 +124,29 @@ async def _usable_session(
 async def _check_no_generation(session: AsyncSession, state: AppState, user: User) -> None:
     # Under the user's row lock, across every API process: at most one answer in flight.
     await repository.lock_user(session, user.id)
-    running = await repository.generation_in_flight(session, user.id, abandoned_before(state))
+    running = await repository.generation_in_flight(session, user.id, abandoned_before(state.settings))
     if running is not None:
-        raise InProgress(running.id)
+        raise GenerationInProgressError(running.id)
 
 
 async def send_message(
     session: AsyncSession, state: AppState, user: User, chat_session_id: uuid.UUID, content: str
-) -> SentMessage | NotFound | InvalidInput:
-    """Store the question and a PENDING answer; raises InProgress if one is in flight."""
-    problem = validate_content(content)
-    if problem is not None:
-        return problem
+) -> SentMessage:
+    """Store the question and a PENDING answer; GenerationInProgressError if one is in flight."""
+    validate_content(content)
     # One statement: the session, whether its model is still readable, and the user's row
     # lock that serialises this user's sends across every API process.
     chat_session, readable = await repository.get_session_for_sending(session, user, chat_session_id)
     if chat_session is None or not readable or not can_read_chat_session(user, chat_session):
-        return NotFound(message=SESSION_NOT_FOUND)
+        raise NotFoundError(SESSION_NOT_FOUND)
     if not chat_session.is_active:
-        return InvalidInput.of(
+        raise InvalidInputError.of(
             "sessionId", "This chat has ended because a newer one was started; continue in the newer chat."
         )
     # Under the lock, in a statement of its own (it must see answers committed while we waited).
-    running = await repository.generation_in_flight(session, user.id, abandoned_before(state))
+    running = await repository.generation_in_flight(session, user.id, abandoned_before(state.settings))
     if running is not None:
-        raise InProgress(running.id)
+        raise GenerationInProgressError(running.id)
     now = utcnow()
     question = repository.add_message(
         session, chat_session, MessageRole.USER, content, MessageStatus.COMPLETE, created_at=now
@@ -193,7 +181,7 @@ async def send_message(
 
 async def regenerate(
     session: AsyncSession, state: AppState, user: User, message_id: uuid.UUID
-) -> SentMessage | NotFound | InvalidInput:
+) -> SentMessage:
     """Answer the session's last question again.
 
     `message_id` is the session's last assistant message (or its last user message). The
@@ -202,17 +190,17 @@ async def regenerate(
     """
     target = await repository.get_owned_message(session, user.id, message_id)
     if target is None:
-        return NotFound(message=MESSAGE_NOT_FOUND)
+        raise NotFoundError(MESSAGE_NOT_FOUND)
     chat_session = await _usable_session(session, user, target.session_id)
     if chat_session is None:
-        return NotFound(message=MESSAGE_NOT_FOUND)
+        raise NotFoundError(MESSAGE_NOT_FOUND)
     if not chat_session.is_active:
-        return InvalidInput.of("messageId", "This chat has ended; regenerate answers in the newer chat.")
+        raise InvalidInputError.of("messageId", "This chat has ended; regenerate answers in the newer chat.")
     await _check_no_generation(session, state, user)
     rows = await repository.latest_messages(session, chat_session.id, 2)
     question = next((row for row in reversed(rows) if row.role is MessageRole.USER), None)
     if question is None or target.id not in {row.id for row in rows}:
-        return InvalidInput.of("messageId", "Only the last answer of a chat can be regenerated.")
+        raise InvalidInputError.of("messageId", "Only the last answer of a chat can be regenerated.")
     for row in rows:
         if row.role is MessageRole.ASSISTANT and row.created_at > question.created_at:
             await session.delete(row)
@@ -239,14 +227,14 @@ async def regenerate(
 
 async def set_feedback(
     session: AsyncSession, user: User, message_id: uuid.UUID, value: int | None
-) -> ChatMessage | NotFound | InvalidInput:
+) -> ChatMessage:
     message = await repository.get_owned_message(
         session, user.id, message_id, for_update=True, readable_by=user
     )
     if message is None:
-        return NotFound(message=MESSAGE_NOT_FOUND)
+        raise NotFoundError(MESSAGE_NOT_FOUND)
     if message.role is not MessageRole.ASSISTANT:
-        return InvalidInput.of("messageId", "Feedback is given on answers, not on your own messages.")
+        raise InvalidInputError.of("messageId", "Feedback is given on answers, not on your own messages.")
     message.feedback = value
     await session.flush()
     return message

@@ -12,12 +12,12 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.file_uploads import Upload
 
-from gql_server.access.policy import can_manage_models, can_read_model, can_use_chat_session
+from gql_server.access.policy import can_read_model
 from gql_server.access.watch import AccessLost, AccessWatch, watch_access
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents import repository, service
-from gql_server.documents.access import can_change_document, can_read_document
+from gql_server.documents.access import can_read_document
 from gql_server.documents.progress import (
     Event,
     document_channel,
@@ -38,15 +38,12 @@ from gql_server.documents.types import (
     DocumentReindexQueued,
     DocumentStatus,
     DocumentUploaded,
-    DuplicateDocument,
-    FileTooLarge,
     ReindexDocumentResult,
-    StorageFull,
-    UnsupportedFileType,
     UploadDocumentResult,
 )
 from gql_server.documents.uploads import IncomingFile
-from gql_server.errors import Forbidden, InvalidInput, NotFound, PublicError
+from gql_server.errors import PublicError, maps_domain_errors
+from gql_server.exceptions import InvalidInputError, UnsupportedFileTypeError
 from gql_server.permissions import IsAuthenticated
 
 logger = logging.getLogger(__name__)
@@ -67,14 +64,6 @@ class ModelNotFound(PublicError):
         super().__init__("Model not found.", "NOT_FOUND")
 
 
-def _model_not_found() -> NotFound:
-    return NotFound(message="Model not found.")
-
-
-def _document_not_found() -> NotFound:
-    return NotFound(message="Document not found.")
-
-
 async def sniff_upload(incoming: IncomingFile) -> models.DocumentKind:
     """The document kind from the file's content; raises UnsupportedDocument."""
     from workers.pipeline.sniff import sniff_document_type
@@ -83,6 +72,7 @@ async def sniff_upload(incoming: IncomingFile) -> models.DocumentKind:
     return models.DocumentKind[kind.name]
 
 
+@maps_domain_errors
 async def upload_document(
     info: Info,
     model_id: uuid.UUID,
@@ -96,59 +86,35 @@ async def upload_document(
     Also the entry point for chat attachments (issue 5): pass `chat_session_id`; the caller
     must be the session's owner and still allowed to read its model. `admit` runs in the
     transaction that inserts the row, before it (the attachment quota's lock and count);
-    whatever it raises propagates with nothing stored.
+    whatever it raises propagates with nothing stored. Refusals are domain errors, turned
+    into the union member by `maps_domain_errors`.
     """
     from workers.pipeline.errors import UnsupportedDocument
 
     user = info.context.require_user()
     state = info.context.state
     async with state.sessionmaker() as session:
-        if chat_session_id is None:
-            if not await can_read_model(session, user, model_id):
-                return _model_not_found()
-            if not can_manage_models(user):
-                return Forbidden(message="Only administrators can upload documents to a model.")
-        else:
-            chat_session = await repository.get_chat_session(session, chat_session_id)
-            if chat_session is None or not await can_use_chat_session(session, user, chat_session):
-                return NotFound(message="Chat session not found.")
-            model_id = chat_session.model_id
-    if not isinstance(file, IncomingFile):
-        return InvalidInput.of("file", "Send the file as a GraphQL multipart upload.")
-    if file.too_large:
-        limit_mb = state.settings.max_upload_mb
-        return FileTooLarge(
-            message=f"The file is larger than the upload limit of {limit_mb} MB.",
-            max_bytes=float(file.max_bytes),
-        )
-    if file.storage_full:
-        return StorageFull(
-            message="The server's disk is full, so the file could not be stored; nothing of it was kept. "
-            "Ask an administrator to free space, then upload it again."
-        )
-    if file.size == 0:
-        return UnsupportedFileType(message="The file is empty.")
+        model_id = await service.upload_destination(session, user, model_id, chat_session_id)
+    incoming = service.check_incoming(state.settings, file)
     try:
-        kind = await sniff_upload(file)
+        kind = await sniff_upload(incoming)
     except UnsupportedDocument as refused:
-        return UnsupportedFileType(message=f"{refused.reason}.".replace("..", "."))
+        raise UnsupportedFileTypeError(f"{refused.reason}.".replace("..", ".")) from None
     new: service.NewDocument | None = None
     try:
         async with state.sessionmaker.begin() as session:
             if admit is not None:
-                await admit(session, file)
+                await admit(session, incoming)
             new = await service.create_document_from_upload(
                 session,
                 state.settings,
                 model_id=model_id,
                 chat_session_id=chat_session_id,
                 uploaded_by_id=user.id,
-                incoming=file,
+                incoming=incoming,
                 kind=kind,
                 title=title,
             )
-    except service.DuplicateUpload as duplicate:
-        return DuplicateDocument(message=str(duplicate), existing=Document.from_row(duplicate.existing))
     except BaseException:
         service.discard_stored_file(new)
         raise
@@ -164,6 +130,7 @@ class DocumentQuery:
         description="Documents of a model (not chat attachments), newest first. Readers of the model.",
         permission_classes=[IsAuthenticated],
     )
+    @maps_domain_errors
     async def documents(
         self,
         info: Info,
@@ -179,12 +146,10 @@ class DocumentQuery:
         if offset < 0:
             problems.append(("offset", "offset must not be negative."))
         if problems:
-            return InvalidInput.from_problems(problems)
+            raise InvalidInputError(problems)
         async with info.context.sessionmaker() as session:
-            if not await can_read_model(session, user, model_id):
-                return _model_not_found()
-            rows, total = await repository.list_model_documents(
-                session, model_id, status=status, first=first, offset=offset
+            rows, total = await service.list_model_documents(
+                session, user, model_id, status=status, limit=first, offset=offset
             )
         return DocumentList(items=[Document.from_row(row) for row in rows], total_count=total)
 
@@ -195,10 +160,8 @@ class DocumentQuery:
     async def document(self, info: Info, id: uuid.UUID) -> Document | None:
         user = info.context.require_user()
         async with info.context.sessionmaker() as session:
-            row = await repository.get_document(session, id)
-            if row is None or not await can_read_document(session, user, row):
-                return None
-        return Document.from_row(row)
+            row = await service.readable_document(session, user, id)
+        return Document.from_row(row) if row is not None else None
 
 
 @strawberry.type
@@ -213,21 +176,20 @@ class DocumentMutation:
     async def upload_document(
         self, info: Info, model_id: uuid.UUID, file: Upload, title: str | None = None
     ) -> UploadDocumentResult:
-        return await upload_document(info, model_id, file, title)
+        return await upload_document(info, model_id, file, title)  # maps domain errors itself
 
     @strawberry.mutation(
         description="Delete a document: its chunks, its row and its file, together.",
         permission_classes=[IsAuthenticated],
     )
+    @maps_domain_errors
     async def delete_document(self, info: Info, id: uuid.UUID) -> DeleteDocumentResult:
         user = info.context.require_user()
         state = info.context.state
         async with state.sessionmaker.begin() as session:
-            row = await repository.get_document(session, id, for_update=True)
-            if row is None or not await can_read_document(session, user, row):
-                return _document_not_found()
-            if not await can_change_document(session, user, row):
-                return Forbidden(message="Only administrators can delete documents.")
+            row = await service.document_to_change(
+                session, user, id, "Only administrators can delete documents."
+            )
             event = event_from_row(row, deleted=True)
             outbox_id = await service.delete_document(session, state.settings, row)
         await service.remove_deleted_files(state.sessionmaker, [outbox_id] if outbox_id else [])
@@ -238,19 +200,15 @@ class DocumentMutation:
         description="Parse, chunk and embed a document again (its chunks are swapped in atomically at the end).",
         permission_classes=[IsAuthenticated],
     )
+    @maps_domain_errors
     async def reindex_document(self, info: Info, id: uuid.UUID) -> ReindexDocumentResult:
         user = info.context.require_user()
         state = info.context.state
         async with state.sessionmaker.begin() as session:
-            row = await repository.get_document(session, id, for_update=True)
-            if row is None or not await can_read_document(session, user, row):
-                return _document_not_found()
-            if not await can_change_document(session, user, row):
-                return Forbidden(message="Only administrators can re-index documents.")
-            try:
-                service.prepare_reindex(state.settings, row)
-            except service.ReindexRefused as refused:
-                return InvalidInput.of("id", refused.message)
+            row = await service.document_to_change(
+                session, user, id, "Only administrators can re-index documents."
+            )
+            service.prepare_reindex(state.settings, row)
             await session.flush()
             await session.refresh(row)
         await enqueue_ingestion(state, row.id)

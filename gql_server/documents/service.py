@@ -12,8 +12,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_server.db.models import Document, DocumentKind, DocumentStatus, PendingFileDeletion
+from gql_server.access.policy import can_manage_models, can_read_model, can_use_chat_session
+from gql_server.db.models import Document, DocumentKind, DocumentStatus, PendingFileDeletion, User
 from gql_server.documents import repository
+from gql_server.documents.access import can_change_document, can_read_document
 from gql_server.documents.storage import (
     document_relative_path,
     move_into_place,
@@ -21,17 +23,100 @@ from gql_server.documents.storage import (
     resolve_storage_path,
 )
 from gql_server.documents.uploads import IncomingFile
+from gql_server.exceptions import (
+    DuplicateDocumentError,
+    FileTooLargeError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    StorageFullError,
+    UnsupportedFileTypeError,
+)
 from gql_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-class DuplicateUpload(Exception):
-    def __init__(self, session: AsyncSession, existing: Document) -> None:
-        # Detached with its loaded state: the rollback that follows must not expire it.
-        session.expunge(existing)
-        super().__init__(f"The same file is already in this model as “{existing.filename}”.")
-        self.existing = existing
+def _duplicate(session: AsyncSession, existing: Document) -> DuplicateDocumentError:
+    # Detached with its loaded state: the rollback that follows must not expire it.
+    session.expunge(existing)
+    return DuplicateDocumentError(existing)
+
+
+DOCUMENT_NOT_FOUND = "Document not found."
+MODEL_NOT_FOUND = "Model not found."
+
+
+async def upload_destination(
+    session: AsyncSession, user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The model an upload goes to. To a model: its readers see NotFound, and only
+    administrators may upload (Forbidden). To a chat session (an attachment): its owner,
+    while still allowed to read its model; the session's model is the destination."""
+    if chat_session_id is None:
+        if not await can_read_model(session, user, model_id):
+            raise NotFoundError(MODEL_NOT_FOUND)
+        if not can_manage_models(user):
+            raise ForbiddenError("Only administrators can upload documents to a model.")
+        return model_id
+    chat_session = await repository.get_chat_session(session, chat_session_id)
+    if chat_session is None or not await can_use_chat_session(session, user, chat_session):
+        raise NotFoundError("Chat session not found.")
+    return chat_session.model_id
+
+
+def check_incoming(settings: Settings, incoming: object) -> IncomingFile:
+    """The upload as our multipart parser stored it, or why it cannot be accepted."""
+    if not isinstance(incoming, IncomingFile):
+        raise InvalidInputError.of("file", "Send the file as a GraphQL multipart upload.")
+    if incoming.too_large:
+        raise FileTooLargeError(
+            f"The file is larger than the upload limit of {settings.max_upload_mb} MB.", incoming.max_bytes
+        )
+    if incoming.storage_full:
+        raise StorageFullError()
+    if incoming.size == 0:
+        raise UnsupportedFileTypeError("The file is empty.")
+    return incoming
+
+
+async def readable_document(session: AsyncSession, user: User, document_id: uuid.UUID) -> Document | None:
+    """The document, or None when it does not exist or `user` may not see it."""
+    row = await repository.get_document(session, document_id)
+    if row is None or not await can_read_document(session, user, row):
+        return None
+    return row
+
+
+async def document_to_change(
+    session: AsyncSession, user: User, document_id: uuid.UUID, refusal: str
+) -> Document:
+    """The document locked for a delete or re-index; NotFound for those who may not see
+    it, Forbidden (`refusal`) for readers who may not change it."""
+    row = await repository.get_document(session, document_id, for_update=True)
+    if row is None or not await can_read_document(session, user, row):
+        raise NotFoundError(DOCUMENT_NOT_FOUND)
+    if not await can_change_document(session, user, row):
+        raise ForbiddenError(refusal)
+    return row
+
+
+async def list_model_documents(
+    session: AsyncSession,
+    user: User,
+    model_id: uuid.UUID,
+    *,
+    status: DocumentStatus | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Document], int]:
+    """A page of a model's documents (not chat attachments), for the model's readers."""
+    if not await can_read_model(session, user, model_id):
+        raise NotFoundError(MODEL_NOT_FOUND)
+    rows, total = await repository.list_model_documents(
+        session, model_id, status=status, first=limit, offset=offset
+    )
+    return list(rows), total
 
 
 def title_from_filename(filename: str) -> str:
@@ -59,13 +144,13 @@ async def create_document_from_upload(
 ) -> NewDocument:
     """Insert the document row and move the uploaded file into its final place.
 
-    Raises DuplicateUpload when the same bytes are already in the model (or session).
+    Raises DuplicateDocumentError when the same bytes are already in the model (or session).
     The move is an os.replace inside files_dir; if the caller's transaction then fails,
     it must remove `stored_path` (see `discard_stored_file`).
     """
     existing = await repository.find_duplicate(session, model_id, chat_session_id, incoming.sha256)
     if existing is not None:
-        raise DuplicateUpload(session, existing)
+        raise _duplicate(session, existing)
     document_id = uuid.uuid4()
     relative = document_relative_path(document_id, kind.value)
     document = Document(
@@ -102,7 +187,7 @@ async def create_document_from_upload(
         with session.no_autoflush:
             existing = await repository.find_duplicate(session, model_id, chat_session_id, incoming.sha256)
         if existing is not None:
-            raise DuplicateUpload(session, existing) from None
+            raise _duplicate(session, existing) from None
         raise
     stored = move_into_place(incoming.path, settings, relative)
     incoming.consumed = True
@@ -153,19 +238,14 @@ async def remove_deleted_files(sessionmaker: async_sessionmaker[AsyncSession], o
         await session.execute(delete(PendingFileDeletion).where(PendingFileDeletion.id.in_(outbox_ids)))
 
 
-class ReindexRefused(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def prepare_reindex(settings: Settings, document: Document) -> None:
     if document.status.is_working:
-        raise ReindexRefused("The document is already being processed.")
+        raise InvalidInputError.of("id", "The document is already being processed.")
     if not document.storage_path or not resolve_storage_path(settings, document.storage_path).exists():
-        raise ReindexRefused(
+        raise InvalidInputError.of(
+            "id",
             "The original file was not kept (KEEP_ORIGINAL_FILES is off), so it cannot be re-indexed; "
-            "upload it again instead."
+            "upload it again instead.",
         )
     document.status = DocumentStatus.QUEUED
     document.progress = 0.0

@@ -9,11 +9,10 @@ import strawberry
 
 from gql_server.access.policy import models_granted_to_group
 from gql_server.context import Info
-from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.errors import AlreadyExists, InvalidInput, NotFound, maps_domain_errors
 from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.groups import repository, service
 from gql_server.groups.types import AccessGroup
-from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 
@@ -59,38 +58,35 @@ class GroupsQuery:
 
 async def _run(info: Info, action, *args) -> GroupResult:  # type: ignore[no-untyped-def]
     actor = info.context.require_admin()
-    try:
-        async with info.context.sessionmaker.begin() as session:
-            group = await action(session, actor, *args)
-    except ActionRefused as failure:
-        return as_result(failure)  # type: ignore[return-value]
+    async with info.context.sessionmaker.begin() as session:
+        group = await action(session, actor, *args)
     return group  # type: ignore[no-any-return]
 
 
 @strawberry.type
 class GroupsMutation:
     @strawberry.mutation(description="Create an access group.", extensions=admin_only())
+    @maps_domain_errors
     async def create_group(self, info: Info, name: str, description: str | None = None) -> GroupResult:
         return await _run(info, service.create_group, name, description)
 
     @strawberry.mutation(
         description="Rename a group (and optionally change its description).", extensions=admin_only()
     )
+    @maps_domain_errors
     async def rename_group(
         self, info: Info, group_id: uuid.UUID, name: str, description: str | None = None
     ) -> GroupResult:
         return await _run(info, service.rename_group, group_id, name, description)
 
     @strawberry.mutation(description="Delete a group; its model grants go with it.", extensions=admin_only())
+    @maps_domain_errors
     async def delete_group(self, info: Info, group_id: uuid.UUID) -> DeleteGroupResult:
         actor = info.context.require_admin()
-        try:
-            async with info.context.sessionmaker.begin() as session:
-                # Its grants go with it: read them first, to tell those models' subscriptions.
-                granted = await models_granted_to_group(session, group_id)
-                deleted = await service.delete_group(session, actor, group_id)
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        async with info.context.sessionmaker.begin() as session:
+            # Its grants go with it: read them first, to tell those models' subscriptions.
+            granted = await models_granted_to_group(session, group_id)
+            deleted = await service.delete_group(session, actor, group_id)
         if granted:
             change = AccessChanged.of(AccessChangeReason.GROUP_DELETED, model_ids=granted, group_id=group_id)
             await publish_access_changed(info.context.state.bus, change)
@@ -99,16 +95,17 @@ class GroupsMutation:
     @strawberry.mutation(
         description="Add a user to a group (no-op when already a member).", extensions=admin_only()
     )
+    @maps_domain_errors
     async def add_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
         return await _run(info, service.add_member, group_id, user_id)
 
     @strawberry.mutation(description="Remove a user from a group.", extensions=admin_only())
+    @maps_domain_errors
     async def remove_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
         result = await _run(info, service.remove_member, group_id, user_id)
-        if not isinstance(result, NotFound | InvalidInput | AlreadyExists):
-            # After the commit: the former member's open subscriptions re-check.
-            change = AccessChanged.of(
-                AccessChangeReason.MEMBERSHIP_REMOVED, user_ids=[user_id], group_id=group_id
-            )
-            await publish_access_changed(info.context.state.bus, change)
+        # After the commit: the former member's open subscriptions re-check.
+        change = AccessChanged.of(
+            AccessChangeReason.MEMBERSHIP_REMOVED, user_ids=[user_id], group_id=group_id
+        )
+        await publish_access_changed(info.context.state.bus, change)
         return result

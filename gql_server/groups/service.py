@@ -9,8 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.audit import service as audit
 from gql_server.db.models import AccessGroup, User
+from gql_server.exceptions import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    text_problems,
+)
 from gql_server.groups import repository
-from gql_server.kit.failures import ActionRefused, text_problems
 from gql_server.users import repository as users_repository
 
 NAME_MAX = 120
@@ -23,13 +28,13 @@ def _check_texts(name: str | None, description: str | None) -> str | None:
     if cleaned is not None and not cleaned:
         problems.insert(0, ("name", "The group name must not be empty."))
     if problems:
-        raise ActionRefused.invalid(problems)
+        raise InvalidInputError(problems)
     return cleaned
 
 
 async def _unique_name(session: AsyncSession, name: str, except_id: uuid.UUID | None = None) -> None:
     if await repository.name_taken(session, name, except_id):
-        raise ActionRefused("exists", f"A group named '{name}' already exists.", "name")
+        raise AlreadyExistsError(f"A group named '{name}' already exists.", "name")
 
 
 async def _flush_unique(session: AsyncSession, name: str) -> None:
@@ -37,7 +42,7 @@ async def _flush_unique(session: AsyncSession, name: str) -> None:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as error:  # a concurrent request took the name first
-        raise ActionRefused("exists", f"A group named '{name}' already exists.", "name") from error
+        raise AlreadyExistsError(f"A group named '{name}' already exists.", "name") from error
 
 
 async def create_group(session: AsyncSession, actor: User, name: str, description: str | None) -> AccessGroup:
@@ -54,7 +59,7 @@ async def create_group(session: AsyncSession, actor: User, name: str, descriptio
 async def _group(session: AsyncSession, group_id: uuid.UUID) -> AccessGroup:
     group = await repository.get_group(session, group_id, for_update=True)
     if group is None:
-        raise ActionRefused.not_found("The group")
+        raise NotFoundError.of("The group")
     return group
 
 
@@ -87,7 +92,7 @@ async def add_member(
 ) -> AccessGroup:
     group = await _group(session, group_id)
     if await users_repository.get_user_for_update(session, user_id) is None:
-        raise ActionRefused.not_found("The user")
+        raise NotFoundError.of("The user")
     if await repository.add_member(session, group.id, user_id):
         await audit.record(session, actor, "group.add_member", "group", group.id, {"userId": str(user_id)})
     return group
@@ -98,6 +103,6 @@ async def remove_member(
 ) -> AccessGroup:
     group = await _group(session, group_id)
     if not await repository.remove_member(session, group.id, user_id):
-        raise ActionRefused("not_found", "That user is not a member of this group.", "userId")
+        raise NotFoundError("That user is not a member of this group.")
     await audit.record(session, actor, "group.remove_member", "group", group.id, {"userId": str(user_id)})
     return group

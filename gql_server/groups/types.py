@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 @mapper.type(models.AccessGroup)
 class AccessGroup:
+    @classmethod
+    def from_row(cls, row: models.AccessGroup) -> AccessGroup:
+        """The mapper's type resolves its columns from the ORM row itself: the row is the value."""
+        return row  # type: ignore[return-value]
+
     __exclude__ = ["created_by_id"]
 
     @strawberry.field(description="How many users belong to the group.")

@@ -10,9 +10,9 @@ from strawberry.types.unset import UNSET
 
 from gql_server.context import Info
 from gql_server.db.models import ProviderKind
-from gql_server.errors import AlreadyExists, InvalidInput, NotFound
+from gql_server.errors import AlreadyExists, InvalidInput, NotFound, maps_domain_errors
 from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
-from gql_server.kit.failures import ActionRefused, as_result
+from gql_server.exceptions import NotFoundError
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 from gql_server.kit.transactions import in_transaction
@@ -28,8 +28,6 @@ from gql_server.models.types import (
     ModelDeleted,
 )
 from gql_server.storage.file_sweeper import request_file_sweep
-
-NULLABLE_SETTINGS = {"llm_model_name", "base_url", "relevance_threshold", "description", "system_prompt"}
 
 
 @strawberry.input(description="A new model. Only `name` is required; EXTRACTIVE needs no LLM.")
@@ -85,15 +83,7 @@ TestModelConnectionResult = Annotated[
 
 def _changes(values: dict[str, Any], api_key: Any, clear_api_key: bool) -> ModelChanges:
     present = {key: value for key, value in values.items() if value is not UNSET}
-    missing = [key for key, value in present.items() if value is None and key not in NULLABLE_SETTINGS]
-    if missing:
-        field_name = service._camel(missing[0])
-        raise ActionRefused("invalid", f"{field_name} cannot be null; leave it out to keep it.", field_name)
-    return ModelChanges(
-        values=present,
-        api_key=api_key if api_key not in (UNSET, None) else None,
-        clear_api_key=clear_api_key,
-    )
+    return service.model_changes(present, api_key if api_key not in (UNSET, None) else None, clear_api_key)
 
 
 def _input_values(data: CreateModelInput | UpdateModelInput) -> dict[str, Any]:
@@ -143,50 +133,44 @@ class ModelsQuery:
 @strawberry.type
 class ModelsMutation:
     @strawberry.mutation(description="Create a model. Administrators only.", extensions=admin_only())
+    @maps_domain_errors
     async def create_model(self, info: Info, input: CreateModelInput) -> CreateModelResult:
         actor = info.context.require_admin()
         state = info.context.state
-        try:
-            changes = _changes(_input_values(input), input.api_key, False)
-            row = await in_transaction(
-                state.sessionmaker,
-                lambda session: service.create_model(
-                    session, actor, changes, state.cipher, policy_from_settings(state.settings)
-                ),
-            )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        changes = _changes(_input_values(input), input.api_key, False)
+        row = await in_transaction(
+            state.sessionmaker,
+            lambda session: service.create_model(
+                session, actor, changes, state.cipher, policy_from_settings(state.settings)
+            ),
+        )
         return Model(row=row)
 
     @strawberry.mutation(
         description="Change a model's settings. Administrators only.", extensions=admin_only()
     )
+    @maps_domain_errors
     async def update_model(self, info: Info, id: uuid.UUID, input: UpdateModelInput) -> UpdateModelResult:
         actor = info.context.require_admin()
         state = info.context.state
-        try:
-            changes = _changes(_input_values(input), input.api_key, input.clear_api_key)
-            async with state.sessionmaker.begin() as session:
-                row = await service.update_model(
-                    session, actor, id, changes, state.cipher, policy_from_settings(state.settings)
-                )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        changes = _changes(_input_values(input), input.api_key, input.clear_api_key)
+        async with state.sessionmaker.begin() as session:
+            row = await service.update_model(
+                session, actor, id, changes, state.cipher, policy_from_settings(state.settings)
+            )
         return Model(row=row)
 
     @strawberry.mutation(
         description="Delete a model with its documents, chunks, files and chats. Administrators only.",
         extensions=admin_only(),
     )
+    @maps_domain_errors
     async def delete_model(self, info: Info, id: uuid.UUID) -> DeleteModelResult:
         actor = info.context.require_admin()
         state = info.context.state
-        try:
-            documents, files = await in_transaction(
-                state.sessionmaker, lambda session: service.delete_model(session, actor, id)
-            )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        documents, files = await in_transaction(
+            state.sessionmaker, lambda session: service.delete_model(session, actor, id)
+        )
         # After the commit: open subscriptions on the model end (gql_server/access/watch.py).
         await publish_access_changed(
             state.bus, AccessChanged.of(AccessChangeReason.MODEL_DELETED, model_ids=[id])
@@ -198,6 +182,7 @@ class ModelsMutation:
         description="Let a group or a single user use a model (give exactly one). Administrators only.",
         extensions=admin_only(),
     )
+    @maps_domain_errors
     async def grant_model_access(
         self,
         info: Info,
@@ -206,18 +191,14 @@ class ModelsMutation:
         user_id: uuid.UUID | None = None,
     ) -> GrantModelAccessResult:
         actor = info.context.require_admin()
-        try:
-            async with info.context.sessionmaker.begin() as session:
-                grant = await service.grant_access(
-                    session, actor, model_id, group_id=group_id, user_id=user_id
-                )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        async with info.context.sessionmaker.begin() as session:
+            grant = await service.grant_access(session, actor, model_id, group_id=group_id, user_id=user_id)
         return ModelAccessGrant(row=grant)
 
     @strawberry.mutation(
         description="Take back a group's or a user's access. Administrators only.", extensions=admin_only()
     )
+    @maps_domain_errors
     async def revoke_model_access(
         self,
         info: Info,
@@ -226,13 +207,10 @@ class ModelsMutation:
         user_id: uuid.UUID | None = None,
     ) -> RevokeModelAccessResult:
         actor = info.context.require_admin()
-        try:
-            async with info.context.sessionmaker.begin() as session:
-                grant_id = await service.revoke_access(
-                    session, actor, model_id, group_id=group_id, user_id=user_id
-                )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        async with info.context.sessionmaker.begin() as session:
+            grant_id = await service.revoke_access(
+                session, actor, model_id, group_id=group_id, user_id=user_id
+            )
         # After the commit: the user's (or every member's) open subscriptions re-check.
         change = AccessChanged.of(
             AccessChangeReason.GRANT_REVOKED, user_ids=[user_id], model_ids=[model_id], group_id=group_id
@@ -244,13 +222,14 @@ class ModelsMutation:
         description="Check that the model's provider is reachable, accepts the key and knows the model.",
         extensions=admin_only(),
     )
+    @maps_domain_errors
     async def test_model_connection(self, info: Info, model_id: uuid.UUID) -> TestModelConnectionResult:
         actor = info.context.require_admin()
         state = info.context.state
         async with state.sessionmaker() as session:
             row = await repository.get_readable_model(session, actor, model_id)
         if row is None:
-            return NotFound(message="The model was not found.")
+            raise NotFoundError("The model was not found.")
         result = await service.test_connection(row, state.cipher, policy_from_settings(state.settings))
         return ModelConnectionResult(
             ok=result.ok,

@@ -27,8 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.audit import service as audit
 from gql_server.db.models import ModelAccessGrant, ProviderKind, RagModel, User
+from gql_server.exceptions import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    text_problems,
+)
 from gql_server.groups import repository as groups_repository
-from gql_server.kit.failures import ActionRefused, text_problems
 from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
 from gql_server.models import repository
 from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
@@ -61,6 +66,9 @@ SETTING_FIELDS = (
 )
 
 
+NULLABLE_SETTINGS = {"llm_model_name", "base_url", "relevance_threshold", "description", "system_prompt"}
+
+
 @dataclass
 class ModelChanges:
     """Only the fields present are changed (an update); a create starts from the defaults."""
@@ -68,6 +76,16 @@ class ModelChanges:
     values: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     clear_api_key: bool = False
+
+
+def model_changes(present: dict[str, Any], api_key: str | None, clear_api_key: bool) -> ModelChanges:
+    """The changes an input asks for: `present` holds only the fields the client sent
+    (a None there means "clear it", allowed for NULLABLE_SETTINGS only)."""
+    missing = [key for key, value in present.items() if value is None and key not in NULLABLE_SETTINGS]
+    if missing:
+        field_name = _camel(missing[0])
+        raise InvalidInputError.of(field_name, f"{field_name} cannot be null; leave it out to keep it.")
+    return ModelChanges(values=present, api_key=api_key, clear_api_key=clear_api_key)
 
 
 def _camel(name: str) -> str:
@@ -258,7 +276,7 @@ def _apply(model: RagModel, changes: ModelChanges, cipher: ApiKeyCipher) -> list
 
 async def _ensure_name_free(session: AsyncSession, name: str, except_id: uuid.UUID | None) -> None:
     if await repository.name_taken(session, name, except_id):
-        raise ActionRefused("exists", f"A model named '{name}' already exists.", "name")
+        raise AlreadyExistsError(f"A model named '{name}' already exists.", "name")
 
 
 async def _save(session: AsyncSession, model: RagModel, except_id: uuid.UUID | None) -> None:
@@ -268,7 +286,7 @@ async def _save(session: AsyncSession, model: RagModel, except_id: uuid.UUID | N
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as error:  # a concurrent request took the name first
-        raise ActionRefused("exists", f"A model named '{model.name}' already exists.", "name") from error
+        raise AlreadyExistsError(f"A model named '{model.name}' already exists.", "name") from error
 
 
 async def create_model(
@@ -293,13 +311,13 @@ async def create_model(
     )
     changes.values = _normalise(changes.values)
     if "name" not in changes.values:
-        raise ActionRefused.invalid([("name", "The model name is required.")])
+        raise InvalidInputError([("name", "The model name is required.")])
     # Validate the model as it would be saved, then write nothing unless it is all valid.
     preview = _preview(model, changes)
     problems = _problems(preview, changes)
     problems += await _address_problems(preview, problems, url_policy)
     if problems:
-        raise ActionRefused.invalid(problems)
+        raise InvalidInputError(problems)
     # Checked before `add`: autoflush would otherwise insert the row and find itself.
     await _ensure_name_free(session, changes.values["name"], None)
     changed = _apply(model, changes, cipher)
@@ -334,7 +352,7 @@ async def update_model(
 ) -> RagModel:
     model = await repository.get_model_for_update(session, model_id)
     if model is None:
-        raise ActionRefused.not_found("The model")
+        raise NotFoundError.of("The model")
     changes.values = _normalise(changes.values)
     preview = _preview(model, changes)
     problems = _problems(preview, changes) + _key_problems(model, preview, changes)
@@ -343,7 +361,7 @@ async def update_model(
         # were allowed can still be renamed after they no longer are (it fails when used).
         problems += await _address_problems(preview, problems, url_policy)
     if problems:
-        raise ActionRefused.invalid(_dedupe(problems))
+        raise InvalidInputError(_dedupe(problems))
     changed = _apply(model, changes, cipher)
     await _save(session, model, model.id)
     if changed:
@@ -356,7 +374,7 @@ async def delete_model(session: AsyncSession, actor: User, model_id: uuid.UUID) 
     sweeper in the same transaction. Returns (documents deleted, files queued)."""
     model = await repository.get_model_for_update(session, model_id)
     if model is None:
-        raise ActionRefused.not_found("The model")
+        raise NotFoundError.of("The model")
     documents = await repository.count_documents(session, model.id)
     files = await repository.queue_document_files_for_deletion(session, model.id)
     await audit.record(
@@ -376,14 +394,14 @@ async def _grantee(
     session: AsyncSession, model_id: uuid.UUID, group_id: uuid.UUID | None, user_id: uuid.UUID | None
 ) -> RagModel:
     if (group_id is None) == (user_id is None):
-        raise ActionRefused("invalid", "Give exactly one of groupId and userId.", "groupId")
+        raise InvalidInputError.of("groupId", "Give exactly one of groupId and userId.")
     model = await repository.get_model_for_update(session, model_id)
     if model is None:
-        raise ActionRefused.not_found("The model")
+        raise NotFoundError.of("The model")
     if group_id is not None and await groups_repository.get_group(session, group_id) is None:
-        raise ActionRefused.not_found("The group")
+        raise NotFoundError.of("The group")
     if user_id is not None and await users_repository.get_user_for_update(session, user_id) is None:
-        raise ActionRefused.not_found("The user")
+        raise NotFoundError.of("The user")
     return model
 
 
@@ -425,9 +443,7 @@ async def revoke_access(
     model = await _grantee(session, model_id, group_id, user_id)
     existing = await repository.find_grant(session, model.id, group_id=group_id, user_id=user_id)
     if existing is None:
-        raise ActionRefused(
-            "not_found", "There is no such grant on this model.", "groupId" if group_id else "userId"
-        )
+        raise NotFoundError("There is no such grant on this model.")
     await session.delete(existing)
     await session.flush()
     await audit.record(

@@ -8,7 +8,8 @@ import strawberry
 
 from gql_server.access.policy import can_read_model
 from gql_server.context import Info
-from gql_server.errors import InvalidInput, NotFound
+from gql_server.errors import maps_domain_errors
+from gql_server.exceptions import InvalidInputError, NotFoundError
 from gql_server.rag.retrieval import MAX_K, MAX_QUERY_CHARACTERS, embed_query, retrieve_passages
 from gql_server.rag.types import Passage, SearchMode, SearchResult, SearchResults
 
@@ -21,6 +22,7 @@ class RetrievalQuery:
             "A model you may not use answers NotFound, exactly like a missing one."
         )
     )
+    @maps_domain_errors
     async def search(
         self,
         info: Info,
@@ -32,14 +34,14 @@ class RetrievalQuery:
         user = info.context.require_user()
         query = query.strip()
         if not query:
-            return InvalidInput.of("query", "The query is empty.")
+            raise InvalidInputError.of("query", "The query is empty.")
         if len(query) > MAX_QUERY_CHARACTERS:
-            return InvalidInput.of("query", f"The query is longer than {MAX_QUERY_CHARACTERS} characters.")
+            raise InvalidInputError.of("query", f"The query is longer than {MAX_QUERY_CHARACTERS} characters.")
         k = max(1, min(10 if k is None else k, MAX_K))
         mode = mode or SearchMode.HYBRID
         async with info.context.sessionmaker() as session:
             if not await can_read_model(session, user, model_id):
-                return NotFound()
+                raise NotFoundError()
         # Embedding runs in a worker thread, outside any database transaction.
         query_embedding = await embed_query(query) if mode is not SearchMode.LEXICAL else None
         async with info.context.sessionmaker.begin() as session:

@@ -7,13 +7,11 @@ from typing import Annotated
 
 import strawberry
 
-from gql_server.auth.resolvers import _payload
 from gql_server.auth.types import AuthPayload
 from gql_server.context import Info
 from gql_server.db.models import Role
-from gql_server.errors import Forbidden, InvalidInput, NotFound
+from gql_server.errors import Forbidden, InvalidInput, NotFound, maps_domain_errors
 from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
-from gql_server.kit.failures import ActionRefused, as_result
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 from gql_server.users import service
@@ -70,11 +68,8 @@ async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResu
         "deactivate": service.deactivate,
         "reactivate": service.reactivate,
     }
-    try:
-        async with info.context.sessionmaker.begin() as session:
-            user = await actions[action](session, actor, user_id)
-    except ActionRefused as failure:
-        return as_result(failure)  # type: ignore[return-value]
+    async with info.context.sessionmaker.begin() as session:
+        user = await actions[action](session, actor, user_id)
     if reason := NARROWING_ACTIONS.get(action):
         # After the commit: the user's open subscriptions re-check (gql_server/access/watch.py).
         await publish_access_changed(info.context.state.bus, AccessChanged.of(reason, user_ids=[user_id]))
@@ -86,6 +81,7 @@ class UsersMutation:
     @strawberry.mutation(
         description="Make a user an administrator. Administrators only.", extensions=admin_only()
     )
+    @maps_domain_errors
     async def promote_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
         return await _admin_action(info, "promote", user_id)
 
@@ -93,6 +89,7 @@ class UsersMutation:
         description="Make an administrator a plain user again. Only the superadmin demotes administrators.",
         extensions=admin_only(),
     )
+    @maps_domain_errors
     async def demote_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
         return await _admin_action(info, "demote", user_id)
 
@@ -101,44 +98,42 @@ class UsersMutation:
         "Only the superadmin deactivates administrators; the superadmin cannot be deactivated.",
         extensions=admin_only(),
     )
+    @maps_domain_errors
     async def deactivate_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
         return await _admin_action(info, "deactivate", user_id)
 
     @strawberry.mutation(description="Reactivate a deactivated account.", extensions=admin_only())
+    @maps_domain_errors
     async def reactivate_user(self, info: Info, user_id: uuid.UUID) -> UserResult:
         return await _admin_action(info, "reactivate", user_id)
 
     @strawberry.mutation(description="Edit your own profile.", extensions=signed_in())
+    @maps_domain_errors
     async def update_profile(self, info: Info, display_name: str | None = None) -> UpdateProfileResult:
         user = info.context.require_user()
-        try:
-            async with info.context.sessionmaker.begin() as session:
-                updated = await service.update_profile(session, user, display_name)
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        async with info.context.sessionmaker.begin() as session:
+            updated = await service.update_profile(session, user, display_name)
         return updated  # type: ignore[return-value]
 
     @strawberry.mutation(
         description="Change your password. Signs out every other session; returns fresh tokens.",
         extensions=signed_in(),
     )
+    @maps_domain_errors
     async def change_password(self, info: Info, old_password: str, new_password: str) -> ChangePasswordResult:
         user = info.context.require_user()
         state = info.context.state
-        try:
-            async with state.sessionmaker.begin() as session:
-                issued = await service.change_password(
-                    session,
-                    state.tokens,
-                    state.settings.refresh_token_days,
-                    user,
-                    passwords=state.passwords,
-                    old_password=old_password,
-                    new_password=new_password,
-                )
-        except ActionRefused as failure:
-            return as_result(failure)  # type: ignore[return-value]
+        async with state.sessionmaker.begin() as session:
+            issued = await service.change_password(
+                session,
+                state.tokens,
+                state.settings.refresh_token_days,
+                user,
+                passwords=state.passwords,
+                old_password=old_password,
+                new_password=new_password,
+            )
         # Every other session ended (token version bumped): so do its open subscriptions.
         change = AccessChanged.of(AccessChangeReason.SESSIONS_REVOKED, user_ids=[user.id])
         await publish_access_changed(state.bus, change)
-        return _payload(issued, info)
+        return AuthPayload.from_session(issued, info)

@@ -21,7 +21,7 @@ from gql_server.auth.passwords import PasswordHashing, password_problem
 from gql_server.auth.service import IssuedSession, _issue_session
 from gql_server.auth.tokens import AccessTokenCodec
 from gql_server.db.models import Role, User
-from gql_server.kit.failures import ActionRefused
+from gql_server.exceptions import ForbiddenError, InvalidInputError, NotFoundError
 from gql_server.users import repository
 from gql_server.users.repository import UserOrder
 
@@ -46,16 +46,16 @@ async def list_users(
 async def _target(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await repository.get_user_for_update(session, user_id)
     if user is None:
-        raise ActionRefused.not_found("The user")
+        raise NotFoundError.of("The user")
     return user
 
 
 async def promote_to_admin(session: AsyncSession, actor: User, user_id: uuid.UUID) -> User:
     target = await _target(session, user_id)
     if target.role is Role.SUPERADMIN:
-        raise ActionRefused("forbidden", "The superadmin's role cannot be changed.")
+        raise ForbiddenError("The superadmin's role cannot be changed.")
     if not target.is_active:
-        raise ActionRefused("invalid", "Reactivate this account before making it an administrator.", "userId")
+        raise InvalidInputError.of("userId", "Reactivate this account before making it an administrator.")
     if target.role is Role.USER:
         target.role = Role.ADMIN
         await audit.record(session, actor, "user.promote", "user", target.id, {"role": "ADMIN"})
@@ -65,10 +65,10 @@ async def promote_to_admin(session: AsyncSession, actor: User, user_id: uuid.UUI
 async def demote_to_user(session: AsyncSession, actor: User, user_id: uuid.UUID) -> User:
     target = await _target(session, user_id)
     if target.role is Role.SUPERADMIN:
-        raise ActionRefused("forbidden", "The superadmin cannot be demoted.")
+        raise ForbiddenError("The superadmin cannot be demoted.")
     if target.role is Role.ADMIN:
         if not is_superadmin(actor):
-            raise ActionRefused("forbidden", "Only the superadmin can demote an administrator.")
+            raise ForbiddenError("Only the superadmin can demote an administrator.")
         target.role = Role.USER
         await audit.record(session, actor, "user.demote", "user", target.id, {"role": "USER"})
     return target
@@ -76,11 +76,11 @@ async def demote_to_user(session: AsyncSession, actor: User, user_id: uuid.UUID)
 
 def _check_may_change_activation(actor: User, target: User, verb: str) -> None:
     if target.role is Role.SUPERADMIN:
-        raise ActionRefused("forbidden", f"The superadmin cannot be {verb}d.")
+        raise ForbiddenError(f"The superadmin cannot be {verb}d.")
     if target.id == actor.id:
-        raise ActionRefused("forbidden", f"You cannot {verb} your own account.")
+        raise ForbiddenError(f"You cannot {verb} your own account.")
     if target.role is Role.ADMIN and not is_superadmin(actor):
-        raise ActionRefused("forbidden", f"Only the superadmin can {verb} an administrator.")
+        raise ForbiddenError(f"Only the superadmin can {verb} an administrator.")
 
 
 async def deactivate(session: AsyncSession, actor: User, user_id: uuid.UUID) -> User:
@@ -108,10 +108,10 @@ async def update_profile(session: AsyncSession, user: User, display_name: str | 
     if display_name is not None:
         name = display_name.strip()
         if not name:
-            raise ActionRefused("invalid", "The display name must not be empty.", "displayName")
+            raise InvalidInputError.of("displayName", "The display name must not be empty.")
         if len(name) > DISPLAY_NAME_MAX:
-            raise ActionRefused(
-                "invalid", f"The display name can have at most {DISPLAY_NAME_MAX} characters.", "displayName"
+            raise InvalidInputError.of(
+                "displayName", f"The display name can have at most {DISPLAY_NAME_MAX} characters."
             )
         target.display_name = name
     return target
@@ -131,11 +131,11 @@ async def change_password(
     Argon2 runs in the app's hashing pool (`passwords`), off the event loop."""
     target = await _target(session, user.id)
     if not await passwords.verify(target.password_hash, old_password[:1024]):
-        raise ActionRefused("invalid", "The current password is incorrect.", "oldPassword")
+        raise InvalidInputError.of("oldPassword", "The current password is incorrect.")
     if problem := password_problem(new_password, target.email):
-        raise ActionRefused("invalid", problem, "newPassword")
+        raise InvalidInputError.of("newPassword", problem)
     if new_password == old_password:
-        raise ActionRefused("invalid", "The new password must differ from the current one.", "newPassword")
+        raise InvalidInputError.of("newPassword", "The new password must differ from the current one.")
     target.password_hash = await passwords.hash(new_password)
     target.token_version += 1
     await auth_repository.revoke_all_for_user(session, target.id)

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 @mapper.type(models.User)
 class User:
     # Secrets and internals never reach the API.
+    @classmethod
+    def from_row(cls, row: models.User) -> User:
+        """The mapper's type resolves its columns from the ORM row itself: the row is the value."""
+        return row  # type: ignore[return-value]
+
     __exclude__ = ["password_hash", "token_version"]
 
     @strawberry.field(
