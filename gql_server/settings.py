@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # CSV/spreadsheet shape limits: wider tables or bigger cells fail with a clear message.
     csv_max_columns: int = Field(default=512, ge=1)
     csv_max_cell_chars: int = Field(default=65_536, ge=16)
+    # OCR (Tesseract) of images and of PDF pages without a text layer (issue 13). Off:
+    # such PDFs end READY with a warning and images are refused with a reason.
+    ocr_enabled: bool = True
+    ocr_languages: str = Field(default="eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+    ocr_max_image_pixels: int = Field(default=60_000_000, ge=1_000_000)
+    ocr_max_image_pages: int = Field(default=500, ge=1)
 
     ingest_concurrency: int = Field(default=1, ge=1, le=16)
     generation_timeout_seconds: float = 300.0

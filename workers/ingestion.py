@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -67,6 +68,7 @@ SPOOL_COLUMNS = (
     "page_end",
     "row_start",
     "row_end",
+    "location",
     "token_count",
     "embedding",
 )
@@ -198,6 +200,7 @@ def run_pipeline_to_spool(
     document: tuple[uuid.UUID, uuid.UUID, uuid.UUID | None],
     file_title: str | None = None,
     csv_limits: Any = None,
+    pdf_limits: Any = None,
 ) -> PipelineOutcome:
     """Runs in a worker thread: parse → chunk → embed, appending chunks to a CSV spool.
     `csv_limits` (a parse_csv.CsvLimits) comes from the worker's Settings."""
@@ -215,6 +218,7 @@ def run_pipeline_to_spool(
         file_title=file_title,
         boundary_embedder=boundary_embedder,
         csv_limits=csv_limits,
+        pdf_limits=pdf_limits,
     )
     tracker.set_page_count(processing.page_count)
     token_count = 0
@@ -254,6 +258,7 @@ def run_pipeline_to_spool(
                             chunk.page_end,
                             chunk.row_start,
                             chunk.row_end,
+                            json.dumps(chunk.location, ensure_ascii=False) if chunk.location else None,
                             chunk.token_count,
                         )
                     )
@@ -544,6 +549,7 @@ async def _run(
 ) -> None:
     from workers.pipeline.errors import DocumentParseError
     from workers.pipeline.parse_csv import CsvLimits
+    from workers.pipeline.parse_pdf import PdfExtractionLimits
 
     settings = resources.settings
     if not row.storage_path:
@@ -567,6 +573,13 @@ async def _run(
             (row.id, row.model_id, row.session_id),
             Path(row.filename).stem,
             CsvLimits(max_columns=settings.csv_max_columns, max_cell_chars=settings.csv_max_cell_chars),
+            PdfExtractionLimits(
+                ocr_languages=settings.ocr_languages if settings.ocr_enabled else "",
+                max_image_pixels=settings.ocr_max_image_pixels,
+                max_image_pages=settings.ocr_max_image_pages,
+                max_columns=settings.csv_max_columns,
+                max_cell_chars=settings.csv_max_cell_chars,
+            ),
         )
     finally:
         stop.set()

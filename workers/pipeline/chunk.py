@@ -1,6 +1,7 @@
 """The unit the pipeline hands to storage: a piece of text small enough to embed whole."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,9 @@ class Chunk:
     # see `furniture.py`) when it had some: embedded and indexed instead of `text`, which
     # stays the passage as the page shows it.
     search_text: str | None = None
+    # Where the passage is in the words of its kind (workers/pipeline/units.py): heading
+    # path, slide, sheet and rows, OCR; None for PDF text-layer, CSV and text chunks.
+    location: dict[str, Any] | None = None
     embedding: npt.NDArray[np.float32] | None = None
 
     def embedding_input(self) -> str:

@@ -268,3 +268,58 @@ def read_csv_chunks(
     return CsvChunkStream(
         path=path, count_tokens=count_tokens, max_tokens=max_tokens, limits=limits or CsvLimits()
     )
+
+
+def pack_rows(
+    header: list[str],
+    rows: Sequence[tuple[int, list[str]]],
+    count_tokens: TokenCounter,
+    max_tokens: int = 256,
+) -> list[Chunk]:
+    """Chunks of table rows from another kind (an XLSX sheet, a Word/PowerPoint/HTML table),
+    packed exactly as CSV rows are: each row a "column: value | ..." line, so every chunk
+    repeats the header, and a row too wide for one chunk spread over several. Row numbers
+    are the caller's (sheet rows, table rows); `chunk_index` starts at 0."""
+    stream = CsvChunkStream(path=Path(), count_tokens=count_tokens, max_tokens=max_tokens)
+    stream.header = list(header)
+    budget = max_tokens - _SPECIAL_TOKENS
+    chunks: list[Chunk] = []
+    lines: list[str] = []
+    line_tokens = 0
+    first_row = last_row = 0
+
+    def emit() -> None:
+        nonlocal lines, line_tokens
+        chunks.append(
+            Chunk(
+                text="\n".join(lines),
+                chunk_index=len(chunks),
+                token_count=line_tokens + _SPECIAL_TOKENS,
+                row_start=first_row,
+                row_end=last_row,
+            )
+        )
+        lines, line_tokens = [], 0
+
+    for start in range(0, len(rows), _ROWS_PER_TOKENIZER_CALL):
+        rendered = [
+            (number, stream._render(cells))
+            for number, cells in rows[start : start + _ROWS_PER_TOKENIZER_CALL]
+        ]
+        rendered = [(number, line) for number, line in rendered if line]
+        counts = count_tokens([line for _, line in rendered]) if rendered else []
+        for (row_number, line), count in zip(rendered, counts, strict=True):
+            tokens = count - _SPECIAL_TOKENS
+            if lines and line_tokens + tokens > budget:
+                emit()
+            if tokens > budget:
+                chunks.extend(stream._wide_row_chunks(row_number, line, budget, len(chunks)))
+                continue
+            if not lines:
+                first_row = row_number
+            lines.append(line)
+            line_tokens += tokens
+            last_row = row_number
+    if lines:
+        emit()
+    return chunks

@@ -1,4 +1,8 @@
-"""Read a PDF page by page, in a sandboxed child process, with bounded memory and time.
+"""Read a document page by page, in a sandboxed child process, with bounded memory and time.
+
+PDFs (pages with a text layer read by pypdf, pages without one by Tesseract OCR when
+`ocr_languages` is set) and, with `kind`, every other parsed kind (DOCX, PPTX, XLSX,
+HTML, IMAGE), whose "pages" are the units of units.py: the same limits, the same child.
 
 The worker never runs pypdf itself: `PdfPageStream` starts
 `workers.pipeline.pdf_extraction_child` under an address-space limit, reads pages back
@@ -15,14 +19,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from workers.pipeline.errors import DocumentParseError
 
-NO_TEXT_LAYER_WARNING = "No text layer found: this looks like a scanned PDF; OCR is not supported"
+NO_TEXT_LAYER_WARNING = (
+    "No text layer found: this looks like a scanned PDF; OCR is turned off (OCR_ENABLED=false)"
+)
+NO_TEXT_FOUND_WARNING = "No text found: the PDF has no text layer and OCR read no text on its pages"
 
 # The directory that contains the `workers` package, so the child can import it
 # whatever the parent's working directory is.
@@ -40,12 +47,21 @@ class PdfExtractionLimits:
     # Pages the child may run ahead of the consumer; bounds memory held in the pipe. At
     # least one window's worth, so the child parses the next window while this one embeds.
     prefetch_pages: int = 64
+    # Tesseract languages ("eng", "eng+deu"); empty turns OCR off (Settings.ocr_enabled).
+    ocr_languages: str = ""
+    max_image_pixels: int = 60_000_000  # OCR_MAX_IMAGE_PIXELS
+    max_image_pages: int = 500  # OCR_MAX_IMAGE_PAGES
+    max_columns: int = 512  # CSV_MAX_COLUMNS, for spreadsheets
+    max_cell_chars: int = 65_536  # CSV_MAX_CELL_CHARS
 
 
 @dataclass(frozen=True, slots=True)
 class PageText:
-    page_number: int  # 1-based
+    page_number: int  # 1-based; for other kinds the unit's number (units.py)
     text: str
+    location: dict[str, Any] | None = None  # units.py; PDF pages only when OCR'd
+    header: list[str] | None = None  # a table unit's column names
+    rows: list[tuple[int, list[str]]] | None = None  # a table unit's (row number, cells)
 
 
 @dataclass(slots=True)
@@ -92,6 +108,7 @@ class PdfPageStream:
 
     path: Path
     limits: PdfExtractionLimits
+    kind: str = "PDF"  # a DocumentKind name
     page_count: int = 0
     # The PDF's metadata title (its information dictionary's /Title), when it has one.
     title: str | None = None
@@ -113,6 +130,21 @@ class PdfPageStream:
                 str(self.limits.pages_per_child_process),
                 "--max-memory-bytes",
                 str(self.limits.max_memory_bytes),
+                "--kind",
+                self.kind,
+                "--ocr-languages",
+                self.limits.ocr_languages,
+                # Tesseract's own timeout, inside the page's: the page ends with a reason.
+                "--ocr-timeout-seconds",
+                str(max(1.0, self.limits.page_timeout_seconds * 0.85)),
+                "--max-image-pixels",
+                str(self.limits.max_image_pixels),
+                "--max-image-pages",
+                str(self.limits.max_image_pages),
+                "--max-columns",
+                str(self.limits.max_columns),
+                "--max-cell-chars",
+                str(self.limits.max_cell_chars),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -136,11 +168,11 @@ class PdfPageStream:
             message = child.messages.get(timeout=self.limits.open_timeout_seconds)
         except queue.Empty:
             child.kill()
-            raise DocumentParseError("The PDF took too long to open; it may be damaged") from None
+            raise DocumentParseError(f"The {self._noun} took too long to open; it may be damaged") from None
         if message is None:
             child.kill()
             raise DocumentParseError(
-                "The PDF could not be opened: reading it needed too much memory or crashed the reader"
+                f"The {self._noun} could not be opened: reading it needed too much memory or crashed the reader"
             )
         if message["type"] == "fatal":
             child.kill()
@@ -150,7 +182,14 @@ class PdfPageStream:
             self.title = title
         return int(message["page_count"])
 
+    @property
+    def _noun(self) -> str:
+        return "PDF" if self.kind == "PDF" else "document"
+
     def open(self) -> None:
+        if self.kind != "PDF":
+            # Units are produced by parsing from the start; recycling the child would re-parse.
+            self.limits = replace(self.limits, pages_per_child_process=1 << 30)
         child = self._start_child(first_page=0)
         self.page_count = self._receive_opened(child)
         self._child = child
@@ -170,7 +209,8 @@ class PdfPageStream:
 
     def _skip_page(self, index: int, reason: str) -> None:
         self.pages_failed += 1
-        self.warnings.append(f"Page {index + 1} was skipped: {reason}")
+        unit = {"PDF": "Page", "PPTX": "Part", "XLSX": "Sheet", "IMAGE": "Page"}.get(self.kind, "Part")
+        self.warnings.append(f"{unit} {index + 1} was skipped: {reason}")
 
     def __iter__(self) -> Iterator[PageText]:
         next_index = 0
@@ -183,8 +223,10 @@ class PdfPageStream:
         finally:
             self.close()
         pages_read = self.page_count - self.pages_failed
-        if pages_read > 0 and self.pages_without_text == pages_read:
-            self.warnings.append(NO_TEXT_LAYER_WARNING)
+        if self.kind == "PDF" and pages_read > 0 and self.pages_without_text == pages_read:
+            self.warnings.append(
+                NO_TEXT_FOUND_WARNING if self.limits.ocr_languages else NO_TEXT_LAYER_WARNING
+            )
 
     def _pages_from_child(self, child: _ChildProcess, next_index: int) -> Generator[PageText, None, int]:
         """Yield pages until the child finishes its range, hangs or dies; return the next page to read."""
@@ -212,9 +254,20 @@ class PdfPageStream:
                 self._skip_page(index, str(message["reason"]))
                 continue
             text = str(message["text"])
-            if not text.strip():
+            if "warning" in message:
+                self.warnings.append(str(message["warning"]))
+            rows = message.get("rows")
+            if not text.strip() and rows is None:
                 self.pages_without_text += 1
-            yield PageText(page_number=index + 1, text=text)
+            yield PageText(
+                page_number=index + 1,
+                text=text,
+                location=message.get("location"),
+                header=message.get("header"),
+                rows=[(int(number), [str(cell) for cell in cells]) for number, cells in rows]
+                if rows is not None
+                else None,
+            )
 
 
 def _child_environment() -> dict[str, str]:
@@ -224,6 +277,14 @@ def _child_environment() -> dict[str, str]:
         _IMPORT_ROOT if not existing_path else f"{_IMPORT_ROOT}{os.pathsep}{existing_path}"
     )
     return environment
+
+
+def open_document(path: Path, kind: str, limits: PdfExtractionLimits | None = None) -> PdfPageStream:
+    """Open any parsed kind (a DocumentKind name) for unit-by-unit reading in the child;
+    raises `DocumentParseError` with the reason when it cannot be opened."""
+    stream = PdfPageStream(path=path, limits=limits or PdfExtractionLimits(), kind=kind)
+    stream.open()
+    return stream
 
 
 def open_pdf(path: Path, limits: PdfExtractionLimits | None = None) -> PdfPageStream:

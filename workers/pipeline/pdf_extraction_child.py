@@ -1,6 +1,8 @@
-"""Child-process side of PDF text extraction: `python -m workers.pipeline.pdf_extraction_child`.
+"""Child-process side of document parsing: `python -m workers.pipeline.pdf_extraction_child`.
 
-pypdf runs here, never in the worker, so that a malicious or broken PDF that exhausts
+Every parser runs here, never in the worker: pypdf for PDFs (with Tesseract OCR of pages
+that have no text layer), python-docx, python-pptx, openpyxl, lxml (HTML) and Pillow +
+Tesseract for images (`--kind`). pypdf runs here, so that a malicious or broken PDF that exhausts
 memory (the address-space limit makes allocation fail instead of the kernel OOM-killing
 the worker) or loops forever only costs this process. Messages go to stdout as one
 JSON object per line; this module imports nothing heavy so the child starts fast.
@@ -8,7 +10,10 @@ JSON object per line; this module imports nothing heavy so the child starts fast
 Messages: {"type": "opened", "page_count": n} first, then per page
 {"type": "page", "index": i, "text": str} or {"type": "page_failed", "index": i,
 "reason": str}, and finally {"type": "done"}; {"type": "fatal", "reason": str} when the
-document cannot be opened at all.
+document cannot be opened at all. A page message may carry "location" (units.py),
+"header" and "rows" (tables), and "warning" (a page read but with a problem, e.g. OCR
+failed). For kinds other than PDF a "page" is the kind's unit (units.py); the unit index
+is the resume point after a crash.
 """
 
 import argparse
@@ -54,7 +59,10 @@ def _metadata_title(reader: Any) -> str | None:
     return title or None
 
 
-def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO) -> None:
+def extract_pages(
+    path: str, first_page: int, max_pages: int, channel: BinaryIO, ocr: "Any | None" = None
+) -> None:
+    """PDF pages; `ocr` (an ocr.OcrOptions) reads pages without a text layer with Tesseract."""
     import pypdf
     from pypdf.errors import FileNotDecryptedError
 
@@ -83,6 +91,7 @@ def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO)
         return
     _send(channel, {"type": "opened", "page_count": page_count, "title": _metadata_title(reader)})
 
+    state: dict[str, Any] = {}
     for index in range(first_page, min(first_page + max_pages, page_count)):
         try:
             text = reader.pages[index].extract_text()
@@ -99,8 +108,125 @@ def extract_pages(path: str, first_page: int, max_pages: int, channel: BinaryIO)
             detail = str(error).strip() or type(error).__name__
             _send(channel, {"type": "page_failed", "index": index, "reason": f"it is damaged ({detail})"})
             continue
-        _send(channel, {"type": "page", "index": index, "text": text})
+        message: dict[str, Any] = {"type": "page", "index": index, "text": text}
+        if ocr is not None and not text.strip():
+            message.update(_ocr_page(path, index, ocr, state))
+        _send(channel, message)
     _send(channel, {"type": "done"})
+
+
+def _ocr_page(path: str, index: int, ocr: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """The page read by OCR, as fields of its message."""
+    from workers.pipeline.ocr import OcrError, ocr_pdf_page
+
+    try:
+        if "pdfium" not in state:
+            import pypdfium2
+
+            state["pdfium"] = pypdfium2.PdfDocument(path)
+        page = state["pdfium"][index]
+        try:
+            blank = next(iter(page.get_objects(max_depth=1)), None) is None
+        finally:
+            page.close()
+        if blank:  # nothing drawn on the page: nothing to read
+            return {}
+        text = ocr_pdf_page(state["pdfium"], index, ocr)
+    except OcrError as error:
+        return {"warning": f"Page {index + 1} has no text layer and OCR failed: {error}"}
+    except MemoryError:
+        return {"warning": f"Page {index + 1} has no text layer and was too large to OCR"}
+    except Exception as error:
+        detail = str(error).strip() or type(error).__name__
+        return {"warning": f"Page {index + 1} has no text layer and could not be rendered for OCR ({detail})"}
+    return {"text": text, "location": {"kind": "page", "page": index + 1, "ocr": True}}
+
+
+def extract_units(
+    kind: str, path: str, first_unit: int, channel: BinaryIO, arguments: argparse.Namespace
+) -> None:
+    """Units of a DOCX/PPTX/XLSX/HTML/IMAGE document (units.py), from `first_unit` on."""
+    from pathlib import Path
+
+    from workers.pipeline.errors import DocumentParseError
+
+    try:
+        title, count, units = _open_units(kind, Path(path), arguments)
+    except DocumentParseError as error:
+        _send(channel, {"type": "fatal", "reason": error.reason})
+        return
+    except MemoryError:
+        _send(channel, {"type": "fatal", "reason": "The document needs too much memory to open"})
+        return
+    except Exception as error:
+        detail = str(error).strip() or type(error).__name__
+        _send(channel, {"type": "fatal", "reason": f"The document is damaged and cannot be read ({detail})"})
+        return
+    _send(channel, {"type": "opened", "page_count": count, "title": title})
+    try:
+        for unit in units:
+            if unit.index >= first_unit:
+                _send(channel, unit.message())
+    except DocumentParseError as error:
+        _send(channel, {"type": "fatal", "reason": error.reason})
+        return
+    except MemoryError:
+        _send(channel, {"type": "fatal", "reason": "Reading the document needed too much memory"})
+        return
+    except Exception as error:
+        from workers.pipeline.ocr import OcrError
+
+        if isinstance(error, OcrError):
+            _send(channel, {"type": "fatal", "reason": f"OCR failed: {error}"})
+            return
+        detail = str(error).strip() or type(error).__name__
+        _send(channel, {"type": "fatal", "reason": f"The document is damaged and cannot be read ({detail})"})
+        return
+    _send(channel, {"type": "done"})
+
+
+def _open_units(kind: str, path: "Any", arguments: argparse.Namespace) -> tuple[str | None, int, Any]:
+    if kind == "DOCX":
+        from workers.pipeline import parse_docx
+
+        title, units = parse_docx.read_units(path)
+        return title, len(units), iter(units)
+    if kind == "PPTX":
+        from workers.pipeline import parse_pptx
+
+        title, units = parse_pptx.read_units(path)
+        return title, len(units), iter(units)
+    if kind == "HTML":
+        from workers.pipeline import parse_html
+
+        title, units = parse_html.read_units(path)
+        return title, len(units), iter(units)
+    if kind == "XLSX":
+        from workers.pipeline import parse_xlsx
+
+        return parse_xlsx.iter_units(path, arguments.max_columns, arguments.max_cell_chars)
+    if kind == "IMAGE":
+        from workers.pipeline.errors import DocumentParseError
+        from workers.pipeline.ocr import image_units
+
+        options = _ocr_options(arguments)
+        if options is None:
+            raise DocumentParseError("Images are read by OCR, which is turned off (OCR_ENABLED=false)")
+        return image_units(path, options)
+    raise ValueError(f"unknown kind {kind}")
+
+
+def _ocr_options(arguments: argparse.Namespace) -> "Any | None":
+    if not arguments.ocr_languages:
+        return None
+    from workers.pipeline.ocr import OcrOptions
+
+    return OcrOptions(
+        languages=arguments.ocr_languages,
+        timeout_seconds=arguments.ocr_timeout_seconds,
+        max_image_pixels=arguments.max_image_pixels,
+        max_image_pages=arguments.max_image_pages,
+    )
 
 
 def main() -> None:
@@ -109,6 +235,14 @@ def main() -> None:
     parser.add_argument("--first-page", type=int, required=True)
     parser.add_argument("--max-pages", type=int, required=True)
     parser.add_argument("--max-memory-bytes", type=int, required=True)
+    parser.add_argument("--kind", default="PDF")
+    # Empty: OCR off. Otherwise Tesseract's language list, e.g. "eng+deu".
+    parser.add_argument("--ocr-languages", default="")
+    parser.add_argument("--ocr-timeout-seconds", type=float, default=50.0)
+    parser.add_argument("--max-image-pixels", type=int, default=60_000_000)
+    parser.add_argument("--max-image-pages", type=int, default=500)
+    parser.add_argument("--max-columns", type=int, default=512)
+    parser.add_argument("--max-cell-chars", type=int, default=65_536)
     arguments = parser.parse_args()
 
     # Keep the protocol channel to ourselves: anything a library prints goes to stderr.
@@ -117,7 +251,12 @@ def main() -> None:
     # pypdf logs a warning for every recoverable oddity; the parent reports what matters.
     logging.disable(logging.WARNING)
     _limit_address_space(arguments.max_memory_bytes)
-    extract_pages(arguments.path, arguments.first_page, arguments.max_pages, channel)
+    if arguments.kind == "PDF":
+        extract_pages(
+            arguments.path, arguments.first_page, arguments.max_pages, channel, _ocr_options(arguments)
+        )
+    else:
+        extract_units(arguments.kind, arguments.path, arguments.first_page, channel, arguments)
     channel.close()
 
 

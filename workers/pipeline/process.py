@@ -18,8 +18,8 @@ from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
 from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
 from workers.pipeline.furniture import FurnitureDetector, strip_furniture
-from workers.pipeline.parse_csv import CsvChunkStream, CsvLimits, read_csv_chunks
-from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_pdf
+from workers.pipeline.parse_csv import CsvChunkStream, CsvLimits, pack_rows, read_csv_chunks
+from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_document, open_pdf
 from workers.pipeline.parse_text import read_text_blocks
 from workers.pipeline.sniff import DocumentKind
 
@@ -91,6 +91,21 @@ def _ignore_progress(stage: ProcessingStage, done: int, total: int) -> None:
     pass
 
 
+# Kinds read through the parser child as units (workers/pipeline/units.py).
+UNIT_KINDS = frozenset(
+    {DocumentKind.DOCX, DocumentKind.PPTX, DocumentKind.XLSX, DocumentKind.HTML, DocumentKind.IMAGE}
+)
+
+
+def _location_page(location: dict[str, object]) -> int | None:
+    """The page-like number of a unit's location (a slide, an image or Word page)."""
+    for key in ("page", "slide"):
+        value = location.get(key)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkBatch:
     """Embedded chunks of one window, in document order; `chunk_index` continues across batches."""
@@ -133,6 +148,10 @@ class DocumentProcessing:
         if self.kind is DocumentKind.PDF:
             self._pdf = open_pdf(self.path, self.pdf_limits)
             self.page_count = self._pdf.page_count
+        elif self.kind in UNIT_KINDS:
+            self._pdf = open_document(self.path, self.kind.name, self.pdf_limits)
+            if self.kind in (DocumentKind.PPTX, DocumentKind.IMAGE):
+                self.page_count = self._pdf.page_count  # slides, image pages
 
     def close(self) -> None:
         if self._pdf is not None:
@@ -143,6 +162,8 @@ class DocumentProcessing:
         try:
             if self.kind is DocumentKind.PDF:
                 yield from self._pdf_batches()
+            elif self.kind in UNIT_KINDS:
+                yield from self._unit_batches()
             elif self.kind is DocumentKind.CSV:
                 yield from self._csv_batches()
             else:
@@ -189,8 +210,11 @@ class DocumentProcessing:
         self.title = context_header(self.metadata_title) or context_header(self.file_title)
         # Counted over every page so far: a window's furniture is judged on the document.
         furniture = FurnitureDetector()
-        for window in _pdf_windows(pdf, self.pages_per_window, self.characters_per_window):
+        for window in _pdf_windows(
+            self._each_page_progress(pdf, total), self.pages_per_window, self.characters_per_window
+        ):
             furniture.observe(page.text for page in window)
+            ocr_pages = {page.page_number: page.location for page in window if page.location}
             pages_before, pages_done = pages_done, window[-1].page_number
             self.on_progress(ProcessingStage.PARSING, pages_done, total)
             chunks = chunker.chunk_located_texts(
@@ -206,10 +230,88 @@ class DocumentProcessing:
             lines = furniture.furniture()
             for chunk in chunks:
                 chunk.search_text = strip_furniture(chunk.text, lines)
+                if chunk.page_start in ocr_pages:
+                    chunk.location = ocr_pages[chunk.page_start]
             if chunks:
                 yield self._embed(with_context(chunks, self.title))
         self.on_progress(ProcessingStage.PARSING, total, total)
         self.warnings.extend(pdf.warnings)
+
+    def _each_page_progress(self, pages: Iterable[PageText], total: int) -> Iterator[PageText]:
+        """PARSING progress as each page arrives: an OCR'd page can take seconds."""
+        for page in pages:
+            self.on_progress(ProcessingStage.PARSING, min(page.page_number, total), total)
+            yield page
+
+    def _unit_batches(self) -> Iterator[ChunkBatch]:
+        """DOCX/PPTX/XLSX/HTML/IMAGE units (workers/pipeline/units.py) from the parser child:
+        prose through the semantic splitter, tables packed like CSV rows; every chunk
+        carries its unit's location, and the title plus heading path as context."""
+        assert self._pdf is not None, "open() first"
+        stream = self._pdf
+        total = max(stream.page_count, 1)
+        chunker = make_chunker(self.embedder, boundary_embedder=self.boundary_embedder)
+        self.metadata_title = meaningful_metadata_title(stream.title)
+        self.title = context_header(self.metadata_title) or context_header(self.file_title)
+        units = self._each_page_progress(stream, total)
+        for window in _windows(units, self.pages_per_window):
+            chunks: list[Chunk] = []
+            prose: list[PageText] = []
+            for unit in [*window, None]:
+                if unit is not None and unit.rows is None:
+                    if unit.text.strip():
+                        prose.append(unit)
+                    continue
+                chunks.extend(self._prose_chunks(chunker, prose))
+                prose = []
+                if unit is not None and unit.rows:
+                    chunks.extend(self._table_chunks(unit))
+            done = min(window[-1].page_number, total)
+            self.on_progress(ProcessingStage.CHUNKING, done, total)
+            for offset, chunk in enumerate(chunks):
+                chunk.chunk_index = self.chunk_count + offset
+                chunk.context = self._unit_context(chunk)
+            if chunks:
+                yield self._embed(chunks)
+        self.on_progress(ProcessingStage.PARSING, total, total)
+        self.warnings.extend(stream.warnings)
+        if self.kind is DocumentKind.IMAGE and self.chunk_count == 0 and not stream.warnings:
+            self.warnings.append("No text found: OCR read no text in the image")
+
+    def _prose_chunks(self, chunker: CappedSemanticSplitter, units: list[PageText]) -> list[Chunk]:
+        if not units:
+            return []
+        # The chunker tracks "pages"; a unit's ordinal stands in for it, then the real location.
+        chunks = chunker.chunk_located_texts(
+            [LocatedText(unit.text, page_number=ordinal) for ordinal, unit in enumerate(units, start=1)],
+            first_chunk_index=0,
+        )
+        for chunk in chunks:
+            location = units[(chunk.page_start or 1) - 1].location or {}
+            chunk.location = location or None
+            chunk.page_start = chunk.page_end = _location_page(location)
+            chunk.line_start = chunk.line_end = None
+        return chunks
+
+    def _table_chunks(self, unit: PageText) -> list[Chunk]:
+        chunks = pack_rows(
+            unit.header or [], unit.rows or [], self.embedder.count_tokens_batch, self.embedder.max_tokens
+        )
+        location = unit.location or {}
+        for chunk in chunks:
+            chunk.location = {**location, "row_start": chunk.row_start, "row_end": chunk.row_end}
+            chunk.page_start = chunk.page_end = _location_page(location)
+            if location.get("kind") != "sheet":
+                chunk.row_start = chunk.row_end = None  # rows of a table, kept in the location
+        return chunks
+
+    def _unit_context(self, chunk: Chunk) -> str | None:
+        path = [part for part in ((chunk.location or {}).get("heading_path") or []) if part]
+        header = " › ".join([self.title, *path] if self.title else path)
+        header = header[:MAX_CONTEXT_CHARACTERS] if header else ""
+        if not header or _normalise_heading(chunk.text[: len(header) * 2 + 16]).startswith(header):
+            return None
+        return header
 
     def _text_batches(self) -> Iterator[ChunkBatch]:
         chunker: CappedSemanticSplitter = make_chunker(
