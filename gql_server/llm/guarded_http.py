@@ -187,8 +187,11 @@ class ProviderHttpxClient(httpx.AsyncClient):
         **kwargs: Any,
     ) -> None:
         self.url_policy = policy
+        # Public so a client library that builds its own httpx client (the `ollama` package)
+        # can be handed this one's checked connections.
+        self.guarded_transport = GuardedHttpxTransport(policy, limits=limits or httpx.Limits(), verify=verify)
         super().__init__(
-            transport=GuardedHttpxTransport(policy, limits=limits or httpx.Limits(), verify=verify),
+            transport=self.guarded_transport,
             follow_redirects=False,
             trust_env=False,
             **kwargs,

@@ -1,24 +1,32 @@
-"""Ollama's native chat API (`POST /api/chat`, newline-delimited JSON), spoken with httpx.
+"""Ollama's native chat API (`POST /api/chat`, `GET /api/tags`) through the official
+`ollama` client.
 
 The native API rather than Ollama's OpenAI-compatible one because only the native API
 accepts `num_ctx`: without it Ollama silently truncates long prompts to its default
 context, which would cut off the retrieved passages without any error.
 
-Connections go through a `ProviderHttpxClient` (gql_server.llm.guarded_http): every
-address is checked against the model's URL policy when connecting, redirects are not
-followed (a 3xx is reported as such), and the key is only sent if it was entered for
-this base URL's origin.
+The `ollama` client builds its own httpx client from keyword arguments, so the guard is
+handed to it as the transport (gql_server.llm.guarded_http): every address is checked
+against the model's URL policy when connecting, requests may only go to the base URL's
+origin, redirects are not followed (`follow_redirects=False`: a 3xx is reported as such),
+no proxy settings are read from the environment (`trust_env=False`), and the key is only
+sent if it was entered for this base URL's origin. The client would add a bearer token
+from the OLLAMA_API_KEY environment variable when we set none; a request hook removes it,
+so only the key entered for the model is ever sent. Providers built with the generation
+manager's shared `ProviderHttpxClient` borrow its transport (one pool for every Ollama
+model) and never close it.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 import httpx
+import ollama
 
 from gql_server.llm.base import (
     ConnectionCheck,
@@ -46,6 +54,7 @@ from gql_server.llm.failure_messages import (
     timeout_failure,
 )
 from gql_server.llm.guarded_http import (
+    GuardedHttpxTransport,
     ProviderAddressRefused,
     ProviderHttpxClient,
     address_failure,
@@ -55,10 +64,24 @@ from gql_server.llm.guarded_http import (
     listed_model_names,
     redirect_failure,
 )
+from gql_server.llm.url_policy import url_origin
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OLLAMA_BASE_URL = "http://localhost:11434"
+
+
+class _BorrowedTransport(httpx.AsyncBaseTransport):
+    """A shared transport lent to one provider's client: closing the client leaves it open."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
 
 
 class OllamaProvider:
@@ -66,41 +89,63 @@ class OllamaProvider:
         self._config = config
         self._base_url = (config.base_url or DEFAULT_OLLAMA_BASE_URL).rstrip("/")
         self._where = f"the Ollama server at {self._base_url}"
-        # Passed on every request so the configured timeouts apply to an injected client too.
         self._timeout = httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s)
         self._key_allowed = key_may_go_to(config.api_key, config.api_key_origin, self._base_url)
-        # A shared client is used only when it enforces this model's URL policy; any other
-        # client (a plain httpx one) would connect wherever DNS says.
-        shared = isinstance(http_client, ProviderHttpxClient) and http_client.url_policy == config.url_policy
-        self._client: httpx.AsyncClient | None = http_client if shared else None
-        self._owns_client = not shared
+        # A shared client's transport is used only when it enforces this model's URL policy;
+        # any other client (a plain httpx one) would connect wherever DNS says.
+        self._shared = (
+            http_client.guarded_transport
+            if isinstance(http_client, ProviderHttpxClient) and http_client.url_policy == config.url_policy
+            else None
+        )
+        self._client: ollama.AsyncClient | None = None
 
-    def _http(self) -> httpx.AsyncClient:
+    def _ollama(self) -> ollama.AsyncClient:
         if self._client is None:
-            self._client = ProviderHttpxClient(self._config.url_policy, timeout=self._timeout)
+            transport: httpx.AsyncBaseTransport = (
+                _BorrowedTransport(self._shared)
+                if self._shared is not None
+                else GuardedHttpxTransport(
+                    self._config.url_policy, allowed_origin=url_origin(self._base_url), limits=httpx.Limits()
+                )
+            )
+            authorization = self._authorization()
+
+            async def only_the_models_key(request: httpx.Request) -> None:
+                if authorization is None:
+                    request.headers.pop("authorization", None)
+                else:
+                    request.headers["authorization"] = authorization
+
+            self._client = ollama.AsyncClient(
+                host=self._base_url,
+                transport=transport,
+                follow_redirects=False,
+                trust_env=False,
+                timeout=self._timeout,
+                event_hooks={"request": [only_the_models_key]},
+            )
         return self._client
 
-    def _headers(self) -> dict[str, str]:
+    def _authorization(self) -> str | None:
         # Plain Ollama needs no key; one set here is for Ollama behind an authenticating
         # proxy or a hosted Ollama, which expect a bearer token.
         if self._config.api_key and self._key_allowed:
-            return {"Authorization": f"Bearer {self._config.api_key}"}
-        return {}
+            return f"Bearer {self._config.api_key}"
+        return None
 
     def _refuse_foreign_key(self) -> None:
         if not self._key_allowed:
             raise key_origin_failure(self._where, self._config.api_key_origin or "")
 
-    def _chat_payload(self, request: GenerationRequest) -> dict[str, Any]:
+    def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "temperature": self._config.temperature,
             "num_predict": self._config.max_output_tokens,
         }
         if self._config.context_window_tokens:
             options["num_ctx"] = self._config.context_window_tokens
-        messages = [{"role": "system", "content": request.system_prompt}]
-        messages += [{"role": turn.role, "content": turn.content} for turn in request.messages]
-        return {"model": self._config.model_name, "messages": messages, "stream": True, "options": options}
+        return options
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         self._refuse_foreign_key()
@@ -108,37 +153,39 @@ class OllamaProvider:
         finished = False
         usage = Usage(prompt_tokens=None, completion_tokens=None)
         done_reason: Any = None
+        messages = [{"role": "system", "content": request.system_prompt}]
+        messages += [{"role": turn.role, "content": turn.content} for turn in request.messages]
         try:
-            async with self._http().stream(
-                "POST",
-                f"{self._base_url}/api/chat",
-                json=self._chat_payload(request),
-                headers=self._headers(),
-                timeout=self._timeout,
-                follow_redirects=False,
-            ) as response:
-                if is_redirect(response.status_code):
-                    raise redirect_failure(self._where, response.status_code)
-                if response.status_code != 200:
-                    body = await response.aread()
-                    raise self._status_failure(response.status_code, body)
-                async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
-                    item = self._parse_line(line)
-                    if "error" in item:
-                        raise self._error_line_failure(str(item["error"]))
-                    message = item.get("message") or {}
+            chunks = await self._ollama().chat(
+                model=self._config.model_name or "", messages=messages, stream=True, options=self._options()
+            )
+            # The client's stream is an async generator holding the response open: close it
+            # when we stop at the final chunk.
+            async with contextlib.aclosing(cast(AsyncGenerator[ollama.ChatResponse, None], chunks)):
+                while True:
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except (ValueError, AttributeError, TypeError):
+                        # json.loads or the client's pydantic model refused a line.
+                        raise invalid_response_failure(
+                            self._where, "a line of the stream is not a JSON chat chunk"
+                        ) from None
                     # `thinking` (reasoning models) is deliberately not streamed: users see the answer.
-                    content = message.get("content") if isinstance(message, dict) else None
+                    content = chunk.message.content if chunk.message is not None else None
                     if content:
                         answer_started = True
                         yield TokenDelta(content)
-                    if item.get("done"):
+                    if chunk.done:
                         finished = True
-                        usage = Usage(item.get("prompt_eval_count"), item.get("eval_count"))
-                        done_reason = item.get("done_reason")
+                        usage = Usage(chunk.prompt_eval_count, chunk.eval_count)
+                        done_reason = chunk.done_reason
                         break
+        except ollama.ResponseError as error:
+            if error.status_code == -1:  # an {"error": ...} line inside the stream
+                raise self._error_line_failure(str(error.error)) from None
+            raise self._status_failure(error.status_code, _error_text(error)) from None
         except httpx.TransportError as error:
             raise self._transport_failure(error, answer_started=answer_started) from None
         except ProviderAddressRefused as refused:
@@ -150,15 +197,6 @@ class OllamaProvider:
         yield Finish(reason, truncated=reason == "length")
         yield usage
 
-    def _parse_line(self, line: str) -> dict[str, Any]:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise invalid_response_failure(self._where, "a line of the stream is not JSON") from None
-        if not isinstance(item, dict):
-            raise invalid_response_failure(self._where, "a line of the stream is not a JSON object")
-        return item
-
     def _error_line_failure(self, error_text: str) -> LLMProviderError:
         detail = shorten_detail(redact_secret(error_text, self._config.api_key))
         if "not found" in error_text.lower() and "model" in error_text.lower():
@@ -168,13 +206,10 @@ class OllamaProvider:
     def _pull_hint(self) -> str:
         return f"(or download it on that server with `ollama pull {self._config.model_name}`)"
 
-    def _status_failure(self, status_code: int, body: bytes, *, with_detail: bool = True) -> LLMProviderError:
+    def _status_failure(self, status_code: int, error_text: str | None) -> LLMProviderError:
         if is_redirect(status_code):
             return redirect_failure(self._where, status_code)
-        error_text = _error_text_from_body(body)
         detail = shorten_detail(redact_secret(error_text, self._config.api_key)) if error_text else None
-        if not with_detail:
-            detail = None
         if status_code in (401, 403):
             return authentication_failure(self._where, status_code, has_key=bool(self._config.api_key))
         if status_code == 404:
@@ -216,45 +251,44 @@ class OllamaProvider:
             return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
         started_at = time.perf_counter()
         try:
-            response = await self._http().get(
-                f"{self._base_url}/api/tags",
-                headers=self._headers(),
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
-        except httpx.TransportError as error:
-            failure = self._transport_failure(error, answer_started=False)
-            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
-        except ProviderAddressRefused as refused:
-            return ConnectionCheck(
-                ok=False, message=address_failure(self._where, refused).user_message, latency_ms=None
-            )
-        latency_ms = (time.perf_counter() - started_at) * 1000
-        status = response.status_code
-        if status != 200:
-            failure = self._status_failure(status, b"", with_detail=False)
+            listed = await self._ollama().list()
+        except ollama.ResponseError as error:
+            status = error.status_code
+            failure = self._status_failure(status, None)
             if failure.kind is ErrorKind.MODEL_NOT_FOUND or status == 404:
                 # /api/tags takes no model, so a 404 here means the URL is not Ollama's API.
                 failure = invalid_response_failure(self._where, "HTTP 404 for /api/tags")
             return ConnectionCheck(
                 ok=False,
                 message=failure.user_message,
-                latency_ms=latency_ms,
+                latency_ms=(time.perf_counter() - started_at) * 1000,
                 reachable=True,
                 status_code=status,
             )
-        try:
-            models = response.json().get("models") or []
-            available = [str(model.get("name") or model.get("model")) for model in models]
-        except (ValueError, AttributeError):
+        except (httpx.TransportError, ConnectionError) as error:
+            # The client turns httpx.ConnectError into the built-in ConnectionError.
+            failure = (
+                self._transport_failure(error, answer_started=False)
+                if isinstance(error, httpx.TransportError)
+                else connection_failure(self._where)
+            )
+            return ConnectionCheck(ok=False, message=failure.user_message, latency_ms=None)
+        except ProviderAddressRefused as refused:
+            return ConnectionCheck(
+                ok=False, message=address_failure(self._where, refused).user_message, latency_ms=None
+            )
+        except (ValueError, AttributeError, TypeError):
             failure = invalid_response_failure(self._where, "/api/tags did not return a model list")
             return ConnectionCheck(
                 ok=False,
                 message=failure.user_message,
-                latency_ms=latency_ms,
+                latency_ms=(time.perf_counter() - started_at) * 1000,
                 reachable=True,
-                status_code=status,
+                status_code=200,
             )
+        latency_ms = (time.perf_counter() - started_at) * 1000
+        status = 200  # the client raises for anything but 2xx
+        available = [str(model.model) for model in listed.models]
         wanted = self._config.model_name or ""
         if _ollama_model_is_listed(wanted, available):
             return ConnectionCheck(
@@ -279,8 +313,9 @@ class OllamaProvider:
         )
 
     async def aclose(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
+        # A borrowed (shared) transport stays open: _BorrowedTransport.aclose does nothing.
+        if self._client is not None:
+            await self._client.close()
             self._client = None
 
 
@@ -289,14 +324,7 @@ def _ollama_model_is_listed(wanted: str, available: list[str]) -> bool:
     return wanted in available or (":" not in wanted and f"{wanted}:latest" in available)
 
 
-def _error_text_from_body(body: bytes) -> str | None:
-    text = body.decode("utf-8", errors="replace").strip()
-    if not text:
-        return None
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(parsed, dict) and "error" in parsed:
-        return str(parsed["error"])
-    return text
+def _error_text(error: ollama.ResponseError) -> str | None:
+    # The client already took "error" out of a JSON body; an empty body leaves "".
+    text = str(error.error).strip()
+    return text or None
