@@ -3,6 +3,8 @@ OLLAMA_API_KEY from the environment), and a shared guarded client's pool outlive
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
 
@@ -20,12 +22,11 @@ OLLAMA = REMOTE_CASES[0]
 async def test_the_environments_ollama_key_is_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "env-key-that-must-stay-home")
     async with FakeOllamaServer(FakeBehaviour(tokens=["ok"])).serve() as server:
-        provider = build_provider(make_config(OLLAMA, server.base_url, api_key=None))
-        try:
+        async with contextlib.aclosing(
+            build_provider(make_config(OLLAMA, server.base_url, api_key=None))
+        ) as provider:
             events = await collect(provider, make_request())
             check = await provider.check_connection()
-        finally:
-            await provider.aclose()
         headers = [
             {key.lower(): value for key, value in request.headers.items()} for request in server.requests
         ]
@@ -36,11 +37,9 @@ async def test_the_environments_ollama_key_is_never_sent(monkeypatch: pytest.Mon
 async def test_the_models_key_replaces_the_environments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "env-key-that-must-stay-home")
     async with FakeOllamaServer(FakeBehaviour(required_api_key="model-key")).serve() as server:
-        provider = build_provider(make_config(OLLAMA, server.base_url, api_key="model-key"))
-        try:
+        config = make_config(OLLAMA, server.base_url, api_key="model-key")
+        async with contextlib.aclosing(build_provider(config)) as provider:
             check = await provider.check_connection()
-        finally:
-            await provider.aclose()
     assert check.ok, check.message
 
 
@@ -50,10 +49,8 @@ async def test_providers_borrow_the_shared_pool_without_closing_it() -> None:
         async with FakeOllamaServer(FakeBehaviour(tokens=["one"])).serve() as server:
             for _ in range(2):
                 provider = build_provider(make_config(OLLAMA, server.base_url), http_client=shared)
-                try:
+                async with contextlib.aclosing(provider):
                     assert (await provider.check_connection()).ok
-                finally:
-                    await provider.aclose()
             # The shared client still works after both providers closed.
             assert (await shared.get(server.base_url + "/api/tags")).status_code == 200
     finally:
