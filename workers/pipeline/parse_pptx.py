@@ -36,7 +36,8 @@ def _shape_texts(shapes: Any, tables: list[list[list[str]]], skip: Any) -> Itera
                 yield text
 
 
-def read_units(path: Path) -> tuple[str | None, list[Unit]]:
+def read_units(path: Path) -> tuple[str | None, int, list[Unit]]:
+    """Title, slide count and units; a unit's `index` is its slide's (0-based)."""
     from pptx import Presentation
 
     check_package(path)
@@ -63,23 +64,23 @@ def read_units(path: Path) -> tuple[str | None, list[Unit]]:
             location["title"] = slide_title
         text = "\n\n".join(parts)
         if text:
-            units.append(Unit(index=len(units), text=text, location=location))
+            units.append(Unit(index=number - 1, text=text, location=location))
         for table_number, rows in enumerate(tables, start=1):
             rows = [row for row in rows if any(row)]
             if not rows:
                 continue
             if len(rows) == 1:
-                units.append(Unit(index=len(units), text=" | ".join(rows[0]), location=location))
+                units.append(Unit(index=number - 1, text=" | ".join(rows[0]), location=location))
                 continue
             width = max(len(row) for row in rows)
             header = [cell or f"column {i + 1}" for i, cell in enumerate(rows[0])]
             header += [f"column {i + 1}" for i in range(len(header), width)]
             units.append(
                 Unit(
-                    index=len(units),
+                    index=number - 1,
                     location={**location, "table": table_number},
                     header=header,
                     rows=list(enumerate(rows[1:], start=1)),
                 )
             )
-    return title, units
+    return title, len(presentation.slides), units

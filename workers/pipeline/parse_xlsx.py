@@ -32,8 +32,10 @@ def iter_units(
 
     check_package(path, streamed_prefixes=("xl/worksheets/",))
     try:
+        # A file object, not the path: openpyxl refuses paths without an Excel extension,
+        # and stored uploads have none.
         workbook = openpyxl.load_workbook(
-            str(path), read_only=True, data_only=True, keep_vba=False, keep_links=False
+            path.open("rb"), read_only=True, data_only=True, keep_vba=False, keep_links=False
         )
     except Exception as error:
         raise DocumentParseError(f"The Excel workbook is damaged and cannot be read ({error})") from error

@@ -194,8 +194,8 @@ def _open_units(kind: str, path: "Any", arguments: argparse.Namespace) -> tuple[
     if kind == "PPTX":
         from workers.pipeline import parse_pptx
 
-        title, units = parse_pptx.read_units(path)
-        return title, len(units), iter(units)
+        title, slides, units = parse_pptx.read_units(path)
+        return title, slides, iter(units)
     if kind == "HTML":
         from workers.pipeline import parse_html
 

@@ -13,10 +13,10 @@ from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
+from gql_server.embedding.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
 from gql_server.rag.citations import meaningful_metadata_title
 from workers.pipeline.chunk import Chunk
 from workers.pipeline.chunking import CappedSemanticSplitter, LocatedText, make_chunker
-from workers.pipeline.embedder import DEFAULT_BATCH_SIZE, SentenceEmbedder, get_boundary_embedder
 from workers.pipeline.furniture import FurnitureDetector, strip_furniture
 from workers.pipeline.parse_csv import CsvChunkStream, CsvLimits, pack_rows, read_csv_chunks
 from workers.pipeline.parse_pdf import PageText, PdfExtractionLimits, PdfPageStream, open_document, open_pdf
@@ -279,18 +279,16 @@ class DocumentProcessing:
             self.warnings.append("No text found: OCR read no text in the image")
 
     def _prose_chunks(self, chunker: CappedSemanticSplitter, units: list[PageText]) -> list[Chunk]:
-        if not units:
-            return []
-        # The chunker tracks "pages"; a unit's ordinal stands in for it, then the real location.
-        chunks = chunker.chunk_located_texts(
-            [LocatedText(unit.text, page_number=ordinal) for ordinal, unit in enumerate(units, start=1)],
-            first_chunk_index=0,
-        )
-        for chunk in chunks:
-            location = units[(chunk.page_start or 1) - 1].location or {}
-            chunk.location = location or None
-            chunk.page_start = chunk.page_end = _location_page(location)
-            chunk.line_start = chunk.line_end = None
+        # One call per unit: a section, slide or page is a natural boundary, and a chunk
+        # never mixes two headings' text, so its location is exact.
+        chunks: list[Chunk] = []
+        for unit in units:
+            location = unit.location or {}
+            for chunk in chunker.chunk_located_texts([LocatedText(unit.text)], first_chunk_index=0):
+                chunk.location = location or None
+                chunk.page_start = chunk.page_end = _location_page(location)
+                chunk.line_start = chunk.line_end = None
+                chunks.append(chunk)
         return chunks
 
     def _table_chunks(self, unit: PageText) -> list[Chunk]:
