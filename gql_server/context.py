@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from gql_server.db.models import Role, User
-from gql_server.errors import AuthenticationRequired, PermissionDenied
+from gql_server.db.models import User
+from gql_server.errors import AuthenticationRequired
 from gql_server.state import AppState
 
 
@@ -38,6 +38,8 @@ class Context:
         return client.host if client else "unknown"
 
     def require_user(self) -> User:
+        """The signed-in user. Fields declare who may call them (gql_server/permissions.py);
+        behind `signed_in()` this never raises, elsewhere it refuses the anonymous caller."""
         if self.user is None:
             raise AuthenticationRequired(
                 self.auth_error or "Authentication required: send a valid access token."
@@ -76,18 +78,6 @@ class Context:
                 raise AuthenticationRequired(self.auth_error)
             self.user = fresh
             return fresh
-        return user
-
-    def require_admin(self) -> User:
-        user = self.require_user()
-        if user.role not in (Role.ADMIN, Role.SUPERADMIN):
-            raise PermissionDenied("Only administrators can do this.")
-        return user
-
-    def require_superadmin(self) -> User:
-        user = self.require_user()
-        if user.role is not Role.SUPERADMIN:
-            raise PermissionDenied("Only the superadmin can do this.")
         return user
 
     def loader(self, name: str, factory: Any) -> Any:

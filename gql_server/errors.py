@@ -139,8 +139,3 @@ class PublicError(GraphQLError):
 class AuthenticationRequired(PublicError):
     def __init__(self, message: str = "Authentication required: send a valid access token.") -> None:
         super().__init__(message, "UNAUTHENTICATED")
-
-
-class PermissionDenied(PublicError):
-    def __init__(self, message: str = "You are not allowed to do this.") -> None:
-        super().__init__(message, "FORBIDDEN")

@@ -44,6 +44,7 @@ from gql_server.db import models
 from gql_server.documents.service import remove_deleted_files
 from gql_server.errors import NotFound, maps_domain_errors
 from gql_server.exceptions import NotFoundError
+from gql_server.kit.field_permissions import signed_in
 
 MAX_PAGE_SIZE = 100
 # With no event for this long, the stream checks the log and the stored message itself
@@ -65,7 +66,7 @@ def _sent(result: SentMessage) -> MessageSent:
 
 @strawberry.type
 class ChatQuery:
-    @strawberry.field(description="Your chat sessions, most recently used first.")
+    @strawberry.field(description="Your chat sessions, most recently used first.", extensions=signed_in())
     async def chat_sessions(
         self,
         info: Info,
@@ -74,7 +75,7 @@ class ChatQuery:
         offset: int = 0,
         include_ended: bool = True,
     ) -> ChatSessionPage:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         first, offset = _page(first, offset)
         async with info.context.sessionmaker() as session:
             rows, total = await repository.list_sessions(
@@ -92,10 +93,10 @@ class ChatQuery:
             has_more=offset + len(rows) < total,
         )
 
-    @strawberry.field(description="One of your chat sessions.")
+    @strawberry.field(description="One of your chat sessions.", extensions=signed_in())
     @maps_domain_errors
     async def chat_session(self, info: Info, id: uuid.UUID) -> ChatSessionResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         async with info.context.sessionmaker() as session:
             row = await repository.get_owned_session(session, user.id, id, readable_by=user)
         if row is None:
@@ -104,7 +105,8 @@ class ChatQuery:
 
     @strawberry.field(
         description="A page of a session's messages, oldest first: the newest `first` messages, "
-        "or those just before the message `before` (skipping `offset` more)."
+        "or those just before the message `before` (skipping `offset` more).",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def messages(
@@ -115,7 +117,7 @@ class ChatQuery:
         before: uuid.UUID | None = None,
         offset: int = 0,
     ) -> MessagesResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         first, offset = _page(first, offset)
         async with info.context.sessionmaker() as session:
             chat_session = await repository.get_owned_session(session, user.id, session_id, readable_by=user)
@@ -131,10 +133,10 @@ class ChatQuery:
             )
         return MessagePage(items=[chat_message_from_row(row) for row in rows], has_more=has_more)
 
-    @strawberry.field(description="One of your messages.")
+    @strawberry.field(description="One of your messages.", extensions=signed_in())
     @maps_domain_errors
     async def chat_message(self, info: Info, id: uuid.UUID) -> ChatMessageResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         async with info.context.sessionmaker() as session:
             row = await repository.get_owned_message(session, user.id, id, readable_by=user)
         if row is None:
@@ -146,29 +148,33 @@ class ChatQuery:
 class ChatMutation:
     @strawberry.mutation(
         description="Start a chat with a model. Your previous active chat with that model ends "
-        "(it stays in your history)."
+        "(it stays in your history).",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def start_chat_session(
         self, info: Info, model_id: uuid.UUID, title: str | None = None
     ) -> StartChatSessionResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.start_session(session, user, model_id, title)
         return chat_session_from_row(row)
 
-    @strawberry.mutation(description="Rename one of your chat sessions.")
+    @strawberry.mutation(description="Rename one of your chat sessions.", extensions=signed_in())
     @maps_domain_errors
     async def rename_chat_session(self, info: Info, id: uuid.UUID, title: str) -> RenameChatSessionResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.rename_session(session, user, id, title)
         return chat_session_from_row(row)
 
-    @strawberry.mutation(description="Delete one of your chat sessions with its messages and attached files.")
+    @strawberry.mutation(
+        description="Delete one of your chat sessions with its messages and attached files.",
+        extensions=signed_in(),
+    )
     @maps_domain_errors
     async def delete_chat_session(self, info: Info, id: uuid.UUID) -> DeleteChatSessionResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         manager = info.context.state.generation
         async with info.context.sessionmaker.begin() as session:
             running = await repository.generation_in_flight(
@@ -182,11 +188,12 @@ class ChatMutation:
 
     @strawberry.mutation(
         description="Ask a question in a session. Returns at once with the answer's message id; "
-        "subscribe to messageStream(messageId) to receive the answer."
+        "subscribe to messageStream(messageId) to receive the answer.",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def send_message(self, info: Info, session_id: uuid.UUID, content: str) -> SendMessageResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         state = info.context.state
         manager = state.generation
         async with state.sessionmaker.begin() as session:
@@ -196,11 +203,12 @@ class ChatMutation:
 
     @strawberry.mutation(
         description="Answer the session's last question again. The previous answer is replaced: "
-        "it is deleted and a new answer message (new id) is generated."
+        "it is deleted and a new answer message (new id) is generated.",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def regenerate_message(self, info: Info, message_id: uuid.UUID) -> SendMessageResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         state = info.context.state
         manager = state.generation
         async with state.sessionmaker.begin() as session:
@@ -208,12 +216,14 @@ class ChatMutation:
         manager.submit(sent.job)
         return _sent(sent)
 
-    @strawberry.mutation(description="Thumbs up or down on an answer (NONE clears it).")
+    @strawberry.mutation(
+        description="Thumbs up or down on an answer (NONE clears it).", extensions=signed_in()
+    )
     @maps_domain_errors
     async def set_message_feedback(
         self, info: Info, message_id: uuid.UUID, value: FeedbackValue
     ) -> SetMessageFeedbackResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         stored = {FeedbackValue.UP: 1, FeedbackValue.DOWN: -1, FeedbackValue.NONE: None}[value]
         async with info.context.sessionmaker.begin() as session:
             row = await service.set_feedback(session, user, message_id, stored)
@@ -223,7 +233,8 @@ class ChatMutation:
         description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "
         "request). It is ingested in the background (follow it with documentProgress) and used to "
         "answer this session's next questions only; it is deleted with the session. QuotaExceeded when "
-        "your attachments would total more than ATTACHMENT_QUOTA_MB_PER_USER."
+        "your attachments would total more than ATTACHMENT_QUOTA_MB_PER_USER.",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def attach_file(
@@ -232,11 +243,12 @@ class ChatMutation:
         return await attachments.attach_file(info, session_id, file, title)
 
     @strawberry.mutation(
-        description="Stop an answer being generated; the text so far is kept with status STOPPED."
+        description="Stop an answer being generated; the text so far is kept with status STOPPED.",
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def stop_generation(self, info: Info, message_id: uuid.UUID) -> StopGenerationResult:
-        user = await info.context.require_current_user()
+        user = info.context.require_user()
         state = info.context.state
         manager = state.generation
         async with state.sessionmaker.begin() as session:
@@ -295,7 +307,8 @@ class ChatSubscription:
     @strawberry.subscription(
         description="The events of one of your answers: SOURCES, TOKEN..., then DONE or ERROR. "
         "Replays every event after `afterSeq` first, so a reconnecting client continues where it "
-        "left off; a finished answer replays (or is summarised as SOURCES + DONE) and the stream ends."
+        "left off; a finished answer replays (or is summarised as SOURCES + DONE) and the stream ends.",
+        extensions=signed_in(),
     )
     async def message_stream(
         self,

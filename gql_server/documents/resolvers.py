@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.file_uploads import Upload
 
 from gql_server.access.policy import can_read_model
@@ -17,6 +16,7 @@ from gql_server.access.watch import AccessLost, AccessWatch, watch_access
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents import repository, service
+from gql_server.documents.acceptance import Admission, accept_document
 from gql_server.documents.access import can_read_document
 from gql_server.documents.progress import (
     Event,
@@ -41,10 +41,9 @@ from gql_server.documents.types import (
     ReindexDocumentResult,
     UploadDocumentResult,
 )
-from gql_server.documents.uploads import IncomingFile
 from gql_server.errors import PublicError, maps_domain_errors
-from gql_server.exceptions import InvalidInputError, UnsupportedFileTypeError
-from gql_server.permissions import IsAuthenticated
+from gql_server.exceptions import InvalidInputError
+from gql_server.kit.field_permissions import signed_in
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +63,6 @@ class ModelNotFound(PublicError):
         super().__init__("Model not found.", "NOT_FOUND")
 
 
-async def sniff_upload(incoming: IncomingFile) -> models.DocumentKind:
-    """The document kind from the file's content; raises UnsupportedDocument."""
-    from workers.pipeline.sniff import sniff_document_type
-
-    kind = await asyncio.to_thread(sniff_document_type, incoming.path, incoming.filename)
-    return models.DocumentKind[kind.name]
-
-
 @maps_domain_errors
 async def upload_document(
     info: Info,
@@ -79,7 +70,7 @@ async def upload_document(
     file: Any,
     title: str | None = None,
     chat_session_id: uuid.UUID | None = None,
-    admit: Callable[[AsyncSession, IncomingFile], Awaitable[None]] | None = None,
+    admit: Admission | None = None,
 ) -> UploadDocumentResult:
     """Store an upload as a document of a model (or of a chat session) and queue it.
 
@@ -89,38 +80,22 @@ async def upload_document(
     whatever it raises propagates with nothing stored. Refusals are domain errors, turned
     into the union member by `maps_domain_errors`.
     """
-    from workers.pipeline.errors import UnsupportedDocument
-
     user = info.context.require_user()
     state = info.context.state
     async with state.sessionmaker() as session:
         model_id = await service.upload_destination(session, user, model_id, chat_session_id)
-    incoming = service.check_incoming(state.settings, file)
-    try:
-        kind = await sniff_upload(incoming)
-    except UnsupportedDocument as refused:
-        raise UnsupportedFileTypeError(f"{refused.reason}.".replace("..", ".")) from None
-    new: service.NewDocument | None = None
-    try:
-        async with state.sessionmaker.begin() as session:
-            if admit is not None:
-                await admit(session, incoming)
-            new = await service.create_document_from_upload(
-                session,
-                state.settings,
-                model_id=model_id,
-                chat_session_id=chat_session_id,
-                uploaded_by_id=user.id,
-                incoming=incoming,
-                kind=kind,
-                title=title,
-            )
-    except BaseException:
-        service.discard_stored_file(new)
-        raise
-    document = new.document
-    await enqueue_ingestion(state, document.id)
-    await publish_document_event(state.bus, event_from_row(document))
+    document = await accept_document(
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        bus=state.bus,
+        queue=state.document_queue,
+        incoming=service.check_incoming(state.settings, file),
+        model_id=model_id,
+        chat_session_id=chat_session_id,
+        uploaded_by_id=user.id,
+        title=title,
+        admit=admit,
+    )
     return DocumentUploaded(document=Document.from_row(document))
 
 
@@ -128,7 +103,7 @@ async def upload_document(
 class DocumentQuery:
     @strawberry.field(
         description="Documents of a model (not chat attachments), newest first. Readers of the model.",
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def documents(
@@ -155,7 +130,7 @@ class DocumentQuery:
 
     @strawberry.field(
         description="A document, or null when it does not exist or you may not see it.",
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     async def document(self, info: Info, id: uuid.UUID) -> Document | None:
         user = info.context.require_user()
@@ -171,7 +146,7 @@ class DocumentMutation:
             "Upload a PDF, CSV or text/Markdown file to a model (GraphQL multipart request). Answers as soon "
             "as the file is stored; ingestion runs in the background (follow it with documentProgress)."
         ),
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     async def upload_document(
         self, info: Info, model_id: uuid.UUID, file: Upload, title: str | None = None
@@ -180,7 +155,7 @@ class DocumentMutation:
 
     @strawberry.mutation(
         description="Delete a document: its chunks, its row and its file, together.",
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def delete_document(self, info: Info, id: uuid.UUID) -> DeleteDocumentResult:
@@ -198,7 +173,7 @@ class DocumentMutation:
 
     @strawberry.mutation(
         description="Parse, chunk and embed a document again (its chunks are swapped in atomically at the end).",
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def reindex_document(self, info: Info, id: uuid.UUID) -> ReindexDocumentResult:
@@ -306,7 +281,7 @@ class DocumentSubscription:
             "(or deletion). Readers of its model. Ends with a NOT_FOUND error when you lose access to it "
             "(UNAUTHENTICATED when your account is deactivated or signed out)."
         ),
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     async def document_progress(
         self, info: Info, document_id: uuid.UUID
@@ -339,7 +314,7 @@ class DocumentSubscription:
             "NOT_FOUND error when the model is deleted or you lose access to it (UNAUTHENTICATED when your "
             "account is deactivated or signed out)."
         ),
-        permission_classes=[IsAuthenticated],
+        extensions=signed_in(),
     )
     async def document_events(
         self, info: Info, model_id: uuid.UUID

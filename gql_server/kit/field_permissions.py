@@ -1,11 +1,13 @@
-"""Fresh PermissionExtension lists per field (an extension instance keeps per-field state)."""
+"""The permission declarations fields use: fresh PermissionExtension lists per field (an
+extension instance keeps per-field state). See gql_server/permissions.py for the classes;
+each shows in schema.graphql as a directive on the field."""
 
 from __future__ import annotations
 
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import PermissionExtension
 
-from gql_server.permissions import IsAdmin, IsAuthenticated, IsSuperadmin
+from gql_server.permissions import IsAdmin, IsAdminOrSelf, IsAuthenticated, IsSuperadmin
 
 
 def signed_in() -> list[FieldExtension]:
@@ -18,3 +20,8 @@ def admin_only() -> list[FieldExtension]:
 
 def superadmin_only() -> list[FieldExtension]:
     return [PermissionExtension(permissions=[IsSuperadmin()])]
+
+
+def admin_or_self() -> list[FieldExtension]:
+    """On a field of User: administrators, or the user themselves."""
+    return [PermissionExtension(permissions=[IsAdminOrSelf()])]

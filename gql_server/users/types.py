@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gql_server.access.policy import is_admin
 from gql_server.context import Info
 from gql_server.db import models
-from gql_server.errors import PermissionDenied
+from gql_server.kit.field_permissions import admin_or_self
 from gql_server.kit.mapper import mapper
 
 if TYPE_CHECKING:
@@ -27,15 +26,13 @@ class User:
     __exclude__ = ["password_hash", "token_version"]
 
     @strawberry.field(
-        description="Access groups this user belongs to. Administrators, or the user themselves."
+        description="Access groups this user belongs to. Administrators, or the user themselves.",
+        extensions=admin_or_self(),
     )
     async def groups(
         self, info: Info
     ) -> list[Annotated[AccessGroup, strawberry.lazy("gql_server.groups.types")]] | None:
         from gql_server.users.loaders import groups_of_user
 
-        caller = info.context.require_user()
         row: models.User = self  # type: ignore[assignment]
-        if not (is_admin(caller) or caller.id == row.id):
-            raise PermissionDenied("Only administrators can see another user's groups.")
         return await info.context.loader("users.groups_of_user", groups_of_user).load(row.id)  # type: ignore[no-any-return]
