@@ -188,7 +188,7 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         model_id = await ensure_model(sessionmaker, "calibration-scifact")
         ingestion = await ingest_corpus(sessionmaker, corpus, model_id)
 
-        from workers.pipeline.embedder import get_embedder
+        from gql_server.embedding.embedder import get_embedder
 
         on_questions = [str(query["text"]) for query in queries]
         embedder = get_embedder()

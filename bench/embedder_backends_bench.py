@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from workers.pipeline.embedder import MODEL_MAX_TOKENS, get_embedder
+from gql_server.embedding.embedder import MODEL_MAX_TOKENS, get_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"

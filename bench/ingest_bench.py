@@ -289,7 +289,7 @@ def run_reference(
     from pypdf import PdfReader
     from sentence_transformers import SentenceTransformer
 
-    from workers.pipeline.embedder import default_model_path
+    from gql_server.embedding.embedder import default_model_path
 
     class PlainEmbedding(BaseEmbedding):
         _model: Any = PrivateAttr()

@@ -152,7 +152,7 @@ async def ingest_corpus(
     shard_count: int = 1,
 ) -> dict[str, Any]:
     """Each corpus entry becomes a READY document with its chunks; resumes where it stopped."""
-    from workers.pipeline.embedder import get_embedder
+    from gql_server.embedding.embedder import get_embedder
     from workers.pipeline.process import process_document
     from workers.pipeline.sniff import DocumentKind as PipelineKind
 
@@ -648,7 +648,7 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
                 select(text("count(*)")).select_from(DocumentChunk).where(DocumentChunk.model_id == model_id)
             )
 
-        from workers.pipeline.embedder import get_embedder
+        from gql_server.embedding.embedder import get_embedder
 
         log(f"embedding {len(queries)} queries…")
         embedder = get_embedder()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -19,83 +20,102 @@ from starlette.staticfiles import StaticFiles
 from gql_server.auth import service as auth_service
 from gql_server.auth.passwords import PasswordHashing
 from gql_server.auth.rate_limit import InMemoryAttemptWindows, LoginRateLimiter, RedisAttemptWindows
+from gql_server.chat.generation import running_generation
 from gql_server.database_setup import open_database
 from gql_server.db.migrate import current_revision, head_revision
+from gql_server.documents.downloads import download_route
 from gql_server.events.bus import RedisEventBus, create_event_bus
 from gql_server.graphql_view import DatabaseUnavailableError, RagqlGraphQL, database_unavailable_response
 from gql_server.http_limits import RequestLimits
+from gql_server.monitoring import metrics_route, running_lag_monitor
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
 from gql_server.security.headers import SecurityHeaders
 from gql_server.settings import Settings
 from gql_server.state import AppState
+from gql_server.storage.file_sweeper import running_file_sweeper
+from workers.runtime import running_ingestion
 
 logger = logging.getLogger(__name__)
 
 FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 
-# Domains that own background machinery (ingestion workers, generation tasks, file sweeper)
-# register a lifespan hook: an async context manager factory taking the AppState.
-LifespanHook = Callable[[AppState], contextlib.AbstractAsyncContextManager[None]]
-LIFESPAN_HOOKS: list[LifespanHook] = []
-# Extra routes (e.g. authenticated file downloads) contributed by domains.
-EXTRA_ROUTES: list[Callable[[], BaseRoute]] = []
-
-
-def _register_domain_hooks() -> None:
-    """Import the domains that contribute hooks/routes (kept lazy to avoid import cycles)."""
-    with contextlib.suppress(ModuleNotFoundError):
-        import gql_server.lifespan_hooks  # noqa: F401
-
 
 @contextlib.asynccontextmanager
 async def build_state(settings: Settings) -> AsyncIterator[AppState]:
-    # open_database creates the data dir private (0700, files 0600) and tightens an existing one.
-    database = await open_database(settings, migrate=settings.migrate_on_start)
-    database.supervise_embedded()  # restarts the embedded PostgreSQL if its postmaster dies
-    bus = create_event_bus(settings.redis_url)
-    windows = RedisAttemptWindows(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptWindows()
-    passwords = PasswordHashing(settings.password_hashing_threads)
-    state = AppState(
-        settings=settings,
-        engine=database.engine,
-        sessionmaker=database.sessionmaker,
-        bus=bus,
-        tokens=AppState.token_codec(settings),
-        login_limiter=LoginRateLimiter(
+    """Every resource of the process, built here in order and closed in reverse.
+
+    The order matters: the database and the bus first (everything uses them), the
+    superadmin before anything serves, then the background machinery — the event-loop lag
+    monitor, the storage sweeper, ingestion (brokers, task resources, the re-enqueue of
+    documents a killed process left half done), chat generation (which fails answers a
+    previous process abandoned). Whatever needs one of them gets it from the typed
+    AppState built last.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        # open_database creates the data dir private (0700, files 0600) and tightens an existing one.
+        database = await open_database(settings, migrate=settings.migrate_on_start)
+        stack.push_async_callback(database.close)
+        database.supervise_embedded()  # restarts the embedded PostgreSQL if its postmaster dies
+        bus = create_event_bus(settings.redis_url)
+        stack.push_async_callback(bus.close)
+        passwords = PasswordHashing(settings.password_hashing_threads)
+        stack.push_async_callback(passwords.aclose)
+        windows = (
+            RedisAttemptWindows(bus.redis) if isinstance(bus, RedisEventBus) else InMemoryAttemptWindows()
+        )
+        login_limiter = LoginRateLimiter(
             windows,
             per_account=settings.login_attempts_per_account,
             per_address=settings.login_attempts_per_address,
             window_seconds=settings.login_window_seconds,
-        ),
-        cipher=ApiKeyCipher(settings.encryption_key_list()),
-        passwords=passwords,
-        embedded_database=database.embedded,
-    )
-    state.extras["database_url"] = database.url
-    try:
-        async with database.sessionmaker.begin() as session:
-            password = (
-                settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
-            )
-            generated = await auth_service.ensure_superadmin(
-                session, settings.superadmin_email, password, passwords
-            )
-        if generated:
-            # Printed once, on the first start only: the hash is all that is stored.
-            print(
-                f"\n  ragql superadmin created: {settings.superadmin_email} / password: {generated}\n"
-                "  (shown once; set SUPERADMIN_PASSWORD to choose it yourself)\n",
-                flush=True,
-            )
-        async with contextlib.AsyncExitStack() as stack:
-            for hook in LIFESPAN_HOOKS:
-                await stack.enter_async_context(hook(state))
-            yield state
-    finally:
-        await passwords.aclose()
-        await bus.close()
-        await database.close()
+        )
+        cipher = ApiKeyCipher(settings.encryption_key_list())
+        await _ensure_superadmin(settings, database.sessionmaker, passwords)
+        lag_monitor = await stack.enter_async_context(running_lag_monitor())
+        file_sweeper = await stack.enter_async_context(
+            running_file_sweeper(database.sessionmaker, database.engine, settings.files_dir)
+        )
+        ingestion = await stack.enter_async_context(
+            running_ingestion(settings, database.engine, database.sessionmaker, bus)
+        )
+        generation = await stack.enter_async_context(
+            running_generation(settings, database.sessionmaker, bus, cipher)
+        )
+        yield AppState(
+            settings=settings,
+            engine=database.engine,
+            sessionmaker=database.sessionmaker,
+            database_url=database.url,
+            bus=bus,
+            tokens=AppState.token_codec(settings),
+            login_limiter=login_limiter,
+            cipher=cipher,
+            passwords=passwords,
+            document_queue=ingestion.queue,
+            ingestion=ingestion.resources,
+            generation=generation,
+            file_sweeper=file_sweeper,
+            lag_monitor=lag_monitor,
+            embedded_database=database.embedded,
+        )
+
+
+async def _ensure_superadmin(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], passwords: PasswordHashing
+) -> None:
+    async with sessionmaker.begin() as session:
+        password = settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
+        generated = await auth_service.ensure_superadmin(
+            session, settings.superadmin_email, password, passwords
+        )
+    if generated:
+        # Printed once, on the first start only: the hash is all that is stored.
+        print(
+            f"\n  ragql superadmin created: {settings.superadmin_email} / password: {generated}\n"
+            "  (shown once; set SUPERADMIN_PASSWORD to choose it yourself)\n",
+            flush=True,
+        )
 
 
 async def healthz(request: Request) -> Response:
@@ -148,7 +168,6 @@ async def _frontend_missing(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
-    _register_domain_hooks()
     schema = build_schema(settings)
     graphql_app = RagqlGraphQL(schema)
 
@@ -172,7 +191,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql_app),
         WebSocketRoute("/graphql", graphql_app),
     ]
-    routes.extend(factory() for factory in EXTRA_ROUTES)
+    routes += [download_route(), metrics_route()]
     if (FRONTEND_DIST / "index.html").exists():
         routes.append(Mount("/", app=SinglePageApp(directory=FRONTEND_DIST, html=True), name="frontend"))
     else:

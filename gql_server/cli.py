@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Environment for the libraries, not settings of ours: huggingface_hub and transformers
+    # read these once, at their first import (which any command may trigger), and the
+    # bundled model must never be fetched from the Hub. gql_server/embedding/embedder.py
+    # sets the same for code that imports it without this entry point.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,11 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # populate_by_name: the knobs with two environment names (below) can still be passed
+    # by field name, as Settings(task_queue=...).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: SecretStr | None = None
@@ -102,7 +106,35 @@ class Settings(BaseSettings):
     ingest_concurrency: int = Field(default=1, ge=1, le=16)
     generation_timeout_seconds: float = 300.0
 
-    @field_validator("data_dir", mode="before")
+    # --- Tuning knobs: the defaults are right for most installs. Each also answers to its
+    # older RAGQL_-prefixed environment name (the second alias), so existing setups keep working.
+    # Where the ONNX export of the embedding model is cached (None: the user cache dir's
+    # ragql/onnx, e.g. ~/.cache/ragql/onnx).
+    embedding_cache_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("EMBEDDING_CACHE_DIR", "RAGQL_EMBEDDING_CACHE_DIR")
+    )
+    # Padded tokens per onnxruntime run: bounds its working memory (64 x 256-token inputs
+    # would pin ~1 GB in its arena) at no measurable cost in speed.
+    onnx_batch_tokens: int = Field(
+        default=4096, ge=1, validation_alias=AliasChoices("ONNX_BATCH_TOKENS", "RAGQL_ONNX_BATCH_TOKENS")
+    )
+    # CPU threads of one embedding model (torch or onnxruntime), at most the core count:
+    # more only adds contention with the PDF reader and the event loop.
+    embedding_threads: int = Field(
+        default=2, ge=1, le=256, validation_alias=AliasChoices("EMBEDDING_THREADS", "RAGQL_TORCH_THREADS")
+    )
+    # Redis stream of the ingestion tasks (chat attachments use "<name>:attachments").
+    # Different names let test runs, or several installs on one Redis, not share a stream.
+    task_queue: str = Field(
+        default="ragql:tasks", min_length=1, validation_alias=AliasChoices("TASK_QUEUE", "RAGQL_TASK_QUEUE")
+    )
+    # A Redis-mode worker's lease on the task it runs: a dead worker's document is taken
+    # over about this long after its death (workers/broker.py).
+    task_lease_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("TASK_LEASE_SECONDS", "RAGQL_TASK_LEASE_SECONDS")
+    )
+
+    @field_validator("data_dir", "embedding_cache_dir", mode="before")
     @classmethod
     def _expand(cls, value: object) -> object:
         if isinstance(value, str):

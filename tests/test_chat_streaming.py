@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gql_server.chat.generation import get_manager
+from gql_server.chat.generation import GenerationManager
 from gql_server.db.models import ChatMessage, MessageStatus, ProviderKind
 from tests.chat_support import (
     STOP,
@@ -121,7 +121,7 @@ async def test_finished_answer_replays_from_the_row_when_the_log_expired(server:
     session_id = await start_session(world.client, world.model.id)
     message_id = await send_ok(world.client, session_id, "Hello?")
     events = await stream_all(world.client, message_id)
-    manager = get_manager(server.state)
+    manager: GenerationManager = server.state.generation
     await manager.event_log.close()  # drops the in-process log, as its TTL would
     replay = await stream_all(world.client, message_id)
     assert [event["__typename"] for event in replay] == ["SourcesEvent", "DoneEvent"]
@@ -182,7 +182,7 @@ async def test_mid_stream_failure_keeps_the_partial_answer_as_failed(
 
 
 async def test_hanging_provider_times_out_with_an_error(server: RunningServer) -> None:
-    get_manager(server.state).request_timeout_s = 1.0
+    server.state.generation.request_timeout_s = 1.0
     fake = FakeOpenAIServer(FakeBehaviour(tokens=TOKENS, fail_after_tokens=2, failure_mode=FailureMode.HANG))
     async with fake.serve():
         world = await llm_world(server, ProviderKind.OPENAI_COMPATIBLE, fake)

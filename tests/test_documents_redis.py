@@ -54,9 +54,11 @@ async def redis_server(
     if not _redis_available():
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     queue = f"ragql:test:{uuid.uuid4().hex[:12]}"
-    monkeypatch.setenv("RAGQL_TASK_QUEUE", queue)
-    monkeypatch.setenv("RAGQL_TASK_LEASE_SECONDS", LEASE_SECONDS)
-    redis_settings = settings.model_copy(update={"redis_url": REDIS_URL})
+    # The server's stream and lease are settings; the worker below reads the same from its
+    # environment (by their older RAGQL_ names, which stay accepted).
+    redis_settings = settings.model_copy(
+        update={"redis_url": REDIS_URL, "task_queue": queue, "task_lease_seconds": float(LEASE_SECONDS)}
+    )
     uvicorn_server, task, app, base_url = await start_server(redis_settings)
     worker_env = {
         **os.environ,

@@ -38,7 +38,7 @@ def _page_count(path: Path) -> int:
 async def _nearest_chunks(
     server: RunningServer, model_id: object, question: str, limit: int = 3
 ) -> list[dict]:
-    from workers.pipeline.embedder import get_embedder
+    from gql_server.embedding.embedder import get_embedder
 
     embedder = await asyncio.to_thread(get_embedder)
     vector = (await asyncio.to_thread(embedder.embed, [question]))[0]

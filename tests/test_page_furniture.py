@@ -18,7 +18,7 @@ from tests.document_helpers import upload_document, wait_for_final
 from tests.factories import create_model
 from tests.graphql_client import GraphQLClient
 from tests.pdf_factory import text_pdf
-from workers.pipeline.embedder import get_embedder
+from gql_server.embedding.embedder import get_embedder
 from workers.pipeline.furniture import FurnitureDetector, strip_furniture
 from workers.pipeline.parse_pdf import open_pdf
 from workers.pipeline.process import process_document

@@ -5,7 +5,7 @@ import pytest
 
 from tests.pdf_factory import image_only_pdf, text_pdf
 from workers.pipeline.chunking import LocatedText, make_chunker
-from workers.pipeline.embedder import SentenceEmbedder, get_embedder
+from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from workers.pipeline.parse_pdf import NO_TEXT_LAYER_WARNING, open_pdf
 from workers.pipeline.process import ProcessingStage, process_document
 from workers.pipeline.sniff import DocumentKind

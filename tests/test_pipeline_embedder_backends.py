@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.conftest import shared_data_path
-from workers.pipeline.embedder import (
+from gql_server.embedding.embedder import (
     OnnxSentenceEmbedder,
     SentenceEmbedder,
     default_model_path,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.pipeline.embedder import SentenceEmbedder, get_embedder
+from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from workers.pipeline.parse_csv import read_csv_chunks
 
 DOCS = Path(__file__).parents[1].parent / "shared" / "data" / "docs"

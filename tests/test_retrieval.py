@@ -41,7 +41,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
-    from workers.pipeline.embedder import get_embedder
+    from gql_server.embedding.embedder import get_embedder
 
     return get_embedder().embed(list(texts))
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -41,20 +40,12 @@ from gql_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "ragql:tasks"
-DEFAULT_LEASE_SECONDS = 60.0
 
-
-def queue_name(lane: IngestionLane = IngestionLane.MODEL_DOCUMENTS) -> str:
-    # Overridable so test runs (and several installs on one Redis) do not share a stream.
-    base = os.environ.get("RAGQL_TASK_QUEUE", DEFAULT_QUEUE)
+def queue_name(base: str, lane: IngestionLane = IngestionLane.MODEL_DOCUMENTS) -> str:
+    """The stream of `lane`; `base` is the TASK_QUEUE setting."""
     # Model documents keep the stream name of before the lanes, so messages queued by an
     # older version are still consumed (their task reads the lane from the document).
     return base if lane is IngestionLane.MODEL_DOCUMENTS else f"{base}:{lane.value}"
-
-
-def lease_seconds() -> float:
-    return float(os.environ.get("RAGQL_TASK_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
 
 
 class LeasedRedisStreamBroker(RedisStreamBroker):
@@ -146,9 +137,9 @@ def create_brokers(settings: Settings) -> dict[IngestionLane, AsyncBroker]:
         return {
             lane: LeasedRedisStreamBroker(
                 redis_url,
-                lease=lease_seconds(),
-                queue_name=queue_name(lane),
-                consumer_group_name=queue_name(lane) + ":workers",
+                lease=settings.task_lease_seconds,
+                queue_name=queue_name(settings.task_queue, lane),
+                consumer_group_name=queue_name(settings.task_queue, lane) + ":workers",
                 consumer_id="0",  # a group created after messages were queued still gets them
             )
             for lane in IngestionLane

@@ -1,9 +1,10 @@
 """`ragql ingest MODEL PATH...`: add files to a model from the command line, one progress bar per file.
 
-Runs the same steps as an upload (sha256, content sniffing, duplicate check, row, file in
-files_dir) and the same ingestion task, in this process; progress comes from the same
-events the subscriptions deliver (published on Redis too when REDIS_URL is set, so the web
-app shows these files moving as well).
+Accepts each file the way an upload is accepted (`gql_server/documents/acceptance.py`:
+sha256, content sniffing, duplicate check, row, file in files_dir) and runs the same
+ingestion, in this process; progress comes from the same events the subscriptions deliver
+(published on Redis too when REDIS_URL is set, so the web app shows these files moving as
+well).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from gql_server.access.policy import can_manage_models
 from gql_server.auth import repository as auth_repository
 from gql_server.database_setup import open_database
 from gql_server.db.models import RagModel, User
-from gql_server.documents import service
+from gql_server.documents import repository
+from gql_server.documents.acceptance import accept_document
 from gql_server.documents.progress import document_channel
 from gql_server.documents.storage import incoming_dir, remove_file
 from gql_server.documents.uploads import IncomingFile
 from gql_server.events.bus import create_event_bus
+from gql_server.exceptions import DuplicateDocumentError, UnsupportedFileTypeError
 from gql_server.settings import Settings
 from workers.ingestion import IngestionResources, ingest_document
 
@@ -54,9 +57,6 @@ async def _find_model(session, reference: str) -> RagModel | None:  # type: igno
 
 
 async def _ingest_all(settings: Settings, model_reference: str, paths: list[Path], email: str | None) -> int:
-    from gql_server.documents.resolvers import sniff_upload
-    from workers.pipeline.errors import UnsupportedDocument
-
     database = await open_database(settings, migrate=settings.migrate_on_start, pool_size=4)
     bus = create_event_bus(settings.redis_url)
     failures = 0
@@ -86,16 +86,14 @@ async def _ingest_all(settings: Settings, model_reference: str, paths: list[Path
                 print(f"{path}: not a file", file=sys.stderr)
                 failures += 1
                 continue
-            failures += (
-                0 if await _ingest_one(resources, model, user, path, sniff_upload, UnsupportedDocument) else 1
-            )
+            failures += 0 if await _ingest_one(resources, model, user, path) else 1
     finally:
         await bus.close()
         await database.close()
     return 1 if failures else 0
 
 
-async def _ingest_one(resources, model, user, path, sniff_upload, unsupported) -> bool:  # type: ignore[no-untyped-def]
+async def _ingest_one(resources: IngestionResources, model: RagModel, user: User, path: Path) -> bool:
     settings = resources.settings
     temporary = incoming_dir(settings) / f"{uuid.uuid4().hex}.part"
     size, sha256 = await asyncio.to_thread(_copy_with_hash, path, temporary)
@@ -107,25 +105,23 @@ async def _ingest_one(resources, model, user, path, sniff_upload, unsupported) -
             print(f"{path.name}: larger than MAX_UPLOAD_MB ({settings.max_upload_mb} MB)", file=sys.stderr)
             return False
         try:
-            kind = await sniff_upload(incoming)
-        except unsupported as refused:
-            print(f"{path.name}: {refused.reason}", file=sys.stderr)
+            document = await accept_document(
+                settings=settings,
+                sessionmaker=resources.sessionmaker,
+                bus=resources.bus,
+                queue=None,  # ingested right here, below
+                incoming=incoming,
+                model_id=model.id,
+                chat_session_id=None,
+                uploaded_by_id=user.id,
+            )
+        except UnsupportedFileTypeError as refused:
+            print(f"{path.name}: {refused.message.removesuffix('.')}", file=sys.stderr)
             return False
-        try:
-            async with resources.sessionmaker.begin() as session:
-                new = await service.create_document_from_upload(
-                    session,
-                    settings,
-                    model_id=model.id,
-                    chat_session_id=None,
-                    uploaded_by_id=user.id,
-                    incoming=incoming,
-                    kind=kind,
-                )
-        except service.DuplicateDocumentError as duplicate:
+        except DuplicateDocumentError as duplicate:
             print(f"{path.name}: already in {model.name} as {duplicate.existing.filename}", file=sys.stderr)
             return True
-        document_id = new.document.id
+        document_id = document.id
         bar = tqdm(
             total=100, desc=path.name[:40], unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}"
         )
@@ -142,8 +138,6 @@ async def _ingest_one(resources, model, user, path, sniff_upload, unsupported) -
             finally:
                 follower.cancel()
         async with resources.sessionmaker() as session:
-            from gql_server.documents import repository
-
             row = await repository.get_document(session, document_id)
         bar.n = 100 if row is not None and row.status.value == "READY" else bar.n
         bar.set_postfix_str(f"{row.status.value if row else 'gone'} · {row.chunk_count if row else 0} chunks")

@@ -98,11 +98,13 @@ class IngestionResources:
     async def embedders(self) -> tuple[Any, Any]:
         """The embedder of stored vectors and the semantic splitter's sentence-pass one
         (CHUNKING_EMBEDDING_BACKEND), loaded once per process, off the event loop."""
-        from workers.pipeline.embedder import get_boundary_embedder, get_embedder
+        from gql_server.embedding.embedder import EmbeddingOptions, get_boundary_embedder, get_embedder
+
+        options = EmbeddingOptions.from_settings(self.settings)
 
         def load() -> tuple[Any, Any]:
-            embedder = get_embedder(self.embedder_name, self.settings.embedding_backend)
-            return embedder, get_boundary_embedder(embedder, self.settings.chunking_embedding_backend)
+            embedder = get_embedder(self.embedder_name, options=options)
+            return embedder, get_boundary_embedder(embedder, options=options)
 
         return await asyncio.to_thread(load)
 

@@ -1,4 +1,4 @@
-"""Ingestion inside `ragql serve`: the app lifespan hook.
+"""Ingestion inside `ragql serve`: entered by the app's lifespan (gql_server/app.py).
 
 Without REDIS_URL the in-process broker runs the tasks on the server's event loop (CPU
 work in threads) and, at start, re-enqueues documents a killed process left half done.
@@ -12,43 +12,55 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_server.db.models import Document
 from gql_server.documents import repository
-from gql_server.documents.queue import QUEUE_EXTRA, IngestionLane
+from gql_server.documents.queue import IngestionLane
 from gql_server.documents.storage import incoming_dir, remove_stale_files, spool_dir
-from gql_server.state import AppState
+from gql_server.events.bus import EventBus
+from gql_server.settings import Settings
 from workers.broker import create_brokers
 from workers.ingestion import IngestionResources
-from workers.tasks import RESOURCES_STATE_KEY, BrokerDocumentQueue, register_tasks
+from workers.tasks import BrokerDocumentQueue, register_tasks
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
+@dataclass(frozen=True)
+class IngestionRuntime:
+    """What the API process holds of ingestion: where to enqueue, and the tasks' resources."""
+
+    queue: BrokerDocumentQueue
+    resources: IngestionResources
+
+
 @contextlib.asynccontextmanager
-async def in_process_workers(state: AppState) -> AsyncIterator[None]:
-    settings = state.settings
+async def running_ingestion(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+) -> AsyncIterator[IngestionRuntime]:
     brokers = create_brokers(settings)
     # One broker in-process, one per lane (stream) with Redis.
     distinct = list({id(broker): broker for broker in brokers.values()}.values())
-    for broker in distinct:
-        register_tasks(broker)
     resources = IngestionResources(
         settings=settings,
-        engine=state.engine,
-        sessionmaker=state.sessionmaker,
-        bus=state.bus,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        bus=bus,
         concurrency=settings.ingest_concurrency,
     )
     for broker in distinct:
-        setattr(broker.state, RESOURCES_STATE_KEY, resources)
+        register_tasks(broker, resources)
         await broker.startup()
-    state.extras[QUEUE_EXTRA] = BrokerDocumentQueue(brokers)
-    state.extras["ingestion_resources"] = resources
+    queue = BrokerDocumentQueue(brokers)
     embedded_workers = not settings.redis_url
     if embedded_workers:
         # Warm the embedding model in the background right after start-up: importing torch
@@ -62,7 +74,7 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
         # Leftovers of a killed process: partial uploads and spool files.
         await asyncio.to_thread(remove_stale_files, incoming_dir(settings), 3600)
         await asyncio.to_thread(remove_stale_files, spool_dir(settings), 0)
-        async with state.sessionmaker() as session:
+        async with sessionmaker() as session:
             unfinished = (
                 await session.execute(
                     select(Document.id, Document.session_id)
@@ -72,15 +84,14 @@ async def in_process_workers(state: AppState) -> AsyncIterator[None]:
             ).all()
         for document_id, session_id in unfinished:
             logger.info("re-enqueueing document %s left unfinished by the previous run", document_id)
-            await state.extras[QUEUE_EXTRA].enqueue_ingestion(document_id, IngestionLane.of(session_id))
+            await queue.enqueue_ingestion(document_id, IngestionLane.of(session_id))
     else:
         warm_up = None
     try:
-        yield
+        yield IngestionRuntime(queue, resources)
     finally:
         if warm_up is not None and not warm_up.done():
             await asyncio.wait([warm_up], timeout=SHUTDOWN_GRACE_SECONDS)
-        state.extras.pop(QUEUE_EXTRA, None)
         if embedded_workers:
             # Stop the pipeline threads at their next step; the documents stay in their
             # working state and are re-enqueued at the next start.

@@ -15,7 +15,7 @@ from gql_server.events.bus import create_event_bus
 from gql_server.settings import Settings
 from workers.broker import create_brokers
 from workers.ingestion import IngestionResources
-from workers.tasks import RESOURCES_STATE_KEY, register_tasks
+from workers.tasks import register_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,8 @@ async def _serve(settings: Settings, concurrency: int) -> None:
         # Load the embedding model now rather than inside the first task.
         await resources.embedder()
         for broker in brokers.values():
-            register_tasks(broker)
-            setattr(broker.state, RESOURCES_STATE_KEY, resources)
-            broker.is_worker_process = True
+            broker.is_worker_process = True  # startup() runs WORKER_STARTUP: the tasks get `resources`
+            register_tasks(broker, resources)
             await broker.startup()
             started.append(broker)
         receivers = [

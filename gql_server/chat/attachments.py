@@ -1,8 +1,9 @@
 """Files attached in a chat: ingested like any document, visible only in that session.
 
-The upload goes through the documents domain's own path (`upload_document` with a chat
-session id): the same streaming multipart parser, type sniffing, storage, duplicate
-check and ingestion task with progress events (follow it with `documentProgress`). The
+The upload goes through the documents domain's own path (`documents/acceptance.py`
+`accept_document` with a chat session id): the same streaming multipart parser, type
+sniffing, storage, duplicate check and ingestion task with progress events (follow it
+with `documentProgress`). The
 document and its chunks carry the session id, so retrieval offers them only to this
 session's questions, and deleting the session deletes them with their files.
 
@@ -26,9 +27,11 @@ from gql_server.chat import repository
 from gql_server.chat.types import AttachFileResult, QuotaExceeded
 from gql_server.context import Info
 from gql_server.documents import repository as documents_repository
-from gql_server.documents.resolvers import upload_document
+from gql_server.documents import service as documents_service
+from gql_server.documents.acceptance import accept_document
+from gql_server.documents.types import Document, DocumentUploaded
 from gql_server.documents.uploads import IncomingFile
-from gql_server.errors import InvalidInput, NotFound
+from gql_server.errors import InvalidInput, NotFound, maps_domain_errors
 
 MB = 1024 * 1024
 
@@ -57,27 +60,43 @@ async def check_attachment_quota(
         raise AttachmentQuotaExceeded(limit_bytes, used, incoming.size)
 
 
+@maps_domain_errors
 async def attach_file(
     info: Info, chat_session_id: uuid.UUID, file: Any, title: str | None = None
 ) -> AttachFileResult:
     user = await info.context.require_current_user()
-    async with info.context.sessionmaker() as session:
+    state = info.context.state
+    async with state.sessionmaker() as session:
         chat_session = await repository.get_owned_session(session, user.id, chat_session_id)
     if chat_session is None:
         return NotFound(message="Chat session not found.")
     if not chat_session.is_active:
         return InvalidInput.of("sessionId", "This chat has ended; attach files in the newer chat.")
-    limit_bytes = info.context.state.settings.attachment_quota_mb_per_user * MB
+    limit_bytes = state.settings.attachment_quota_mb_per_user * MB
 
     async def admit(session: AsyncSession, incoming: IncomingFile) -> None:
         await check_attachment_quota(session, user.id, limit_bytes, incoming)
 
-    # upload_document re-checks that the caller owns the session and may read its model.
+    # The same check as every upload: the caller owns the session and may read its model.
+    async with state.sessionmaker() as session:
+        model_id = await documents_service.upload_destination(
+            session, user, chat_session.model_id, chat_session.id
+        )
     try:
-        return await upload_document(
-            info, chat_session.model_id, file, title=title, chat_session_id=chat_session.id, admit=admit
+        document = await accept_document(
+            settings=state.settings,
+            sessionmaker=state.sessionmaker,
+            bus=state.bus,
+            queue=state.document_queue,
+            incoming=documents_service.check_incoming(state.settings, file),
+            model_id=model_id,
+            chat_session_id=chat_session.id,
+            uploaded_by_id=user.id,
+            title=title,
+            admit=admit,
         )
     except AttachmentQuotaExceeded as refused:
         return QuotaExceeded(
             message=str(refused), limit_bytes=float(refused.limit_bytes), used_bytes=float(refused.used_bytes)
         )
+    return DocumentUploaded(document=Document.from_row(document))

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_server.chat import repository
 from gql_server.chat.event_log import (
@@ -36,7 +37,8 @@ from gql_server.chat.event_log import (
 )
 from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, MessageRole, MessageStatus, RagModel, Role, User
-from gql_server.events.bus import RedisEventBus
+from gql_server.embedding.embedder import EmbeddingOptions
+from gql_server.events.bus import EventBus, RedisEventBus
 from gql_server.llm.base import (
     ChatTurn,
     ContextPassage,
@@ -57,8 +59,8 @@ from gql_server.llm.url_policy import policy_from_settings
 from gql_server.rag.citations import csv_source_table, extract_citations, location_label, preview
 from gql_server.rag.evidence import question_term_weights
 from gql_server.rag.prompt import build_generation_request
-from gql_server.security.encryption import ApiKeyDecryptionError
-from gql_server.state import AppState
+from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
+from gql_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +106,9 @@ class _Progress:
         return "".join(self.parts)
 
 
-def abandoned_before(state: AppState) -> Any:
-    return utcnow() - timedelta(seconds=state.settings.generation_timeout_seconds + ABANDONED_MARGIN_SECONDS)
+def abandoned_before(settings: Settings) -> Any:
+    """Answers still in flight that were started before this have lost their process."""
+    return utcnow() - timedelta(seconds=settings.generation_timeout_seconds + ABANDONED_MARGIN_SECONDS)
 
 
 def _snippet(text: str) -> str:
@@ -129,7 +132,12 @@ def _history(rows: list[ChatMessage], question_message_id: uuid.UUID) -> list[Ch
 
 
 async def _retrieve(
-    session: Any, user: User, model: RagModel, chat_session_id: uuid.UUID, question: str
+    session: Any,
+    user: User,
+    model: RagModel,
+    chat_session_id: uuid.UUID,
+    question: str,
+    embedding: EmbeddingOptions,
 ) -> list[Any]:
     """The model's passages (and this session's attachments) that the user may read."""
     from gql_server.rag import retrieval
@@ -146,6 +154,7 @@ async def _retrieve(
             chat_session_id=chat_session_id,
             mode=mode,
             relevance_threshold=model.relevance_threshold,
+            embedding=embedding,
         )
     )
 
@@ -153,11 +162,22 @@ async def _retrieve(
 class GenerationManager:
     """Owns every generation task of this process, the event log, and stop requests."""
 
-    def __init__(self, state: AppState) -> None:
-        self.state = state
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        cipher: ApiKeyCipher,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.cipher = cipher
+        # Queries are embedded like the chunks they are compared with (EMBEDDING_BACKEND ...).
+        self.embedding = EmbeddingOptions.from_settings(settings)
         self.event_log: MessageEventLog
-        if isinstance(state.bus, RedisEventBus):
-            self.event_log = RedisEventLog(state.bus.redis)
+        if isinstance(bus, RedisEventBus):
+            self.event_log = RedisEventLog(bus.redis)
         else:
             self.event_log = InProcessEventLog()
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -169,7 +189,6 @@ class GenerationManager:
         self._stop_listener: asyncio.Task[None] | None = None
         self._progress: dict[uuid.UUID, _Progress] = {}
         self._progress_saver: asyncio.Task[None] | None = None
-        settings = state.settings
         self.total_timeout_s = float(settings.generation_timeout_seconds)
         self.request_timeout_s = min(MAX_REQUEST_TIMEOUT_SECONDS, self.total_timeout_s)
         self.connect_timeout_s = min(MAX_CONNECT_TIMEOUT_SECONDS, self.total_timeout_s)
@@ -179,7 +198,7 @@ class GenerationManager:
     async def start(self) -> None:
         # Shared by the Ollama providers; every connection passes the URL policy (DNS rebinding).
         self._http = ProviderHttpxClient(
-            policy_from_settings(self.state.settings), timeout=None, limits=httpx.Limits(max_connections=1000)
+            policy_from_settings(self.settings), timeout=None, limits=httpx.Limits(max_connections=1000)
         )
         if isinstance(self.event_log, InProcessEventLog):
             self.event_log.start()
@@ -187,10 +206,10 @@ class GenerationManager:
         self._stop_listener = asyncio.create_task(self._listen_for_stops(ready), name="chat-stop-listener")
         await ready.wait()
         self._progress_saver = asyncio.create_task(self._save_progress_forever(), name="chat-progress-saver")
-        async with self.state.sessionmaker.begin() as session:
+        async with self.sessionmaker.begin() as session:
             # Without Redis this process is the only API process: any unfinished answer in
             # the database lost its task when the previous process stopped.
-            before = None if not self.state.settings.redis_url else abandoned_before(self.state)
+            before = None if not self.settings.redis_url else abandoned_before(self.settings)
             failed = await repository.fail_abandoned_generations(session, before, ABANDONED_ERROR)
         if failed:
             logger.info("marked %d unfinished answers from a previous run as failed", failed)
@@ -241,7 +260,7 @@ class GenerationManager:
         """Stop a generation wherever it runs: here directly, elsewhere through the bus."""
         if self.cancel_local(message_id):
             return
-        await self.state.bus.publish(STOP_CHANNEL, {"message_id": str(message_id)})
+        await self.bus.publish(STOP_CHANNEL, {"message_id": str(message_id)})
 
     def cancel_local(self, message_id: uuid.UUID) -> bool:
         task = self.tasks.get(message_id)
@@ -254,7 +273,7 @@ class GenerationManager:
     async def _listen_for_stops(self, ready: asyncio.Event) -> None:
         while True:
             try:
-                async with self.state.bus.subscribe(STOP_CHANNEL) as events:
+                async with self.bus.subscribe(STOP_CHANNEL) as events:
                     ready.set()
                     async for event in events:
                         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -268,7 +287,7 @@ class GenerationManager:
 
     async def emit(self, message_id: uuid.UUID, event: dict[str, Any]) -> None:
         await self.event_log.append(message_id, event)
-        await self.state.bus.publish(message_channel(message_id), event)
+        await self.bus.publish(message_channel(message_id), event)
 
     def _provider_for(self, config: ProviderConfig) -> LLMProvider:
         # One provider per distinct configuration, reused: its connection pool stays warm.
@@ -282,7 +301,7 @@ class GenerationManager:
         return provider
 
     def _provider_config(self, model: RagModel) -> ProviderConfig:
-        api_key = self.state.cipher.decrypt(model.api_key_encrypted) if model.api_key_encrypted else None
+        api_key = self.cipher.decrypt(model.api_key_encrypted) if model.api_key_encrypted else None
         return ProviderConfig(
             kind=LLMProviderKind[model.provider.name],
             model_name=model.llm_model_name,
@@ -293,7 +312,7 @@ class GenerationManager:
             request_timeout_s=self.request_timeout_s,
             connect_timeout_s=self.connect_timeout_s,
             context_window_tokens=model.context_window_tokens,
-            url_policy=policy_from_settings(self.state.settings),
+            url_policy=policy_from_settings(self.settings),
             api_key_origin=model.api_key_origin,
         )
 
@@ -302,7 +321,7 @@ class GenerationManager:
     async def _prepare(
         self, job: GenerationJob, timings: dict[str, Any]
     ) -> tuple[GenerationRequest, list[dict[str, Any]], ProviderConfig, Evidence]:
-        async with self.state.sessionmaker() as session:
+        async with self.sessionmaker() as session:
             model = await session.get(RagModel, job.model_id)
             if model is None:
                 raise LLMProviderErrorLike("This chat's model no longer exists.")
@@ -314,7 +333,9 @@ class GenerationManager:
             if await repository.has_searchable_chunks(session, model.id, job.chat_session_id):
                 user = await session.get(User, job.user_id)
                 if user is not None:
-                    passages = await _retrieve(session, user, model, job.chat_session_id, job.question)
+                    passages = await _retrieve(
+                        session, user, model, job.chat_session_id, job.question, self.embedding
+                    )
             # The question's words weighed by how rare they are in what was searched.
             term_weights = (
                 await question_term_weights(
@@ -470,7 +491,7 @@ class GenerationManager:
             detail,
         )
         try:
-            async with self.state.sessionmaker() as session:
+            async with self.sessionmaker() as session:
                 role = await session.scalar(select(User.role).where(User.id == job.user_id))
         except Exception:
             logger.warning("could not read the role of user %s", job.user_id, exc_info=True)
@@ -504,7 +525,7 @@ class GenerationManager:
         timings["total_ms"] = round((finished_at - job.enqueued_at) * 1000, 2)
         usage_dict = _usage_dict(usage, text)
         try:
-            async with self.state.sessionmaker.begin() as session:
+            async with self.sessionmaker.begin() as session:
                 await repository.save_result(
                     session,
                     job.message_id,
@@ -560,7 +581,7 @@ class GenerationManager:
         if not dirty:
             return
         try:
-            async with self.state.sessionmaker.begin() as session:
+            async with self.sessionmaker.begin() as session:
                 await repository.save_progress_many(
                     session,
                     [(message_id, "".join(progress.parts[:count])) for message_id, progress, count in dirty],
@@ -589,20 +610,17 @@ class LLMProviderErrorLike(Exception):
     """A failure before the provider was called, told to the user as is."""
 
 
-def get_manager(state: AppState) -> GenerationManager:
-    manager = state.extras.get("chat_generation")
-    if manager is None:
-        raise RuntimeError("The chat generation manager is not running (lifespan hook missing).")
-    return manager  # type: ignore[no-any-return]
-
-
 @contextlib.asynccontextmanager
-async def generation_lifespan(state: AppState) -> AsyncIterator[None]:
-    manager = GenerationManager(state)
+async def running_generation(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    cipher: ApiKeyCipher,
+) -> AsyncIterator[GenerationManager]:
+    """The process's generation manager, started (abandoned answers failed) and closed at exit."""
+    manager = GenerationManager(settings, sessionmaker, bus, cipher)
     await manager.start()
-    state.extras["chat_generation"] = manager
     try:
-        yield
+        yield manager
     finally:
-        state.extras.pop("chat_generation", None)
         await manager.close()

@@ -1,4 +1,4 @@
-"""The API's handle on the ingestion queue (set by the workers' lifespan hook).
+"""The API's handle on the ingestion queue (`AppState.document_queue`, built by the lifespan).
 
 Two lanes (see workers/ingestion.py for the scheduling rules): model documents, uploaded
 by administrators, and chat attachments, uploaded by any user. Each lane has its own
@@ -11,16 +11,16 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
 
 from gql_server.db.models import Document
-from gql_server.state import AppState
+
+if TYPE_CHECKING:
+    from gql_server.state import AppState
 
 logger = logging.getLogger(__name__)
-
-QUEUE_EXTRA = "document_queue"
 
 
 class IngestionLane(enum.StrEnum):
@@ -44,10 +44,6 @@ async def enqueue_ingestion(
     by the next ingestion task of its lane, at the next start (embedded) or by
     `reindexDocument`. Without `lane`, the document's row says which lane (one primary-key
     read)."""
-    queue: DocumentQueue | None = state.extras.get(QUEUE_EXTRA)
-    if queue is None:
-        logger.error("no ingestion queue is configured; document %s stays QUEUED", document_id)
-        return
     try:
         if lane is None:
             async with state.sessionmaker() as session:
@@ -56,6 +52,15 @@ async def enqueue_ingestion(
             if row is None:
                 return  # deleted meanwhile: nothing to ingest
             lane = IngestionLane.of(row.session_id)
+    except Exception:
+        logger.exception("could not enqueue document %s; it stays QUEUED", document_id)
+        return
+    await enqueue_after_commit(state.document_queue, document_id, lane)
+
+
+async def enqueue_after_commit(queue: DocumentQueue, document_id: uuid.UUID, lane: IngestionLane) -> None:
+    """Enqueue a committed document; never raises (see `enqueue_ingestion` for why that is safe)."""
+    try:
         await queue.enqueue_ingestion(document_id, lane)
     except Exception:
         logger.exception("could not enqueue document %s; it stays QUEUED", document_id)

@@ -41,7 +41,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +76,9 @@ from gql_server.db.models import (
     RagModel,
     User,
 )
+
+if TYPE_CHECKING:
+    from gql_server.embedding.embedder import EmbeddingOptions
 
 # Longest query accepted (characters); the API refuses longer ones as invalid input.
 MAX_QUERY_CHARACTERS = 2000
@@ -156,24 +159,30 @@ class RetrievedPassage:
 # --- query embedding ---------------------------------------------------------------------
 
 _QUERY_EMBEDDING_CACHE_SIZE = 256
-_query_embedding_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+_query_embedding_cache: OrderedDict[tuple[EmbeddingOptions | None, str], npt.NDArray[np.float32]] = (
+    OrderedDict()
+)
 
 
-async def embed_query(query: str) -> npt.NDArray[np.float32]:
+async def embed_query(query: str, options: EmbeddingOptions | None = None) -> npt.NDArray[np.float32]:
     """The query's embedding, computed in a worker thread (never on the event loop),
-    remembered in a small LRU cache because users repeat and retry questions."""
-    cached = _query_embedding_cache.get(query)
+    remembered in a small LRU cache because users repeat and retry questions. `options`:
+    the server's (`EmbeddingOptions.from_settings`), so queries and chunks are embedded
+    by the same backend; None, the defaults (scripts, tests)."""
+    key = (options, query)
+    cached = _query_embedding_cache.get(key)
     if cached is not None:
-        _query_embedding_cache.move_to_end(query)
+        _query_embedding_cache.move_to_end(key)
         return cached
-    from workers.pipeline.embedder import get_embedder  # heavy import (torch), only when needed
+    # Imported here: the first use loads the model (heavy), and only retrieval needs it.
+    from gql_server.embedding.embedder import DEFAULT_OPTIONS, get_embedder
 
     def compute() -> npt.NDArray[np.float32]:
-        return get_embedder().embed([query])[0]
+        return get_embedder(options=options or DEFAULT_OPTIONS).embed([query])[0]
 
     vector = await asyncio.to_thread(compute)
     vector.setflags(write=False)
-    _query_embedding_cache[query] = vector
+    _query_embedding_cache[key] = vector
     while len(_query_embedding_cache) > _QUERY_EMBEDDING_CACHE_SIZE:
         _query_embedding_cache.popitem(last=False)
     return vector
@@ -547,6 +556,7 @@ async def retrieve_passages(
     mode: RetrievalMode = RetrievalMode.HYBRID,
     relevance_threshold: float | None = None,
     parameters: RetrievalParameters = DEFAULT_PARAMETERS,
+    embedding: EmbeddingOptions | None = None,
 ) -> list[RetrievedPassage]:
     """The k passages best matching `query` that `user` may read in the model (and in
     their chat session `chat_session_id`, if given and theirs), best first.
@@ -555,7 +565,8 @@ async def retrieve_passages(
     (the caller decides whether that is a NotFound). `relevance_threshold` is a minimum
     cosine similarity between query and passage, applied when a query embedding is used
     (DENSE and HYBRID). Runs a few statements inside the caller's transaction and sets
-    transaction-local HNSW settings on it.
+    transaction-local HNSW settings on it. `embedding`: how to embed the query when
+    `query_embedding` is not given (see `embed_query`).
     """
     query = query.strip()
     k = max(1, min(int(k), MAX_K))
@@ -576,7 +587,7 @@ async def retrieve_passages(
     use_dense = mode in (RetrievalMode.DENSE, RetrievalMode.HYBRID)
     use_lexical = mode in (RetrievalMode.LEXICAL, RetrievalMode.HYBRID)
     if use_dense and query_embedding is None:
-        query_embedding = await embed_query(query)
+        query_embedding = await embed_query(query, embedding)
 
     dense: list[tuple[int, float]] = []
     lexical: list[tuple[int, float]] = []

