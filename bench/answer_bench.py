@@ -321,7 +321,7 @@ async def _prepare(api: Api, paths: list[Path]) -> tuple[str, dict[str, str], fl
         )
         model_id = str(created["createModel"]["id"])
     listed = await api.call(
-        "query($m: UUID!) { documents(modelId: $m, first: 100) { __typename ... on DocumentList { items { id title filename status } } } }",
+        "query($m: UUID!) { documents(modelId: $m, first: 100) { __typename ... on DocumentPage { items { id title filename status } } } }",
         m=model_id,
     )
     # Documents of an earlier run that are READY or still being ingested are kept.

@@ -35,7 +35,7 @@ DOCUMENTS = f"""
 query Documents($modelId: UUID!, $first: Int, $offset: Int, $status: DocumentStatus) {{
   documents(modelId: $modelId, first: $first, offset: $offset, status: $status) {{
     __typename
-    ... on DocumentList {{ totalCount items {{ {DOCUMENT_FIELDS} }} }}
+    ... on DocumentPage {{ totalCount items {{ {DOCUMENT_FIELDS} }} }}
     ... on Error {{ message }}
   }}
 }}

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.asyncio
 SESSIONS = """
 query Sessions($modelId: UUID, $includeEnded: Boolean! = true, $first: Int! = 20, $offset: Int! = 0) {
   chatSessions(modelId: $modelId, includeEnded: $includeEnded, first: $first, offset: $offset) {
-    totalCount hasMore items { id title isActive endedAt modelId }
+    totalCount hasNextPage items { id title isActive endedAt modelId }
   }
 }
 """
@@ -41,7 +41,7 @@ MESSAGES = """
 query Messages($sessionId: UUID!, $first: Int! = 50, $before: UUID, $offset: Int! = 0) {
   messages(sessionId: $sessionId, first: $first, before: $before, offset: $offset) {
     __typename
-    ... on MessagePage { hasMore items { id role content status } }
+    ... on ChatMessagePage { hasNextPage items { id role content status } }
     ... on NotFound { message }
   }
 }
@@ -86,7 +86,7 @@ async def test_one_active_session_per_model_and_history(server: RunningServer) -
     active = (await world.client.execute(SESSIONS, {"includeEnded": False}))["chatSessions"]
     assert [item["id"] for item in active["items"]] == [second]
     paged = (await world.client.execute(SESSIONS, {"first": 1, "offset": 0}))["chatSessions"]
-    assert len(paged["items"]) == 1 and paged["hasMore"] is True
+    assert len(paged["items"]) == 1 and paged["hasNextPage"] is True
     # The ended session keeps its history but takes no new messages.
     result = await send(world.client, first, "hello")
     assert result["__typename"] == "InvalidInput"
@@ -173,7 +173,7 @@ async def test_messages_pagination_rename_feedback_regenerate(server: RunningSer
         await stream_all(world.client, answer)
         answers.append(answer)
     page = (await world.client.execute(MESSAGES, {"sessionId": session_id, "first": 4}))["messages"]
-    assert page["hasMore"] is True
+    assert page["hasNextPage"] is True
     assert [item["role"] for item in page["items"]] == ["USER", "ASSISTANT", "USER", "ASSISTANT"]
     assert page["items"][0]["content"] == "Question number 1"
     older = (
@@ -182,7 +182,7 @@ async def test_messages_pagination_rename_feedback_regenerate(server: RunningSer
         )
     )["messages"]
     assert older["items"][0]["content"] == "Question number 0"
-    assert older["hasMore"] is False
+    assert older["hasNextPage"] is False
 
     renamed = (await world.client.execute(RENAME, {"id": session_id, "title": "  Renamed  "}))[
         "renameChatSession"

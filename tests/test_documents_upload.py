@@ -114,8 +114,11 @@ async def test_list_get_delete_and_reindex(server: RunningServer, superadmin: Gr
         "documents"
     ]
     assert only_failed["totalCount"] == 0
-    bad_page = (await superadmin.execute(DOCUMENTS, {"modelId": str(model.id), "first": 0}))["documents"]
-    assert bad_page["__typename"] == "InvalidInput"
+    # The one list rule (kit/pagination.py): `first` outside 1..100 is a BAD_USER_INPUT error.
+    for first in (0, 101):
+        bad_page = await superadmin.raw(DOCUMENTS, {"modelId": str(model.id), "first": first})
+        assert [error["extensions"]["code"] for error in bad_page["errors"]] == ["BAD_USER_INPUT"]
+        assert bad_page["errors"][0]["message"] == "`first` must be between 1 and 100."
 
     # Readers see documents; others get NotFound / null, exactly as for a missing model.
     reader = await create_user(sessionmaker)

@@ -486,7 +486,7 @@ CHAT_QUERIES = """
 query($session: UUID!, $message: UUID!) {
   chatSessions { totalCount items { id } }
   chatSession(id: $session) { __typename }
-  messages(sessionId: $session) { __typename ... on MessagePage { items { content } } }
+  messages(sessionId: $session) { __typename ... on ChatMessagePage { items { content } } }
   chatMessage(id: $message) { __typename }
 }
 """

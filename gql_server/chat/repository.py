@@ -163,8 +163,10 @@ async def list_messages(
     first: int,
     offset: int,
     before: ChatMessage | None,
-) -> tuple[list[ChatMessage], bool]:
-    """The page of `first` messages ending just before `before` (or the newest), oldest first."""
+) -> tuple[list[ChatMessage], int]:
+    """The page of `first` messages ending just before `before` (or the newest), oldest
+    first, skipping the `offset` newest; and how many messages there are before `before`
+    (or in all), so the page can tell whether older ones remain."""
     conditions: list[Any] = [ChatMessage.session_id == chat_session_id]
     if before is not None:
         conditions.append(
@@ -173,19 +175,19 @@ async def list_messages(
                 (ChatMessage.created_at == before.created_at) & (ChatMessage.id < before.id),
             )
         )
+    total = await session.scalar(select(func.count()).select_from(ChatMessage).where(*conditions))
     rows = list(
         (
             await session.execute(
                 select(ChatMessage)
                 .where(*conditions)
                 .order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc())
-                .limit(first + 1)
+                .limit(first)
                 .offset(offset)
             )
         ).scalars()
     )
-    has_more = len(rows) > first
-    return list(reversed(rows[:first])), has_more
+    return list(reversed(rows)), int(total or 0)
 
 
 async def count_messages(session: AsyncSession, chat_session_id: uuid.UUID) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import strawberry
@@ -14,17 +14,16 @@ from strawberry.file_uploads import Upload
 from gql_server.access.watch import AccessLost, watch_access
 from gql_server.chat import attachments, repository, service
 from gql_server.chat.event_log import is_terminal, message_channel
-from gql_server.chat.generation import ABANDONED_ERROR, abandoned_before
+from gql_server.chat.generation import ABANDONED_ERROR, GenerationManager, abandoned_before
 from gql_server.chat.service import SentMessage
 from gql_server.chat.types import (
     AttachFileResult,
     ChatMessageResult,
+    ChatSession,
     ChatSessionDeleted,
-    ChatSessionPage,
     ChatSessionResult,
     DeleteChatSessionResult,
     FeedbackValue,
-    MessagePage,
     MessageSent,
     MessagesResult,
     MessageStreamEvent,
@@ -45,15 +44,11 @@ from gql_server.documents.service import remove_deleted_files
 from gql_server.errors import NotFound, maps_domain_errors
 from gql_server.exceptions import NotFoundError
 from gql_server.kit.field_permissions import signed_in
+from gql_server.kit.page import Page, build_page, parse_page_arguments
 
-MAX_PAGE_SIZE = 100
 # With no event for this long, the stream checks the log and the stored message itself
 # (the process generating the answer may have died).
 SILENCE_CHECK_SECONDS = 10.0
-
-
-def _page(first: int, offset: int) -> tuple[int, int]:
-    return max(1, min(first, MAX_PAGE_SIZE)), max(0, offset)
 
 
 def _sent(result: SentMessage) -> MessageSent:
@@ -72,26 +67,23 @@ class ChatQuery:
         info: Info,
         model_id: uuid.UUID | None = None,
         first: int = 20,
-        offset: int = 0,
+        offset: int | None = None,
+        after: str | None = None,
         include_ended: bool = True,
-    ) -> ChatSessionPage:
+    ) -> Page[ChatSession]:
         user = info.context.require_user()
-        first, offset = _page(first, offset)
+        request = parse_page_arguments(first, offset, after)
         async with info.context.sessionmaker() as session:
             rows, total = await repository.list_sessions(
                 session,
                 user.id,
                 model_id=model_id,
                 include_ended=include_ended,
-                first=first,
-                offset=offset,
+                first=request.limit,
+                offset=request.offset,
                 readable_by=user,
             )
-        return ChatSessionPage(
-            items=[chat_session_from_row(row) for row in rows],
-            total_count=total,
-            has_more=offset + len(rows) < total,
-        )
+        return build_page([chat_session_from_row(row) for row in rows], total, request)
 
     @strawberry.field(description="One of your chat sessions.", extensions=signed_in())
     @maps_domain_errors
@@ -104,8 +96,9 @@ class ChatQuery:
         return chat_session_from_row(row)
 
     @strawberry.field(
-        description="A page of a session's messages, oldest first: the newest `first` messages, "
-        "or those just before the message `before` (skipping `offset` more).",
+        description="A page of a session's messages, going back in time: the newest `first` messages, "
+        "or those just before the message `before`, skipping `offset` more (or continuing `after` a "
+        "page's endCursor). Items are oldest first; `hasNextPage` says whether older ones exist.",
         extensions=signed_in(),
     )
     @maps_domain_errors
@@ -115,10 +108,11 @@ class ChatQuery:
         session_id: uuid.UUID,
         first: int = 50,
         before: uuid.UUID | None = None,
-        offset: int = 0,
+        offset: int | None = None,
+        after: str | None = None,
     ) -> MessagesResult:
         user = info.context.require_user()
-        first, offset = _page(first, offset)
+        request = parse_page_arguments(first, offset, after)
         async with info.context.sessionmaker() as session:
             chat_session = await repository.get_owned_session(session, user.id, session_id, readable_by=user)
             if chat_session is None:
@@ -128,10 +122,10 @@ class ChatQuery:
                 cursor = await repository.get_owned_message(session, user.id, before)
                 if cursor is None or cursor.session_id != session_id:
                     raise NotFoundError(service.MESSAGE_NOT_FOUND)
-            rows, has_more = await repository.list_messages(
-                session, session_id, first=first, offset=offset, before=cursor
+            rows, total = await repository.list_messages(
+                session, session_id, first=request.limit, offset=request.offset, before=cursor
             )
-        return MessagePage(items=[chat_message_from_row(row) for row in rows], has_more=has_more)
+        return build_page([chat_message_from_row(row) for row in rows], total, request)
 
     @strawberry.field(description="One of your messages.", extensions=signed_in())
     @maps_domain_errors
@@ -482,7 +476,11 @@ def _merge_waiting_tokens(
 
 
 async def _finished_without_log(
-    manager: Any, stored_message: Any, message_id: uuid.UUID, after_seq: int, last_seq: int
+    manager: GenerationManager,
+    stored_message: Callable[[], Awaitable[models.ChatMessage | None]],
+    message_id: uuid.UUID,
+    after_seq: int,
+    last_seq: int,
 ) -> list[dict[str, Any]] | None:
     """Final events when the answer is over but the live stream cannot say so."""
     row = await stored_message()

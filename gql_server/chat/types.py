@@ -19,6 +19,7 @@ from gql_server.documents.types import (
     UnsupportedFileType,
 )
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
+from gql_server.kit.page import Page
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
 MessageStatus = strawberry.enum(
@@ -158,19 +159,6 @@ class ChatMessage:
     )
 
 
-@strawberry.type
-class ChatSessionPage:
-    items: list[ChatSession]
-    total_count: int
-    has_more: bool
-
-
-@strawberry.type(description="Messages oldest first; `hasMore` says whether older ones exist.")
-class MessagePage:
-    items: list[ChatMessage]
-    has_more: bool
-
-
 @strawberry.type(description="The question was stored and the answer is being generated.")
 class MessageSent:
     user_message: ChatMessage | None
@@ -239,7 +227,7 @@ StartChatSessionResult = Annotated[
     ChatSession | NotFound | InvalidInput, strawberry.union("StartChatSessionResult")
 ]
 ChatSessionResult = Annotated[ChatSession | NotFound, strawberry.union("ChatSessionResult")]
-MessagesResult = Annotated[MessagePage | NotFound, strawberry.union("MessagesResult")]
+MessagesResult = Annotated[Page[ChatMessage] | NotFound, strawberry.union("MessagesResult")]
 SendMessageResult = Annotated[
     MessageSent | NotFound | InvalidInput | GenerationInProgress, strawberry.union("SendMessageResult")
 ]

@@ -32,7 +32,6 @@ from gql_server.documents.types import (
     DeleteDocumentResult,
     Document,
     DocumentDeleted,
-    DocumentList,
     DocumentListResult,
     DocumentProgress,
     DocumentReindexQueued,
@@ -42,15 +41,14 @@ from gql_server.documents.types import (
     UploadDocumentResult,
 )
 from gql_server.errors import PublicError, maps_domain_errors
-from gql_server.exceptions import InvalidInputError
 from gql_server.kit.field_permissions import signed_in
+from gql_server.kit.page import build_page, parse_page_arguments
 
 logger = logging.getLogger(__name__)
 
 # How long a subscription waits for a bus event before re-reading the database: pub/sub
 # can drop messages (Redis restarts, slow consumers); the row is the source of truth.
 RESYNC_SECONDS = 5.0
-MAX_PAGE = 200
 
 
 class DocumentNotFound(PublicError):
@@ -111,22 +109,17 @@ class DocumentQuery:
         info: Info,
         model_id: uuid.UUID,
         first: int = 50,
-        offset: int = 0,
+        offset: int | None = None,
+        after: str | None = None,
         status: DocumentStatus | None = None,  # type: ignore[valid-type]
     ) -> DocumentListResult:
         user = info.context.require_user()
-        problems = []
-        if not 1 <= first <= MAX_PAGE:
-            problems.append(("first", f"first must be between 1 and {MAX_PAGE}."))
-        if offset < 0:
-            problems.append(("offset", "offset must not be negative."))
-        if problems:
-            raise InvalidInputError(problems)
+        request = parse_page_arguments(first, offset, after)
         async with info.context.sessionmaker() as session:
             rows, total = await service.list_model_documents(
-                session, user, model_id, status=status, limit=first, offset=offset
+                session, user, model_id, status=status, limit=request.limit, offset=request.offset
             )
-        return DocumentList(items=[Document.from_row(row) for row in rows], total_count=total)
+        return build_page([Document.from_row(row) for row in rows], total, request)
 
     @strawberry.field(
         description="A document, or null when it does not exist or you may not see it.",

@@ -11,6 +11,7 @@ import strawberry
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
+from gql_server.kit.page import Page
 
 DocumentStatus = strawberry.enum(
     models.DocumentStatus,
@@ -84,12 +85,6 @@ class Document:
             updated_at=row.updated_at,
             processed_at=row.processed_at,
         )
-
-
-@strawberry.type(description="A page of a model's documents.")
-class DocumentList:
-    items: list[Document]
-    total_count: int
 
 
 @strawberry.type(description="One step of a document's ingestion, as delivered by the subscriptions.")
@@ -187,4 +182,4 @@ DeleteDocumentResult = Annotated[
 ReindexDocumentResult = Annotated[
     DocumentReindexQueued | NotFound | Forbidden | InvalidInput, strawberry.union("ReindexDocumentResult")
 ]
-DocumentListResult = Annotated[DocumentList | NotFound | InvalidInput, strawberry.union("DocumentListResult")]
+DocumentListResult = Annotated[Page[Document] | NotFound, strawberry.union("DocumentListResult")]

@@ -1,4 +1,6 @@
-"""The generic page type every list query returns (`ModelPage`, `UserPage`, ...)."""
+"""The generic page type every list field returns (`ModelPage`, `DocumentPage`,
+`ChatMessagePage`, ...), and the argument parsing that applies the one rule of
+kit/pagination.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from gql_server.kit.pagination import InvalidPageRequest, PageRequest, encode_cu
 T = TypeVar("T")
 
 
-@strawberry.type(description="One page of a list; continue with `after: endCursor`.")
+@strawberry.type(
+    description="One page of a list (at most 100 items: `first` is 1 to 100); continue with `after: endCursor`."
+)
 class Page(Generic[T]):
     items: list[T]
     total_count: int

@@ -1,10 +1,18 @@
-"""Offset pagination with opaque cursors, shared by the list queries."""
+"""Offset pagination with opaque cursors: the one rule every list field follows.
+
+Every list takes `first` (1 to MAX_PAGE_SIZE), then either `offset` or `after` (the
+`endCursor` of the previous page). Anything else — `first` past the maximum or below 1, a
+negative offset, both offset and after, a cursor this server did not hand out — answers the
+same BAD_USER_INPUT error on every list (kit/page.py parse_page_arguments): nothing is
+clamped silently, so a client never mistakes a shortened page for the end of the list.
+"""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
 
+# The documented maximum page size of every list field.
 MAX_PAGE_SIZE = 100
 
 

@@ -11,6 +11,7 @@ import {
   UploadDocumentDocument,
   type DocumentEventsSubscription,
   type DocumentFieldsFragment,
+  type ModelDocumentsQuery,
 } from "../gql/graphql";
 import { formatBytes, uploadPercent, uploadsReducer } from "../lib/uploads";
 import { linkHandler } from "../router";
@@ -42,10 +43,21 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
 
   const load = useCallback(async () => {
     try {
-      const data = await request(ModelDocumentsDocument, { modelId });
-      setModelName(data.model?.name ?? null);
-      if (data.documents.__typename === "DocumentList") setDocuments(data.documents.items);
-      else setError(data.documents.message);
+      // Every list answers pages of at most 100 (kit/pagination.py): follow endCursor to the end.
+      const all: DocumentFieldsFragment[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const data: ModelDocumentsQuery = await request(ModelDocumentsDocument, { modelId, after });
+        setModelName(data.model?.name ?? null);
+        if (data.documents.__typename !== "DocumentPage") {
+          setError(data.documents.message);
+          return;
+        }
+        all.push(...data.documents.items);
+        if (!data.documents.hasNextPage || !data.documents.endCursor) break;
+        after = data.documents.endCursor;
+      }
+      setDocuments(all);
     } catch (caught) {
       setError(errorMessage(caught));
     }

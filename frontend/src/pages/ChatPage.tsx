@@ -253,7 +253,7 @@ function Conversation({
     request(SessionMessagesDocument, { sessionId })
       .then(({ messages: result }) => {
         if (cancelled) return;
-        if (result.__typename === "MessagePage") setMessages(result.items);
+        if (result.__typename === "ChatMessagePage") setMessages(result.items);
         else setError(result.message);
       })
       .catch((caught) => !cancelled && setError(errorMessage(caught)))
