@@ -38,7 +38,8 @@ OPTIONAL_REFRESH_TOKEN = strawberry.argument(
 class AuthQuery:
     @strawberry.field(description="The signed-in user, or null when the request carries no valid token.")
     def me(self, info: Info) -> User | None:
-        return info.context.user  # type: ignore[return-value]
+        user = info.context.user
+        return User.from_row(user) if user is not None else None
 
 
 @strawberry.type
@@ -162,4 +163,4 @@ class AuthSubscription:
             yield None
             return
         # Re-read: the connection may be older than a deactivation, demotion or password change.
-        yield await info.context.require_current_user()  # type: ignore[misc]
+        yield User.from_row(await info.context.require_current_user())

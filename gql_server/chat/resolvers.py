@@ -18,6 +18,7 @@ from gql_server.chat.generation import ABANDONED_ERROR, GenerationManager, aband
 from gql_server.chat.service import SentMessage
 from gql_server.chat.types import (
     AttachFileResult,
+    ChatMessage,
     ChatMessageResult,
     ChatSession,
     ChatSessionDeleted,
@@ -33,8 +34,6 @@ from gql_server.chat.types import (
     StartChatSessionResult,
     StopGenerationResult,
     StopRequested,
-    chat_message_from_row,
-    chat_session_from_row,
     citations_of,
     stream_event_from_dict,
 )
@@ -53,8 +52,8 @@ SILENCE_CHECK_SECONDS = 10.0
 
 def _sent(result: SentMessage) -> MessageSent:
     return MessageSent(
-        user_message=chat_message_from_row(result.user_message) if result.user_message else None,
-        assistant_message=chat_message_from_row(result.assistant_message),
+        user_message=ChatMessage.from_row(result.user_message) if result.user_message else None,
+        assistant_message=ChatMessage.from_row(result.assistant_message),
         message_id=result.assistant_message.id,
     )
 
@@ -83,7 +82,7 @@ class ChatQuery:
                 offset=request.offset,
                 readable_by=user,
             )
-        return build_page([chat_session_from_row(row) for row in rows], total, request)
+        return build_page([ChatSession.from_row(row) for row in rows], total, request)
 
     @strawberry.field(description="One of your chat sessions.", extensions=signed_in())
     @maps_domain_errors
@@ -93,7 +92,7 @@ class ChatQuery:
             row = await repository.get_owned_session(session, user.id, id, readable_by=user)
         if row is None:
             raise NotFoundError(service.SESSION_NOT_FOUND)
-        return chat_session_from_row(row)
+        return ChatSession.from_row(row)
 
     @strawberry.field(
         description="A page of a session's messages, going back in time: the newest `first` messages, "
@@ -125,7 +124,7 @@ class ChatQuery:
             rows, total = await repository.list_messages(
                 session, session_id, first=request.limit, offset=request.offset, before=cursor
             )
-        return build_page([chat_message_from_row(row) for row in rows], total, request)
+        return build_page([ChatMessage.from_row(row) for row in rows], total, request)
 
     @strawberry.field(description="One of your messages.", extensions=signed_in())
     @maps_domain_errors
@@ -135,7 +134,7 @@ class ChatQuery:
             row = await repository.get_owned_message(session, user.id, id, readable_by=user)
         if row is None:
             raise NotFoundError(service.MESSAGE_NOT_FOUND)
-        return chat_message_from_row(row)
+        return ChatMessage.from_row(row)
 
 
 @strawberry.type
@@ -152,7 +151,7 @@ class ChatMutation:
         user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.start_session(session, user, model_id, title)
-        return chat_session_from_row(row)
+        return ChatSession.from_row(row)
 
     @strawberry.mutation(description="Rename one of your chat sessions.", extensions=signed_in())
     @maps_domain_errors
@@ -160,7 +159,7 @@ class ChatMutation:
         user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.rename_session(session, user, id, title)
-        return chat_session_from_row(row)
+        return ChatSession.from_row(row)
 
     @strawberry.mutation(
         description="Delete one of your chat sessions with its messages and attached files.",
@@ -221,7 +220,7 @@ class ChatMutation:
         stored = {FeedbackValue.UP: 1, FeedbackValue.DOWN: -1, FeedbackValue.NONE: None}[value]
         async with info.context.sessionmaker.begin() as session:
             row = await service.set_feedback(session, user, message_id, stored)
-        return chat_message_from_row(row)
+        return ChatMessage.from_row(row)
 
     @strawberry.mutation(
         description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "

@@ -1,4 +1,5 @@
-"""GraphQL types of the chat domain, built from rows and event dicts by plain functions."""
+"""GraphQL types of the chat domain: from rows with `from_row` (like every type), from
+stream events and stored source dicts by the functions at the end."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ class ChatSession:
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.ChatSession) -> ChatSession:
+        return cls(
+            id=row.id,
+            model_id=row.model_id,
+            title=row.title,
+            is_active=row.is_active,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            ended_at=row.ended_at,
+        )
 
 
 @strawberry.type(description="A passage an answer was based on; `number` is its [n] marker in the text.")
@@ -157,6 +170,27 @@ class ChatMessage:
         description="Answers: how well the passages supported them (see Evidence); null for questions and "
         "for answers stored before this was recorded."
     )
+
+    @classmethod
+    def from_row(cls, row: models.ChatMessage) -> ChatMessage:
+        sources = row.sources or []
+        return cls(
+            id=row.id,
+            session_id=row.session_id,
+            role=row.role,
+            content=row.content,
+            status=row.status,
+            sources=[source_from_dict(source) for source in sources],
+            citations=citations_of(sources),
+            error=row.error,
+            feedback=_feedback(row.feedback),
+            token_usage=usage_from_dict(row.token_usage),
+            timings=timings_from_dict(row.timings),
+            created_at=row.created_at,
+            completed_at=row.completed_at,
+            truncated=bool(row.truncated),
+            evidence=_evidence(row.evidence),
+        )
 
 
 @strawberry.type(description="The question was stored and the answer is being generated.")
@@ -272,18 +306,6 @@ AttachFileResult = Annotated[
 # --- mapping -------------------------------------------------------------------------
 
 
-def chat_session_from_row(row: models.ChatSession) -> ChatSession:
-    return ChatSession(
-        id=row.id,
-        model_id=row.model_id,
-        title=row.title,
-        is_active=row.is_active,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        ended_at=row.ended_at,
-    )
-
-
 def source_from_dict(source: dict[str, Any]) -> MessageSource:
     return MessageSource(
         number=int(source["number"]),
@@ -358,27 +380,6 @@ def _feedback(value: int | None) -> FeedbackValue:
     if value == -1:
         return FeedbackValue.DOWN
     return FeedbackValue.NONE
-
-
-def chat_message_from_row(row: models.ChatMessage) -> ChatMessage:
-    sources = row.sources or []
-    return ChatMessage(
-        id=row.id,
-        session_id=row.session_id,
-        role=row.role,
-        content=row.content,
-        status=row.status,
-        sources=[source_from_dict(source) for source in sources],
-        citations=citations_of(sources),
-        error=row.error,
-        feedback=_feedback(row.feedback),
-        token_usage=usage_from_dict(row.token_usage),
-        timings=timings_from_dict(row.timings),
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-        truncated=bool(row.truncated),
-        evidence=_evidence(row.evidence),
-    )
 
 
 def stream_event_from_dict(message_id: uuid.UUID, event: dict[str, Any]) -> Any:

@@ -44,7 +44,7 @@ class GroupsQuery:
             rows, total = await repository.list_groups(
                 session, search=search[:120] if search else None, limit=request.limit, offset=request.offset
             )
-        return build_page(list(rows), total, request)  # type: ignore[arg-type]
+        return build_page([AccessGroup.from_row(row) for row in rows], total, request)
 
     @strawberry.field(
         description="The access groups you belong to.",
@@ -53,14 +53,15 @@ class GroupsQuery:
     async def my_groups(self, info: Info) -> list[AccessGroup]:
         user = info.context.require_user()
         async with info.context.sessionmaker() as session:
-            return list(await repository.groups_of_user(session, user.id))  # type: ignore[arg-type]
+            rows = await repository.groups_of_user(session, user.id)
+        return [AccessGroup.from_row(row) for row in rows]
 
 
 async def _run(info: Info, action, *args) -> GroupResult:  # type: ignore[no-untyped-def]
     actor = info.context.require_user()
     async with info.context.sessionmaker.begin() as session:
         group = await action(session, actor, *args)
-    return group  # type: ignore[no-any-return]
+    return AccessGroup.from_row(group)
 
 
 @strawberry.type

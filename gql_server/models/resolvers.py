@@ -118,7 +118,7 @@ class ModelsQuery:
                 limit=request.limit,
                 offset=request.offset,
             )
-        return build_page([Model(row=row) for row in rows], total, request)
+        return build_page([Model.from_row(row) for row in rows], total, request)
 
     @strawberry.field(
         description="One model, or null when it does not exist or you may not use it.", extensions=signed_in()
@@ -127,7 +127,7 @@ class ModelsQuery:
         user = info.context.require_user()
         async with info.context.sessionmaker() as session:
             row = await repository.get_readable_model(session, user, id)
-        return Model(row=row) if row is not None else None
+        return Model.from_row(row) if row is not None else None
 
 
 @strawberry.type
@@ -144,7 +144,7 @@ class ModelsMutation:
                 session, actor, changes, state.cipher, policy_from_settings(state.settings)
             ),
         )
-        return Model(row=row)
+        return Model.from_row(row)
 
     @strawberry.mutation(
         description="Change a model's settings. Administrators only.", extensions=admin_only()
@@ -158,7 +158,7 @@ class ModelsMutation:
             row = await service.update_model(
                 session, actor, id, changes, state.cipher, policy_from_settings(state.settings)
             )
-        return Model(row=row)
+        return Model.from_row(row)
 
     @strawberry.mutation(
         description="Delete a model with its documents, chunks, files and chats. Administrators only.",
@@ -193,7 +193,7 @@ class ModelsMutation:
         actor = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             grant = await service.grant_access(session, actor, model_id, group_id=group_id, user_id=user_id)
-        return ModelAccessGrant(row=grant)
+        return ModelAccessGrant.from_row(grant)
 
     @strawberry.mutation(
         description="Take back a group's or a user's access. Administrators only.", extensions=admin_only()

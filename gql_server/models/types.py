@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 class ModelAccessGrant:
     row: strawberry.Private[GrantRow]
 
+    @classmethod
+    def from_row(cls, row: GrantRow) -> ModelAccessGrant:
+        return cls(row=row)
+
     @strawberry.field
     def id(self) -> uuid.UUID:
         return self.row.id
@@ -63,6 +67,10 @@ class ModelAccessGrant:
 @strawberry.type(name="Model", description="A collection of documents and the LLM that answers over them.")
 class Model:
     row: strawberry.Private[RagModel]
+
+    @classmethod
+    def from_row(cls, row: RagModel) -> Model:
+        return cls(row=row)
 
     @strawberry.field
     def id(self) -> uuid.UUID:
@@ -149,7 +157,7 @@ class Model:
         from gql_server.models.loaders import grants_of_model
 
         rows = await info.context.loader("models.grants", grants_of_model).load(self.row.id)
-        return [ModelAccessGrant(row=row) for row in rows]
+        return [ModelAccessGrant.from_row(row) for row in rows]
 
 
 @strawberry.type(

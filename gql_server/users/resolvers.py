@@ -50,7 +50,7 @@ class UsersQuery:
                 limit=request.limit,
                 offset=request.offset,
             )
-        return build_page(list(rows), total, request)  # type: ignore[arg-type]
+        return build_page([User.from_row(row) for row in rows], total, request)
 
 
 # Actions after which a user may see less than before.
@@ -73,7 +73,7 @@ async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResu
     if reason := NARROWING_ACTIONS.get(action):
         # After the commit: the user's open subscriptions re-check (gql_server/access/watch.py).
         await publish_access_changed(info.context.state.bus, AccessChanged.of(reason, user_ids=[user_id]))
-    return user  # type: ignore[return-value]
+    return User.from_row(user)
 
 
 @strawberry.type
@@ -113,7 +113,7 @@ class UsersMutation:
         user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             updated = await service.update_profile(session, user, display_name)
-        return updated  # type: ignore[return-value]
+        return User.from_row(updated)
 
     @strawberry.mutation(
         description="Change your password. Signs out every other session; returns fresh tokens.",
