@@ -95,7 +95,7 @@ async def test_broken_pdfs_fail_with_a_reason(server: RunningServer, superadmin:
     assert (await wait_for_final(superadmin, fine_id))["status"] == "READY"
 
 
-async def test_image_only_pdf_is_ready_with_the_ocr_warning(
+async def test_image_only_pdf_is_ready_with_the_no_text_warning(
     server: RunningServer, superadmin: GraphQLClient
 ) -> None:
     model = await create_model(server.state.sessionmaker)
@@ -103,7 +103,7 @@ async def test_image_only_pdf_is_ready_with_the_ocr_warning(
     document = await wait_for_final(superadmin, document_id)
     assert document["status"] == "READY", document
     assert document["chunkCount"] == 0 and document["pageCount"] == 300
-    assert any("OCR is not supported" in warning for warning in document["warnings"]), document["warnings"]
+    assert any("No text" in warning for warning in document["warnings"]), document["warnings"]
 
 
 async def test_decompression_bomb_page_is_skipped_with_bounded_memory(

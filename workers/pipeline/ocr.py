@@ -147,6 +147,10 @@ def ocr_pdf_page(document: Any, index: int, options: OcrOptions) -> str:
     """Render one PDF page (a pypdfium2 PdfDocument's) and read it."""
     page = document[index]
     try:
+        # A cheap 36-dpi look first: a page that renders to one flat colour holds no text.
+        low, high = page.render(scale=0.5, grayscale=True).to_pil().getextrema()
+        if high - low < 16:
+            return ""
         width_points, height_points = page.get_size()
         scale = PDF_RENDER_DPI / 72
         pixels = width_points * height_points * scale * scale
