@@ -13,7 +13,6 @@ from tests.formats_support import image_only_pdf_bytes, located_chunks, search_t
 from tests.graphql_client import GraphQLClient
 
 pytestmark = [
-    pytest.mark.asyncio,
     pytest.mark.skipif(
         shutil.which("tesseract") is None, reason="Tesseract missing: run make install-system"
     ),
@@ -22,6 +21,7 @@ pytestmark = [
 LINES = ["The quarterly volcano survey found basalt", "under the northern glacier near Reykjavik."]
 
 
+@pytest.mark.asyncio
 async def test_png_is_read_by_ocr_and_marked_as_such(
     server: RunningServer, superadmin: GraphQLClient
 ) -> None:
@@ -36,6 +36,7 @@ async def test_png_is_read_by_ocr_and_marked_as_such(
     assert "basalt" in passages[0]["text"]
 
 
+@pytest.mark.asyncio
 async def test_image_only_pdf_page_is_ocrd(server: RunningServer, superadmin: GraphQLClient) -> None:
     model = await create_model(server.state.sessionmaker)
     document_id = await upload_document(superadmin, model.id, "scanned.pdf", image_only_pdf_bytes(LINES))
@@ -44,3 +45,19 @@ async def test_image_only_pdf_page_is_ocrd(server: RunningServer, superadmin: Gr
     chunks = await located_chunks(server.state.sessionmaker, document_id)
     assert chunks[0]["location"] == {"kind": "page", "page": 1, "ocr": True}
     assert "Reykjavik" in " ".join(chunk["text"] for chunk in chunks)
+
+
+def test_pages_that_cannot_hold_text_are_not_sent_to_tesseract() -> None:
+    import pypdfium2
+
+    from tests.pdf_factory import image_only_pdf
+    from workers.pipeline.ocr import OcrError, OcrOptions, ocr_pdf_page
+
+    # A language Tesseract lacks: any page actually sent to it raises OcrError.
+    options = OcrOptions(languages="no-such-language")
+    tiny_images = pypdfium2.PdfDocument(image_only_pdf(3))  # each page draws a 1x1-pixel image
+    assert [ocr_pdf_page(tiny_images, index, options) for index in range(3)] == ["", "", ""]
+    scan = pypdfium2.PdfDocument(image_only_pdf_bytes(LINES))
+    with pytest.raises(OcrError):
+        ocr_pdf_page(scan, 0, options)
+    assert "Reykjavik" in ocr_pdf_page(scan, 0, OcrOptions())

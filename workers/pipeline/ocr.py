@@ -29,6 +29,10 @@ LOW_RESOLUTION_LONG_SIDE_PIXELS = 1500
 UPSCALED_LONG_SIDE_PIXELS = 2000
 MAX_UPSCALE = 4.0
 PDF_RENDER_DPI = 300
+# An image smaller than this on both sides cannot hold a legible word (Tesseract needs
+# ~10 px per capital letter): a page drawing only such images (fills, dots, 1x1 pixel
+# stand-ins for a scan) is not rendered or read.
+MIN_READABLE_IMAGE_PIXELS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +147,36 @@ def image_units(path: Path, options: OcrOptions) -> tuple[str | None, int, Itera
     return None, frames, units()
 
 
+def _only_unreadable_images(page: Any) -> bool:
+    """True when everything drawn on the page is an image too small to hold a word.
+
+    Reads the page's object list only (no pixels). Text objects (fonts without a Unicode
+    map), paths (outlined glyphs) and shadings may draw letters, so any of them means
+    the page is rendered and read.
+    """
+    import pypdfium2.raw as pdfium_c
+
+    for page_object in page.get_objects():
+        if page_object.type == pdfium_c.FPDF_PAGEOBJ_FORM:
+            continue  # get_objects walks into the form's own objects
+        if page_object.type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            return False
+        metadata = page_object.get_metadata()
+        if max(metadata.width, metadata.height) >= MIN_READABLE_IMAGE_PIXELS:
+            return False
+    return True
+
+
 def ocr_pdf_page(document: Any, index: int, options: OcrOptions) -> str:
-    """Render one PDF page (a pypdfium2 PdfDocument's) and read it."""
+    """Render one PDF page (a pypdfium2 PdfDocument's) and read it.
+
+    Pages that cannot hold text come back empty without a Tesseract call: a page drawing
+    only tiny images, or one that renders to a near-uniform image.
+    """
     page = document[index]
     try:
+        if _only_unreadable_images(page):
+            return ""
         # A cheap 36-dpi look first: a page that renders to one flat colour holds no text.
         low, high = page.render(scale=0.5, grayscale=True).to_pil().getextrema()
         if high - low < 16:
