@@ -5,15 +5,16 @@ route accepts `?token=`, a short-lived JWT (HS256, joserfc, as the access tokens
 claims bind it to the document, the user and the user's token version, and that
 `Document.downloadUrl` embeds. Its own audience keeps it from passing as an access token
 and an access token from passing as a download link. Range requests are served by
-starlette's FileResponse, so a citation can open a PDF at its page. PDFs are shown
-inline, everything else is an attachment; every file is served with nosniff and a
-sandbox CSP (see download_headers).
+starlette's FileResponse, so a citation can open a PDF at its page. PDFs and PNG/JPEG
+scans are shown inline, everything else (HTML above all) is an attachment; every file is
+served with nosniff and a sandbox CSP (see download_headers).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 from joserfc import jwt
@@ -35,18 +36,31 @@ DOWNLOAD_LINK_SECONDS = 15 * 60
 DOWNLOAD_AUDIENCE = "ragql-download"
 # A link is a URL: anything longer than this is not one we issued (ours are ~300 characters).
 _MAX_LINK_TOKEN_LENGTH = 2048
+_OOXML = "application/vnd.openxmlformats-officedocument"
 _MEDIA_TYPES = {
     DocumentKind.PDF: "application/pdf",
     DocumentKind.CSV: "text/csv",
     DocumentKind.TEXT: "text/plain",
+    DocumentKind.DOCX: f"{_OOXML}.wordprocessingml.document",
+    DocumentKind.PPTX: f"{_OOXML}.presentationml.presentation",
+    DocumentKind.XLSX: f"{_OOXML}.spreadsheetml.sheet",
+    DocumentKind.HTML: "text/html",
 }
+# IMAGE covers three formats: the stored file's signature says which (sniff.py checked it).
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
 
 
-# Shown in the browser: only PDFs, so a citation's `#page=N` anchor opens the page. Chromium's
-# viewer renders a PDF under the sandbox CSP below (the e2e test opens one). CSV and text
-# (Markdown included) are always downloaded: shown inline they would be rendered as a page of
-# our origin, and a document is content any uploader chose. No image kind is ever stored.
-INLINE_MEDIA_TYPES = frozenset({"application/pdf"})
+# Shown in the browser: PDFs, so a citation's `#page=N` anchor opens the page (Chromium's
+# viewer renders a PDF under the sandbox CSP below; the e2e test opens one), and PNG/JPEG
+# scans, which a browser only ever draws as a picture (nosniff holds it to the type). CSV,
+# text (Markdown included) and above all HTML are always downloaded: shown inline they would
+# be rendered as a page of our origin, and a document is content any uploader chose.
+INLINE_MEDIA_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
 # `sandbox` gives the document a unique opaque origin with scripts, forms, popups and plugins
 # off, `default-src 'none'` stops it loading anything; together with nosniff a file can never
 # act as a page of ours, whatever it contains.
@@ -80,6 +94,17 @@ def download_headers(media_type: str, filename: str) -> dict[str, str]:
         # Personal content: kept by this browser only, never by a shared cache.
         "cache-control": "private",
     }
+
+
+def _media_type(kind: DocumentKind, path: Path) -> str:
+    if kind is DocumentKind.IMAGE:
+        with path.open("rb") as file:
+            signature = file.read(8)
+        return next(
+            (media for magic, media in _IMAGE_SIGNATURES if signature.startswith(magic)),
+            "application/octet-stream",
+        )
+    return _MEDIA_TYPES.get(kind, "application/octet-stream")
 
 
 def download_token(secret: bytes, document_id: uuid.UUID, user: User, now: float | None = None) -> str:
@@ -164,7 +189,7 @@ async def download_document(request: Request) -> Response:
     path = resolve_storage_path(state.settings, document.storage_path)
     if not path.exists():
         return _not_found()
-    media_type = _MEDIA_TYPES.get(document.kind, "application/octet-stream")
+    media_type = _media_type(document.kind, path)
     return FileResponse(path, media_type=media_type, headers=download_headers(media_type, document.filename))
 
 

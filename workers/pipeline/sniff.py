@@ -78,7 +78,12 @@ _OOXML_MAIN_PARTS: tuple[tuple[str, DocumentKind], ...] = (
     ("ms-excel.sheet.macroenabled.main+xml", DocumentKind.XLSX),
     ("ms-excel.template.macroenabled.main+xml", DocumentKind.XLSX),
 )
+# An HTML document starts (after whitespace, an XML declaration and comments) with its
+# doctype or its <html>, <head> or <body> element; prose that merely contains tags does not.
+_HTML_PREAMBLE = re.compile(r"(?:\s+|<\?xml[^>]*>|<!--.*?-->)*", re.DOTALL)
 _HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
+# A file the user named .txt/.md/.csv is read as HTML only with a whole document's structure.
+_HTML_STRUCTURE = re.compile(r"<head[\s>]|<body[\s>]", re.IGNORECASE)
 _HTML_EXTENSIONS = frozenset({".html", ".htm", ".xhtml"})
 _HTML_SNIFF_CHARACTERS = 4096
 
@@ -159,12 +164,23 @@ def _check_image(path: Path, described: str) -> None:
 
 
 def _looks_like_html(text_sample: str, extension: str) -> bool:
-    head = text_sample[:_HTML_SNIFF_CHARACTERS]
+    """An .html/.htm name and a tag suffice; otherwise the sample must start as an HTML document.
+
+    Without an HTML name the first thing in the file (after whitespace, an XML
+    declaration and comments) is a doctype or an <html>/<head>/<body> element; a file
+    named as text or a table (.txt, .md, .csv) needs more: a doctype, or a <head> or
+    <body> element, so notes that quote some markup stay text.
+    """
+    head = text_sample[:_HTML_SNIFF_CHARACTERS].lstrip("\ufeff")
     if extension in _HTML_EXTENSIONS:
         return "<" in head and ">" in head
+    start = _HTML_PREAMBLE.match(head)
+    rest = head[start.end() if start else 0 :]
+    if _HTML_START.match(rest) is None:
+        return False
     if extension in _PROSE_EXTENSIONS or extension in _TABLE_EXTENSIONS:
-        return head.lstrip().lower().startswith(("<!doctype html", "<html"))
-    return _HTML_START.search(head) is not None
+        return rest[:9].lower() == "<!doctype" or _HTML_STRUCTURE.search(rest) is not None
+    return True
 
 
 def _describe_binary(sample: bytes) -> str:
