@@ -88,3 +88,81 @@ async def test_html_main_content_heading_path_and_encoding(
         assert dropped not in text
     sabbatical = next(chunk for chunk in chunks if "Sabbatical" in chunk["text"])
     assert sabbatical["location"]["heading_path"] == ["Benefits", "Leave"]
+
+
+LOCATED_SEARCH = """
+query Search($modelId: UUID!, $query: String!) {
+  search(modelId: $modelId, query: $query, k: 3) {
+    __typename
+    ... on SearchResults { passages { documentId text location {
+      kind label page slide sheet rowStart rowEnd headingPath ocr } } }
+  }
+}
+"""
+
+LOCATED_MESSAGE = """
+query Message($id: UUID!) {
+  chatMessage(id: $id) {
+    __typename
+    ... on ChatMessage { status sources { number documentId locationLabel url location {
+      kind label page slide sheet rowStart rowEnd headingPath ocr } } }
+  }
+}
+"""
+
+
+async def test_sources_and_passages_carry_typed_locations_and_labels(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    from tests.chat_support import chat_world, send_ok, start_session, stream_all
+
+    world = await chat_world(server)  # the extractive provider: answers from the passages themselves
+    ids = {}
+    for name, content in (
+        ("review.pptx", pptx_bytes()),
+        ("sales.xlsx", xlsx_bytes()),
+        ("handbook.docx", docx_bytes()),
+    ):
+        ids[name] = await upload_document(superadmin, world.model.id, name, content)
+        assert (await wait_for_final(superadmin, ids[name]))["status"] == "READY"
+
+    cases = [
+        (
+            "review.pptx",
+            "aurora borealis campaign sign-ups",
+            {"kind": "SLIDE", "slide": 7, "label": "slide 7", "headingPath": [], "ocr": False},
+        ),
+        (
+            "sales.xlsx",
+            "Marrakesh gadget units",
+            {"kind": "SHEET", "sheet": "Q2", "ocr": False},
+        ),
+        (
+            "handbook.docx",
+            "how long is parental leave",
+            {"kind": "SECTION", "headingPath": ["Benefits", "Leave"], "label": "§ Benefits › Leave"},
+        ),
+    ]
+    session_id = await start_session(world.client, world.model.id)
+    for name, question, expected in cases:
+        data = await superadmin.execute(LOCATED_SEARCH, {"modelId": str(world.model.id), "query": question})
+        passage = data["search"]["passages"][0]
+        assert passage["documentId"] == ids[name], (name, data)
+        location = passage["location"]
+        assert {key: location[key] for key in expected} == expected, (name, location)
+
+        message_id = await send_ok(world.client, session_id, question)
+        events = await stream_all(world.client, message_id, timeout=60)
+        streamed = events[0]["sources"]
+        stored = (await world.client.execute(LOCATED_MESSAGE, {"id": message_id}))["chatMessage"]
+        assert stored["status"] == "COMPLETE", stored
+        source = next(source for source in stored["sources"] if source["documentId"] == ids[name])
+        assert {key: source["location"][key] for key in expected} == expected, (name, source)
+        assert source["locationLabel"] == source["location"]["label"]
+        assert any(item["documentId"] == ids[name] for item in streamed)
+        if name == "sales.xlsx":
+            rows = (source["location"]["rowStart"], source["location"]["rowEnd"])
+            assert rows[0] <= 21 <= rows[1], source  # Gadget 20 is sheet row 21
+            assert source["location"]["label"] == f"Sheet 'Q2', rows {rows[0]}–{rows[1]}"
+        # Only PDF pages get a #page anchor: a slide is not a page of a PDF viewer.
+        assert source["url"] is None or "#page=" not in source["url"], source

@@ -1,4 +1,5 @@
-"""What an upload is read as (HTML only with a document's structure) and how each kind is served."""
+"""What an upload is read as (HTML only with a document's structure), how each kind is served,
+and how a source's location is put in words."""
 
 from __future__ import annotations
 
@@ -85,3 +86,44 @@ async def test_each_kind_is_served_with_its_media_type_html_never_inline(
         assert response.headers["content-disposition"].startswith(disposition + ";"), response.headers
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["content-security-policy"].startswith("sandbox;")
+
+
+@pytest.mark.parametrize(
+    ("location", "pages", "rows", "label"),
+    [
+        (None, (4, 5), (None, None), "pp. 4–5"),
+        (None, (None, None), (7, 9), "data rows 7–9"),
+        ({"kind": "page", "page": 3, "ocr": True}, (3, 3), (None, None), "p. 3 (OCR)"),
+        ({"kind": "slide", "slide": 7, "title": "Review"}, (7, 7), (None, None), "slide 7"),
+        (
+            {"kind": "sheet", "sheet": "Q2", "row_start": 12, "row_end": 30},
+            (None, None),
+            (12, 30),
+            "Sheet 'Q2', rows 12–30",
+        ),
+        (
+            {"kind": "section", "heading_path": ["Benefits", "Leave"], "paragraph": 4},
+            (None, None),
+            (None, None),
+            "§ Benefits › Leave",
+        ),
+        (
+            {"kind": "section", "heading_path": ["Offices"], "table": 1},
+            (None, None),
+            (None, None),
+            "§ Offices, table 1",
+        ),
+        ({"kind": "image", "ocr": True}, (None, None), (None, None), "image (OCR)"),
+        ({"kind": "image", "page": 2, "ocr": True}, (2, 2), (None, None), "p. 2 (OCR)"),
+    ],
+)
+def test_location_labels_in_words(
+    location: dict[str, object] | None,
+    pages: tuple[int | None, int | None],
+    rows: tuple[int | None, int | None],
+    label: str,
+) -> None:
+    from gql_server.rag.citations import location_label, source_location
+
+    assert location_label(*pages, *rows, location) == label
+    assert source_location(location, *pages, *rows)["label"] == label

@@ -56,7 +56,13 @@ from gql_server.llm.failure_messages import detailed_failure_message, public_fai
 from gql_server.llm.guarded_http import ProviderHttpxClient
 from gql_server.llm.registry import build_provider
 from gql_server.llm.url_policy import policy_from_settings
-from gql_server.rag.citations import csv_source_table, extract_citations, location_label, preview
+from gql_server.rag.citations import (
+    csv_source_table,
+    extract_citations,
+    location_label,
+    preview,
+    source_location,
+)
 from gql_server.rag.evidence import question_term_weights
 from gql_server.rag.prompt import build_generation_request
 from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
@@ -354,7 +360,7 @@ class GenerationManager:
                 document_title=passage.document_title,
                 text=passage.text,
                 location_label=location_label(
-                    passage.page_start, passage.page_end, passage.row_start, passage.row_end
+                    passage.page_start, passage.page_end, passage.row_start, passage.row_end, passage.location
                 ),
                 score=float(passage.score),
                 similarity=passage.similarity,
@@ -385,11 +391,15 @@ class GenerationManager:
         for number, passage in enumerate(passages, start=1):
             if number not in seen:
                 continue
+            where = source_location(
+                passage.location, passage.page_start, passage.page_end, passage.row_start, passage.row_end
+            )
             url = None
             if passage.document_id in kept_files:
                 url = f"/files/documents/{passage.document_id}"
-                if passage.page_start is not None:
-                    url += f"#page={passage.page_start}"
+                # A PDF viewer's anchor: slides and Word pages are not PDF pages.
+                if where["kind"] == "PAGE" and where["page"] is not None:
+                    url += f"#page={where['page']}"
             sources.append(
                 {
                     "number": number,
@@ -400,9 +410,8 @@ class GenerationManager:
                     "page_end": passage.page_end,
                     "row_start": passage.row_start,
                     "row_end": passage.row_end,
-                    "location_label": location_label(
-                        passage.page_start, passage.page_end, passage.row_start, passage.row_end
-                    ),
+                    "location_label": where["label"],
+                    "location": where,
                     "snippet": _snippet(passage.text),
                     "preview": preview(passage.text),
                     "table": csv_source_table(passage.text, passage.row_start, passage.row_end),

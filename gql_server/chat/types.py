@@ -21,6 +21,7 @@ from gql_server.documents.types import (
 )
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
 from gql_server.kit.page import Page
+from gql_server.rag.types import SourceLocation
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
 MessageStatus = strawberry.enum(
@@ -104,7 +105,9 @@ class MessageSource:
     )
     row_end: int | None = strawberry.field(description="CSV sources: the last data row (see rowStart).")
     location_label: str = strawberry.field(
-        description='Where the passage is: "p. 4", "pp. 4–5", "data row 7" or "data rows 7–9".'
+        description='Where the passage is, in words: "p. 4", "pp. 4–5", "p. 3 (OCR)", "slide 7", '
+        '"Sheet \'Q2\', rows 12–30", "§ Benefits › Leave", "data row 7" or "data rows 7–9" '
+        "(the same as location.label)."
     )
     snippet: str
     score: float
@@ -115,6 +118,10 @@ class MessageSource:
     preview: str = strawberry.field(description="One line of the passage, to tell sources apart.")
     table: SourceTable | None = strawberry.field(
         description="A CSV source's rows (at most 50) as a table; null for other documents."
+    )
+    location: SourceLocation = strawberry.field(
+        description="Where the passage is, typed by the document's kind (slide, sheet and rows, heading "
+        "path, page, OCR), with a label in words."
     )
     # "/files/documents/{id}[#page=N]" as stored with the answer, when the file was kept.
     stored_url: strawberry.Private[str | None] = None
@@ -321,8 +328,26 @@ def source_from_dict(source: dict[str, Any]) -> MessageSource:
         cited=source.get("cited_order") is not None,
         preview=str(source.get("preview") or _one_line(str(source.get("snippet") or ""))),
         table=_table_from_dict(source.get("table")),
+        location=_location_from_dict(source),
         stored_url=source.get("url"),
     )
+
+
+def _location_from_dict(source: dict[str, Any]) -> SourceLocation:
+    """The stored source's location; sources stored before locations were kept get one from
+    their page and row numbers."""
+    from gql_server.rag.citations import source_location
+
+    where = source.get("location")
+    if not isinstance(where, dict):
+        where = source_location(
+            None,
+            source.get("page_start"),
+            source.get("page_end"),
+            source.get("row_start"),
+            source.get("row_end"),
+        )
+    return SourceLocation.from_dict(where)
 
 
 def _one_line(text: str) -> str:

@@ -7,14 +7,17 @@ punctuation or an empty "[]". Markdown links ("[1](url)") and code (`a[0]`, fenc
 blocks) are left alone: they are not citations.
 
 Labels: a source shows its document's title (the PDF's /Title when it names the document,
-else the file name without extension, separators turned into spaces), its page or data-row
-range ("data row N" counts the rows after the header, 1-based, not file lines), and a
-one-line preview of the passage; a CSV source also carries its rows as a table.
+else the file name without extension, separators turned into spaces), where to look in the
+words of its kind ("p. 4", "p. 4 (OCR)", "slide 7", "Sheet 'Q2', rows 12–30", "§ Benefits ›
+Leave", "data rows 7–9": "data row N" counts the rows after the header, 1-based, not file
+lines), and a one-line preview of the passage; a CSV source also carries its rows as a table.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 # One bracket holding numbers and ranges separated by commas or semicolons: [1] [1, 3] [2-4] [1;2].
 _NUMBER_OR_RANGE = r"\d+(?:\s*[-–]\s*\d+)?"
@@ -114,10 +117,25 @@ def meaningful_metadata_title(title: str | None) -> str | None:
 
 
 def location_label(
+    page_start: int | None,
+    page_end: int | None,
+    row_start: int | None,
+    row_end: int | None,
+    location: Mapping[str, Any] | None = None,
+) -> str:
+    """Where to look, in the words of the document's kind (see `source_location`).
+
+    Without a typed location: "p. 4", "pp. 4–5", or for CSV files "data row 7" / "data rows
+    7–9": the N-th data row after the header row (blank lines not counted), not the file's
+    line number."""
+    if location and location.get("kind"):
+        return source_location(location, page_start, page_end, row_start, row_end)["label"]
+    return _page_or_row_label(page_start, page_end, row_start, row_end)
+
+
+def _page_or_row_label(
     page_start: int | None, page_end: int | None, row_start: int | None, row_end: int | None
 ) -> str:
-    """ "p. 4", "pp. 4–5", or for CSV files "data row 7" / "data rows 7–9": the N-th data row
-    after the header row (blank lines not counted), not the file's line number."""
     if page_start is not None:
         if page_end is not None and page_end != page_start:
             return f"pp. {page_start}–{page_end}"
@@ -127,6 +145,101 @@ def location_label(
             return f"data rows {row_start}–{row_end}"
         return f"data row {row_start}"
     return ""
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _span(word: str, first: int | None, last: int | None) -> str:
+    """ "slide 7", "rows 12–30"; the plural for a range."""
+    if first is None:
+        return ""
+    if last is not None and last != first:
+        return f"{word}s {first}–{last}"
+    return f"{word} {first}"
+
+
+def source_location(
+    location: Mapping[str, Any] | None,
+    page_start: int | None = None,
+    page_end: int | None = None,
+    row_start: int | None = None,
+    row_end: int | None = None,
+) -> dict[str, Any]:
+    """A chunk's typed location (document_chunks.location, page and row columns) as the API
+    gives it: {"kind", "page", "page_end", "slide", "sheet", "row_start", "row_end",
+    "heading_path", "paragraph", "table", "ocr", "label"}.
+
+    kind is PAGE (PDF pages), SLIDE, SECTION (Word and HTML headings), SHEET (Excel),
+    IMAGE (PNG/JPEG/TIFF), ROWS (CSV data rows) or DOCUMENT (nothing finer is known).
+    The label says where to look as a person would: "p. 4", "p. 4 (OCR)", "slide 7",
+    "Sheet 'Q2', rows 12–30", "§ Benefits › Leave", "data rows 7–9".
+    """
+    where = dict(location or {})
+    stored_kind = str(where.get("kind") or "")
+    ocr = where.get("ocr") is True
+    heading_path = [str(part) for part in where.get("heading_path") or [] if str(part).strip()]
+    result: dict[str, Any] = {
+        "kind": "DOCUMENT",
+        "page": None,
+        "page_end": None,
+        "slide": None,
+        "sheet": None,
+        "row_start": None,
+        "row_end": None,
+        "heading_path": heading_path,
+        "paragraph": _int(where.get("paragraph")),
+        "table": _int(where.get("table")),
+        "ocr": ocr,
+        "label": "",
+    }
+    ocr_mark = " (OCR)" if ocr else ""
+    if stored_kind == "slide":
+        slide = _int(where.get("slide")) or page_start
+        result.update(kind="SLIDE", slide=slide, label=_span("slide", slide, None))
+    elif stored_kind == "sheet":
+        sheet = str(where.get("sheet") or "")
+        first = _int(where.get("row_start")) or row_start
+        last = _int(where.get("row_end")) or row_end
+        parts = [f"Sheet '{sheet}'" if sheet else "", _span("row", first, last)]
+        result.update(
+            kind="SHEET",
+            sheet=sheet or None,
+            row_start=first,
+            row_end=last,
+            label=", ".join(p for p in parts if p),
+        )
+    elif stored_kind == "section":
+        page = _int(where.get("page"))
+        parts = ["§ " + " › ".join(heading_path) if heading_path else ""]
+        if result["table"] is not None:
+            parts.append(f"table {result['table']}")
+        elif not heading_path and result["paragraph"] is not None:
+            parts.append(f"paragraph {result['paragraph']}")
+        if page is not None:
+            parts.append(f"p. {page}")
+        result.update(kind="SECTION", page=page, label=", ".join(p for p in parts if p))
+    elif stored_kind == "image":
+        page = _int(where.get("page"))
+        result.update(kind="IMAGE", page=page, label=(_span("p.", page, None) or "image") + ocr_mark)
+    elif stored_kind == "page" or page_start is not None:
+        first = _int(where.get("page")) or page_start
+        last = page_end if page_end is not None and first == page_start else first
+        result.update(
+            kind="PAGE",
+            page=first,
+            page_end=last if last != first else None,
+            label=_page_or_row_label(first, last, None, None) + ocr_mark,
+        )
+    elif row_start is not None:
+        result.update(
+            kind="ROWS",
+            row_start=row_start,
+            row_end=row_end,
+            label=_page_or_row_label(None, None, row_start, row_end),
+        )
+    return result
 
 
 def preview(text: str, limit: int = PREVIEW_CHARACTERS) -> str:

@@ -154,6 +154,8 @@ class RetrievedPassage:
     lexical_rank: int | None
     # Cosine similarity to the query, when a query embedding was used.
     similarity: float | None = None
+    # The chunk's typed location (document_chunks.location: slide, sheet, heading path, OCR).
+    location: dict[str, Any] | None = None
 
 
 # --- query embedding ---------------------------------------------------------------------
@@ -665,6 +667,7 @@ async def retrieve_passages(
                     DocumentChunk.page_end,
                     DocumentChunk.row_start,
                     DocumentChunk.row_end,
+                    DocumentChunk.location,
                 )
                 .select_from(DocumentChunk)
                 .join(Document, Document.id == DocumentChunk.document_id)
@@ -691,6 +694,7 @@ async def retrieve_passages(
                 dense_rank=dense_ranks.get(chunk_id),
                 lexical_rank=lexical_ranks.get(chunk_id),
                 similarity=similarities.get(chunk_id),
+                location=row.location,
             )
         )
     return passages

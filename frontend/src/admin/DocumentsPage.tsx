@@ -13,7 +13,7 @@ import {
   type DocumentFieldsFragment,
   type ModelDocumentsQuery,
 } from "../gql/graphql";
-import { formatBytes, uploadPercent, uploadsReducer } from "../lib/uploads";
+import { ACCEPTED_FILE_TYPES, ACCEPTED_KINDS, formatBytes, uploadPercent, uploadsReducer } from "../lib/uploads";
 import { linkHandler } from "../router";
 
 type Progress = DocumentEventsSubscription["documentEvents"];
@@ -171,7 +171,7 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
         onDragLeave={() => setDragging(false)}
         onDrop={onDrop}
       >
-        <p>Drop PDF, CSV, text or Markdown files here, or</p>
+        <p>Drop files here: {ACCEPTED_KINDS}; or</p>
         <button type="button" className="primary" onClick={() => fileInput.current?.click()}>
           Choose files…
         </button>
@@ -179,7 +179,7 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
           ref={fileInput}
           type="file"
           multiple
-          accept=".pdf,.csv,.txt,.md,.markdown,application/pdf,text/csv,text/plain,text/markdown"
+          accept={ACCEPTED_FILE_TYPES}
           className="visually-hidden"
           aria-label="Upload documents"
           data-testid="document-file-input"

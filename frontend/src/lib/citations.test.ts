@@ -37,3 +37,20 @@ describe("citations", () => {
     expect(sourceLink(null, 3)).toBeNull();
   });
 });
+
+describe("source locations", () => {
+  it("shows the server's label for every kind and links PDF pages only", async () => {
+    const { locationText, pdfPage } = await import("./citations");
+    const slide = { locationLabel: "slide 7", pageStart: 7, location: { kind: "SLIDE", label: "slide 7", page: null, ocr: false } };
+    expect(locationText(slide)).toBe("slide 7");
+    expect(pdfPage(slide)).toBeNull();
+    const scan = { locationLabel: "p. 3 (OCR)", pageStart: 3, location: { kind: "PAGE", label: "p. 3 (OCR)", page: 3, ocr: true } };
+    expect(locationText(scan)).toBe("p. 3 (OCR)");
+    expect(pdfPage(scan)).toBe(3);
+    const sheet = { location: { kind: "SHEET", label: "Sheet 'Q2', rows 12–30", page: null, ocr: false } };
+    expect(locationText(sheet)).toBe("Sheet 'Q2', rows 12–30");
+    // Sources stored before locations existed: the older label and page.
+    expect(locationText({ locationLabel: "p. 4" })).toBe("p. 4");
+    expect(pdfPage({ pageStart: 4 })).toBe(4);
+  });
+});

@@ -26,6 +26,23 @@ export function citedIndexes(text: string): number[] {
   return [...found].sort((a, b) => a - b);
 }
 
+/** Where a source is, as the server labels it ("p. 4", "slide 7", "Sheet 'Q2', rows 12–30",
+ * "§ Benefits › Leave", "p. 3 (OCR)"); falls back to the older locationLabel. */
+export interface SourceWhere {
+  locationLabel?: string | null;
+  location?: { kind: string; label: string; page?: number | null; ocr: boolean } | null;
+}
+
+export function locationText(source: SourceWhere): string {
+  return source.location?.label || source.locationLabel || "";
+}
+
+/** The PDF page a viewer can open (#page=N): PDF pages only, not slides or Word pages. */
+export function pdfPage(source: SourceWhere & { pageStart?: number | null }): number | null {
+  if (source.location) return source.location.kind === "PAGE" ? (source.location.page ?? null) : null;
+  return source.pageStart ?? null;
+}
+
 /** A link that opens the kept original at the cited page (PDF viewers honour #page=N). */
 export function sourceLink(url: string | null | undefined, page: number | null | undefined): string | null {
   if (!url) return null;

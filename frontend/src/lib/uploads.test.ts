@@ -44,3 +44,15 @@ describe("upload progress", () => {
     expect(formatBytes(250 * 1024 * 1024)).toBe("250 MB");
   });
 });
+
+describe("accepted kinds", () => {
+  it("lets the file picker offer every kind the server reads", async () => {
+    const { ACCEPTED_FILE_TYPES, ACCEPTED_KINDS } = await import("./uploads");
+    for (const extension of [".pdf", ".docx", ".pptx", ".xlsx", ".html", ".csv", ".txt", ".md", ".png", ".jpg", ".tiff"]) {
+      expect(ACCEPTED_FILE_TYPES.split(",")).toContain(extension);
+    }
+    for (const word of ["PDF", "Word", "PowerPoint", "Excel", "HTML", "CSV", "Markdown", "PNG", "JPEG", "TIFF", "OCR"]) {
+      expect(ACCEPTED_KINDS).toContain(word);
+    }
+  });
+});

@@ -1,5 +1,44 @@
 /** State of the uploads in flight: one entry per file, driven by a reducer. */
 
+/** Every kind the server reads (workers/pipeline/sniff.py classifies by content; the names
+ * and types only steer the browser's file picker). */
+export const ACCEPTED_KINDS =
+  "PDF (scans read by OCR), Word (.docx), PowerPoint (.pptx), Excel (.xlsx), HTML, CSV/TSV, text, Markdown and images (PNG, JPEG, TIFF)";
+
+export const ACCEPTED_FILE_TYPES = [
+  ".pdf",
+  ".docx",
+  ".docm",
+  ".pptx",
+  ".pptm",
+  ".xlsx",
+  ".xlsm",
+  ".html",
+  ".htm",
+  ".csv",
+  ".tsv",
+  ".txt",
+  ".md",
+  ".markdown",
+  ".png",
+  ".jpg",
+  ".jpeg",
+  ".tif",
+  ".tiff",
+  "application/pdf",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  "text/html",
+  "text/csv",
+  "text/tab-separated-values",
+  "text/plain",
+  "text/markdown",
+  "image/png",
+  "image/jpeg",
+  "image/tiff",
+].join(",");
+
 export type UploadPhase = "uploading" | "processing" | "done" | "error";
 
 export interface UploadItem {

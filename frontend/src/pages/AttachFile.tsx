@@ -4,7 +4,7 @@ import { uploadFile } from "../api/upload";
 import { subscribe } from "../api/ws";
 import { ProgressBar } from "../components/ui";
 import { AttachFileDocument, DocumentProgressDocument, type DocumentStatus } from "../gql/graphql";
-import { uploadPercent, uploadsReducer } from "../lib/uploads";
+import { ACCEPTED_FILE_TYPES, ACCEPTED_KINDS, uploadPercent, uploadsReducer } from "../lib/uploads";
 
 interface Ingestion {
   documentId: string;
@@ -48,7 +48,8 @@ export function AttachFile({ sessionId }: { sessionId: string }) {
         className="visually-hidden"
         tabIndex={-1}
         aria-hidden="true"
-        accept=".pdf,.csv,.txt,.md,.markdown"
+        accept={ACCEPTED_FILE_TYPES}
+        title={`Accepted: ${ACCEPTED_KINDS}`}
         onChange={(event) => {
           const file = event.target.files?.[0];
           if (file) attach(file);

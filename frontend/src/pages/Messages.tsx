@@ -8,7 +8,7 @@ import {
   type MessageFieldsFragment,
   type SourceFieldsFragment,
 } from "../gql/graphql";
-import { citedIndexes, sourceLink } from "../lib/citations";
+import { citedIndexes, locationText, pdfPage, sourceLink } from "../lib/citations";
 import { renderMarkdown } from "../lib/markdown";
 import { useMessageStream } from "./chat-stream";
 
@@ -128,7 +128,7 @@ export function AssistantMessage({
               <li key={item.number} value={item.number} className={cited.has(item.number) ? "cited" : undefined}>
                 <button type="button" className="link source-label" onClick={() => setOpenSource(item.number)}>
                   <span className="source-title">{item.documentTitle}</span>
-                  {item.locationLabel && <span className="source-location"> — {item.locationLabel}</span>}
+                  {locationText(item) && <span className="source-location"> — {locationText(item)}</span>}
                   {cited.has(item.number) && <span className="badge ok source-cited">cited</span>}
                 </button>
                 {item.preview && <span className="source-preview muted">{item.preview}</span>}
@@ -191,25 +191,28 @@ function SourceDialog({ source, onClose }: { source: SourceFieldsFragment; onClo
     let cancelled = false;
     request(DocumentLinkDocument, { id: source.documentId })
       .then(({ document }) => {
-        if (!cancelled && document?.downloadUrl) setLink(sourceLink(document.downloadUrl, source.pageStart));
+        if (!cancelled && document?.downloadUrl) setLink(sourceLink(document.downloadUrl, pdfPage(source)));
       })
       .catch(() => undefined);
     return () => {
       cancelled = true;
     };
-  }, [source.url, source.documentId, source.pageStart]);
+  }, [source.url, source.documentId, source.pageStart, source.location?.kind, source.location?.page]);
   return (
     <dialog ref={ref} className="source-dialog" aria-labelledby="source-title" onClose={onClose} onCancel={onClose}>
       <h2 id="source-title">
         [{source.number}] {source.documentTitle}
       </h2>
-      <p className="muted source-location">{source.locationLabel}</p>
+      <p className="muted source-location">{locationText(source)}</p>
+      {source.location?.ocr && (
+        <p className="muted source-ocr">Read from an image of the page by OCR: some words may be misread.</p>
+      )}
       {source.table && source.table.rows.length > 0 ? (
         <div className="source-table-wrap">
           <table className="source-table" aria-label={`Rows of ${source.documentTitle}`}>
             <thead>
               <tr>
-                <th scope="col">Data row</th>
+                <th scope="col">{source.location?.kind === "SHEET" ? "Row" : "Data row"}</th>
                 {source.table.columns.map((column, index) => (
                   <th scope="col" key={index}>
                     {column}
