@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningServer
 from tests.document_helpers import upload, upload_document, wait_for_final
 from tests.factories import create_model
-from tests.formats_support import docx_bytes
+from tests.formats_support import docx_bytes, located_chunks
 from tests.graphql_client import GraphQLClient
-
-pytestmark = pytest.mark.asyncio
 
 OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -38,6 +37,7 @@ def _zip_bomb_docx() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.asyncio
 async def test_legacy_and_encrypted_office_files_are_refused_naming_what_is_accepted(
     server: RunningServer, superadmin: GraphQLClient
 ) -> None:
@@ -53,6 +53,7 @@ async def test_legacy_and_encrypted_office_files_are_refused_naming_what_is_acce
         assert expected in result["message"] and "Word (.docx)" in result["message"], result
 
 
+@pytest.mark.asyncio
 async def test_damaged_zip_and_zip_bomb_fail_with_reasons_while_others_go_on(
     server: RunningServer, superadmin: GraphQLClient
 ) -> None:
@@ -67,6 +68,7 @@ async def test_damaged_zip_and_zip_bomb_fail_with_reasons_while_others_go_on(
     assert (await wait_for_final(superadmin, fine_id))["status"] == "READY"
 
 
+@pytest.mark.asyncio
 async def test_huge_image_and_macro_enabled_files(server: RunningServer, superadmin: GraphQLClient) -> None:
     from PIL import Image
 
@@ -97,3 +99,81 @@ async def test_huge_image_and_macro_enabled_files(server: RunningServer, superad
     assert document["status"] == "READY" and document["kind"] == "DOCX" and document["chunkCount"] > 0, (
         document
     )
+
+
+def _tiff(frames: list[object]) -> bytes:
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_tiff_over_the_page_cap_fails_with_the_reason_multi_page_tiff_is_read(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    from PIL import Image
+
+    from tests.formats_support import text_image_png
+
+    model = await create_model(server.state.sessionmaker)
+    # 2,000 pages (the case): the cap (OCR_MAX_IMAGE_PAGES, 500) is found by walking
+    # the page directory only, so no page is decoded or read.
+    pages = [Image.new("L", (8, 8), 255) for _ in range(2_000)]
+    many_id = await upload_document(superadmin, model.id, "fax.tiff", _tiff(pages))
+    # Under the cap: each page is OCR'd with its page number.
+    scans = [
+        Image.open(io.BytesIO(text_image_png([line]))).convert("L")
+        for line in ("The first page is about glaciers.", "The second page names Reykjavik harbour.")
+    ]
+    two_id = await upload_document(superadmin, model.id, "two-pages.tif", _tiff(scans))
+
+    many = await wait_for_final(superadmin, many_id)
+    assert many["status"] == "FAILED", many
+    assert "more than 500 pages" in many["error"] and "OCR_MAX_IMAGE_PAGES" in many["error"], many
+    two = await wait_for_final(superadmin, two_id)
+    assert two["status"] == "READY" and two["kind"] == "IMAGE" and two["pageCount"] == 2, two
+    chunks = await located_chunks(server.state.sessionmaker, two_id)
+    reykjavik = next(chunk for chunk in chunks if "Reykjavik" in chunk["text"])
+    assert reykjavik["location"] == {"kind": "image", "ocr": True, "page": 2}, reykjavik
+
+
+def _package_with_part(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    source = zipfile.ZipFile(io.BytesIO(docx_bytes()))
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            archive.writestr(info, source.read(info))
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("part_bytes", "refused"),
+    [
+        # 64 MB of one byte: deflate packs it ~1000x, past the 200x any real Office XML reaches.
+        (b" " * (64 << 20), True),
+        # Highly compressible but small (8 MB, under the 16 MB the ratio is checked from): read.
+        (b" " * (8 << 20), False),
+        # 24 MB of XML-like text that compresses like real parts (< 200x): read.
+        (
+            b"".join(
+                b"<w:t>row %d of the ledger, value %d</w:t>" % (i, i * 7919 % 100_003) for i in range(560_000)
+            ),
+            False,
+        ),
+    ],
+)
+def test_compression_ratio_check(tmp_path: Path, part_bytes: bytes, refused: bool) -> None:
+    from workers.pipeline.errors import DocumentParseError
+    from workers.pipeline.ooxml_safety import MAX_COMPRESSION_RATIO, check_package
+
+    path = tmp_path / "package.docx"
+    path.write_bytes(_package_with_part("word/media/filler.xml", part_bytes))
+    info = zipfile.ZipFile(path).getinfo("word/media/filler.xml")
+    ratio = info.file_size / info.compress_size
+    if refused:
+        assert ratio > MAX_COMPRESSION_RATIO
+        with pytest.raises(DocumentParseError, match=r"zip bomb.*filler\.xml"):
+            check_package(path)
+    else:
+        check_package(path)  # no error
