@@ -240,6 +240,25 @@ def test_csv_rows_become_a_table_with_their_data_row_numbers() -> None:
     assert "QX-7731" not in answer and "ZZ-1000" not in answer
 
 
+def test_spreadsheet_rows_become_a_table_with_the_sheets_own_row_numbers() -> None:
+    # A sheet's rows are typed on the passage (retrieval's row_start/row_end); the label names
+    # the sheet, whose "2" in "Q2" is not a row number.
+    passage = ContextPassage(
+        1,
+        "budget",
+        "item: printer toner | cost: 120\nitem: desk lamps | cost: 45",
+        "Sheet 'Q2', rows 12–13",
+        0.5,
+        row_start=12,
+        row_end=13,
+        row_noun="Row",
+    )
+    answer = compose_extractive_answer("What did the desk lamps cost?", [passage])
+    assert "Row 13 of budget (Sheet 'Q2', rows 12–13) [1].\n" in answer, answer
+    assert "| Row | item | cost |" in answer and "| 13 | desk lamps | 45 |" in answer, answer
+    assert "printer toner" not in answer and ">" not in answer
+
+
 # --- through the product ------------------------------------------------------------------------
 
 MANUAL = "\n\n".join(

@@ -61,6 +61,7 @@ from gql_server.rag.citations import (
     extract_citations,
     location_label,
     preview,
+    row_noun,
     source_location,
 )
 from gql_server.rag.evidence import question_term_weights
@@ -364,6 +365,9 @@ class GenerationManager:
                 ),
                 score=float(passage.score),
                 similarity=passage.similarity,
+                row_start=passage.row_start,
+                row_end=passage.row_end,
+                row_noun=row_noun(passage.location),
             )
             for number, passage in enumerate(passages, start=1)
         ]

@@ -81,6 +81,12 @@ class ContextPassage:
     score: float
     # Cosine similarity of the question's embedding and the passage's, when retrieval has it.
     similarity: float | None = None
+    # Table rows (a CSV, a spreadsheet sheet, a Word/PowerPoint/HTML table): the first and
+    # last row the passage holds, and what the numbers count ("Data row": the N-th row after
+    # a CSV's header; "Row": the sheet's own row number; "Table row").
+    row_start: int | None = None
+    row_end: int | None = None
+    row_noun: str = "Data row"
 
 
 @dataclass

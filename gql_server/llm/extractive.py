@@ -380,8 +380,23 @@ def _score_unit(terms: QuestionTerms, unit: Unit) -> tuple[float, float, bool]:
     return score, coverage, phrase
 
 
+def _rows(passage: ContextPassage) -> tuple[int, int] | None:
+    """The passage's first and last table row, when it holds table rows.
+
+    Retrieval gives them typed (`row_start`/`row_end`); a passage built without them (tests,
+    benches) is read from a CSV label such as "data rows 11–13"."""
+    if passage.row_start is not None:
+        return passage.row_start, passage.row_end if passage.row_end is not None else passage.row_start
+    if not passage.location_label.startswith("data row"):
+        return None
+    match = _ROW_RANGE.search(passage.location_label)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or match.group(1))
+
+
 def _is_csv(passage: ContextPassage) -> bool:
-    return passage.location_label.startswith(("data row", "row"))
+    return _rows(passage) is not None
 
 
 def assess(
@@ -467,13 +482,10 @@ def parse_csv_row(line: str) -> list[tuple[str, str]]:
     return cells
 
 
-def csv_row_numbers(location_label: str, line_count: int) -> list[int | None]:
-    """The data row number of each line of a CSV passage, when the label's range fits the lines."""
-    match = _ROW_RANGE.search(location_label)
-    if not match:
-        return [None] * line_count
-    first = int(match.group(1))
-    last = int(match.group(2) or first)
+def csv_row_numbers(first: int, last: int, line_count: int) -> list[int | None]:
+    """The row number of each line of a table passage, when its row range fits the lines
+    (a row spread over several chunks, skipped blank rows or a cell holding a line break leave
+    them unknown)."""
     if last - first + 1 != line_count:
         return [None] * line_count
     return list(range(first, last + 1))
@@ -483,7 +495,9 @@ def _cell(text: str) -> str:
     return _normalised(text).replace("|", "\\|") or " "
 
 
-def csv_table(rows: list[tuple[int | None, list[tuple[str, str]]]], matched: set[str]) -> str:
+def csv_table(
+    rows: list[tuple[int | None, list[tuple[str, str]]]], matched: set[str], row_noun: str = "Data row"
+) -> str:
     """A Markdown table of CSV rows: their data row number, then their columns in file order
     (at most MAX_TABLE_COLUMNS; columns whose name or values hold a question term are kept first)."""
     columns: list[str] = []
@@ -498,7 +512,7 @@ def csv_table(rows: list[tuple[int | None, list[tuple[str, str]]]], matched: set
         relevant = [name for name in columns if any(_stem(w) in matched for w in _words(texts[name]))]
         keep = set((relevant + [name for name in columns if name not in relevant])[:MAX_TABLE_COLUMNS])
         columns = [name for name in columns if name in keep]
-    header = "| Data row | " + " | ".join(_cell(name) for name in columns) + " |"
+    header = f"| {row_noun} | " + " | ".join(_cell(name) for name in columns) + " |"
     rule = "|---:|" + "---|" * len(columns)
     lines = [header, rule]
     for number, cells in rows:
@@ -545,7 +559,8 @@ def compose_extractive_answer(
 def _csv_block(passage: ContextPassage, terms: QuestionTerms) -> str:
     """The passage's best-matching rows (all those tied with the best) as a table."""
     lines = [line for line in passage.text.splitlines() if line.strip()]
-    numbers = csv_row_numbers(passage.location_label, len(lines))
+    first, last = _rows(passage) or (0, -1)
+    numbers = csv_row_numbers(first, last, len(lines))
     scores = [_score_unit(terms, Unit(_normalised(line), True, "line"))[0] for line in lines]
     best = max(scores, default=0.0)
     rows = [
@@ -555,11 +570,14 @@ def _csv_block(passage: ContextPassage, terms: QuestionTerms) -> str:
     ][:MAX_TABLE_ROWS]
     shown = ", ".join(str(number) for number, _ in rows if number is not None)
     # "[n]." and not "[n]:", which Markdown reads as a link reference definition.
-    if shown:
-        lead = f"{'Data row' if len(rows) == 1 else 'Data rows'} {shown} of {passage.document_title} [{passage.number}]."
+    noun = passage.row_noun if len(rows) == 1 else passage.row_noun + "s"
+    if shown and passage.row_noun == "Data row":
+        lead = f"{noun} {shown} of {passage.document_title} [{passage.number}]."
+    elif shown:  # a sheet or a table: the label says which ("Sheet 'Q2', rows 12–30")
+        lead = f"{noun} {shown} of {passage.document_title} ({passage.location_label}) [{passage.number}]."
     else:
         lead = f"Rows of {passage.document_title} ({passage.location_label}) [{passage.number}]."
-    return lead + "\n\n" + csv_table(rows, set(terms.weights))
+    return lead + "\n\n" + csv_table(rows, set(terms.weights), passage.row_noun)
 
 
 def _iter_chunks(answer: str) -> Iterable[str]:

@@ -265,8 +265,7 @@ def csv_source_table(text: str, row_start: int | None, row_end: int | None) -> d
     if row_start is None:
         return None
     lines = [line for line in text.splitlines() if line.strip()]
-    label = location_label(None, None, row_start, row_end)
-    numbers = csv_row_numbers(label, len(lines))
+    numbers = csv_row_numbers(row_start, row_end if row_end is not None else row_start, len(lines))
     parsed = [(number, parse_csv_row(line)) for number, line in zip(numbers, lines, strict=True)]
     columns: list[str] = []
     for _, cells in parsed:
@@ -279,3 +278,12 @@ def csv_source_table(text: str, row_start: int | None, row_end: int | None) -> d
         for number, cells in parsed[:MAX_SOURCE_TABLE_ROWS]
     ]
     return {"columns": columns, "rows": rows}
+
+
+def row_noun(location: Mapping[str, Any] | None) -> str:
+    """What a passage's row numbers count: a CSV's data rows (no typed location), a sheet's
+    own rows, or the rows of a table inside a Word, PowerPoint or HTML document."""
+    kind = (location or {}).get("kind")
+    if not kind or kind == "rows":
+        return "Data row"
+    return "Row" if kind == "sheet" else "Table row"

@@ -14,6 +14,7 @@ only whole turns.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -161,14 +162,7 @@ def _top_passage_shortened_to_fit(
 
 
 def _with_text(passage: ContextPassage, text: str) -> ContextPassage:
-    return ContextPassage(
-        number=passage.number,
-        document_title=passage.document_title,
-        text=text,
-        location_label=passage.location_label,
-        score=passage.score,
-        similarity=passage.similarity,
-    )
+    return dataclasses.replace(passage, text=text)
 
 
 def _recent_history_within(
