@@ -8,6 +8,7 @@ import strawberry
 
 from gql_server.access.policy import can_read_model
 from gql_server.context import Info
+from gql_server.embedding.embedder import EmbeddingOptions
 from gql_server.errors import maps_domain_errors
 from gql_server.exceptions import InvalidInputError, NotFoundError
 from gql_server.kit.field_permissions import signed_in
@@ -47,7 +48,8 @@ class RetrievalQuery:
             if not await can_read_model(session, user, model_id):
                 raise NotFoundError()
         # Embedding runs in a worker thread, outside any database transaction.
-        query_embedding = await embed_query(query) if mode is not SearchMode.LEXICAL else None
+        embedding = EmbeddingOptions.from_settings(info.context.state.settings)
+        query_embedding = await embed_query(query, embedding) if mode is not SearchMode.LEXICAL else None
         async with info.context.sessionmaker.begin() as session:
             passages = await retrieve_passages(
                 session,
