@@ -96,7 +96,13 @@ def _start_worker(env: dict[str, str], data_dir: Path, log: Path) -> subprocess.
 def _kill(process: subprocess.Popen[bytes], signum: int) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signum)
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            # A worker mid-embedding can take longer than 30 s to stop gracefully; a
+            # test must never leave one running (it would slow every later test).
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
 
 
 async def _status(server: RunningServer, document_id: str) -> tuple[str, float]:
