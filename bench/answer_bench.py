@@ -551,6 +551,7 @@ async def _chat(
     right_page = Counter[str]()
     mid_sentence = Counter[str]()
     cut = Counter[str]()
+    cut_examples: list[dict[str, str]] = []
     sources_text = ["\n".join(texts) for texts in pages.values()]
     abstained = Counter[str]()
     asked = Counter[str]()
@@ -570,7 +571,10 @@ async def _chat(
         abstains = bool(ABSTAINS.search(content))
         abstained[question.kind] += abstains
         mid_sentence[question.kind] += any(_ends_mid_sentence(quote) for quote in quotes)
-        cut[question.kind] += any(_cut_in_source(quote, sources_text) for quote in quotes)
+        cut_quotes = [quote for quote in quotes if _cut_in_source(quote, sources_text)]
+        cut[question.kind] += bool(cut_quotes)
+        if cut_quotes and len(cut_examples) < 10:
+            cut_examples.append({"question": question.text, "quote": cut_quotes[0][-160:]})
         if question.kind != "off":
             sources = sorted(message["sources"], key=lambda source: source["number"])
             tallies[question.kind].add(question, _rank(question, document_ids, sources))
@@ -590,8 +594,10 @@ async def _chat(
     }
     figures["abstention_rate"] = {kind: round(abstained[kind] / asked[kind], 3) for kind in asked}
     figures["misses_examples"] = examples
+    figures["cut_examples"] = cut_examples
     print(
-        f"chat: {json.dumps({k: v for k, v in figures.items() if k != 'misses_examples'})}", file=sys.stderr
+        f"chat: {json.dumps({k: v for k, v in figures.items() if not k.endswith('_examples')})}",
+        file=sys.stderr,
     )
     return figures
 
