@@ -1,49 +1,150 @@
-"""Layering, checked on the source: nothing below the resolvers imports strawberry or graphql.
+"""Layering, checked on the source (a short AST walk instead of import-linter).
 
 Services, repositories, retrieval and the LLM providers raise the domain errors of
 gql_server/exceptions.py and return rows; only the GraphQL edge (resolvers, types, the
 schema and its helpers) knows about the API. rag/ is a domain like the others: its
 resolvers.py and types.py are its edge and may use strawberry; the rest of rag/ may not.
+The workers sit below the API: they import no strawberry and nothing from a domain's
+GraphQL edge. And no module uses an SDK's private modules (`openai._…`, `anthropic._…`):
+those change without notice between releases.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent / "gql_server"
+REPOSITORY = Path(__file__).resolve().parent.parent
+ROOT = REPOSITORY / "gql_server"
+WORKERS = REPOSITORY / "workers"
 GRAPHQL_PACKAGES = ("strawberry", "graphql", "strawberry_sqlalchemy_mapper")
 EDGE_FILES = {"resolvers.py", "types.py"}
+SDKS = ("openai", "anthropic", "ollama")
 
 
 def below_the_resolvers() -> list[Path]:
     paths = set(ROOT.glob("*/service.py")) | set(ROOT.glob("*/repository.py"))
     paths |= {path for path in (ROOT / "rag").rglob("*.py") if path.name not in EDGE_FILES}
     paths |= set((ROOT / "llm").rglob("*.py"))
+    paths |= set(WORKERS.rglob("*.py"))
     return sorted(paths)
 
 
-def graphql_imports(path: Path) -> list[str]:
-    found = []
+def imported_modules(path: Path) -> Iterator[tuple[str, int]]:
+    """Every absolute module an import statement names (and `from x import y` as x.y too,
+    so `from gql_server.documents import resolvers` counts as importing the resolvers)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        names: list[str] = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            for alias in node.names:
+                yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        found += [f"{name} (line {node.lineno})" for name in names if name.split(".")[0] in GRAPHQL_PACKAGES]
-    return found
+            yield node.module, node.lineno
+            for alias in node.names:
+                yield f"{node.module}.{alias.name}", node.lineno
+
+
+def graphql_imports(path: Path) -> list[str]:
+    return sorted(
+        {
+            f"{name} (line {line})"
+            for name, line in imported_modules(path)
+            if name.split(".")[0] in GRAPHQL_PACKAGES
+        }
+    )
+
+
+def edge_imports(path: Path) -> list[str]:
+    """Imports of gql_server/<domain>/resolvers.py or types.py (or of the schema)."""
+    found = set()
+    for name, line in imported_modules(path):
+        parts = name.split(".")
+        if parts[0] == "gql_server" and (
+            (len(parts) >= 3 and f"{parts[2]}.py" in EDGE_FILES) or parts[1:2] == ["schema"]
+        ):
+            found.add(f"{name} (line {line})")
+    return sorted(found)
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(REPOSITORY).as_posix()
 
 
 def test_the_check_covers_the_layers() -> None:
-    names = {path.relative_to(ROOT).as_posix() for path in below_the_resolvers()}
-    assert {"chat/service.py", "documents/service.py", "models/repository.py", "rag/retrieval.py"} <= names
-    assert any(name.startswith("llm/") for name in names)
-    assert "rag/resolvers.py" not in names
+    names = {_relative(path) for path in below_the_resolvers()}
+    assert {
+        "gql_server/chat/service.py",
+        "gql_server/documents/service.py",
+        "gql_server/models/repository.py",
+        "gql_server/rag/retrieval.py",
+        "workers/tasks.py",
+    } <= names
+    assert any(name.startswith("gql_server/llm/") for name in names)
+    assert any(name.startswith("workers/pipeline/") for name in names)
+    assert "gql_server/rag/resolvers.py" not in names
 
 
-@pytest.mark.parametrize("path", below_the_resolvers(), ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import strawberry\nfrom graphql import GraphQLError\n"
+        "from gql_server.documents import resolvers\nfrom gql_server.chat.types import ChatMessage\n"
+        "from openai._base_client import AsyncAPIClient\n"
+    )
+    assert graphql_imports(sample) == [
+        "graphql (line 2)",
+        "graphql.GraphQLError (line 2)",
+        "strawberry (line 1)",
+    ]
+    assert edge_imports(sample) == [
+        "gql_server.chat.types (line 4)",
+        "gql_server.chat.types.ChatMessage (line 4)",
+        "gql_server.documents.resolvers (line 3)",
+    ]
+    assert private_sdk_imports(sample) == [
+        "openai._base_client (line 5)",
+        "openai._base_client.AsyncAPIClient (line 5)",
+    ]
+
+
+@pytest.mark.parametrize("path", below_the_resolvers(), ids=_relative)
 def test_no_graphql_below_the_resolvers(path: Path) -> None:
-    assert graphql_imports(path) == [], f"{path.relative_to(ROOT)} imports the GraphQL layer"
+    assert graphql_imports(path) == [], f"{_relative(path)} imports the GraphQL layer"
+
+
+@pytest.mark.parametrize("path", sorted(WORKERS.rglob("*.py")), ids=_relative)
+def test_workers_import_nothing_from_the_graphql_edge(path: Path) -> None:
+    assert edge_imports(path) == [], f"{_relative(path)} imports a resolver, a type or the schema"
+
+
+def private_sdk_imports(path: Path) -> list[str]:
+    return sorted(
+        {
+            f"{name} (line {line})"
+            for name, line in imported_modules(path)
+            if name.split(".")[0] in SDKS and any(part.startswith("_") for part in name.split(".")[1:])
+        }
+    )
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.rglob("*.py")) + sorted(WORKERS.rglob("*.py")), ids=_relative)
+def test_no_private_sdk_modules(path: Path) -> None:
+    assert private_sdk_imports(path) == [], f"{_relative(path)} imports an SDK's private module"
+
+
+def test_the_shared_embedder_imports_neither_workers_nor_graphql() -> None:
+    # Both the API (query vectors) and the workers (chunk vectors) use gql_server/embedding/.
+    offences = [
+        f"{_relative(path)} imports {name} (line {line})"
+        for path in sorted((ROOT / "embedding").rglob("*.py"))
+        for name, line in imported_modules(path)
+        if name.split(".")[0] in (*GRAPHQL_PACKAGES, "workers")
+    ]
+    assert offences == []
+
+
+def test_retrieval_does_not_import_the_workers() -> None:
+    names = [name for name, _ in imported_modules(ROOT / "rag" / "retrieval.py")]
+    assert [name for name in names if name.split(".")[0] == "workers"] == []
