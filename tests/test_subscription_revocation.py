@@ -45,6 +45,7 @@ from gql_server.db.models import (
     User,
 )
 from gql_server.documents.progress import event_from_row, publish_document_event
+from gql_server.events.kinds import AnswerToken
 from gql_server.settings import Settings
 from gql_server.storage.chunk_partitions import partition_name
 from tests.conftest import (
@@ -413,8 +414,7 @@ async def test_document_progress_ends_when_access_ends(module: Module, cause: st
 
 
 async def _publish_token(server: RunningServer, message_id: uuid.UUID, seq: int, delta: str) -> None:
-    event = {"seq": seq, "type": "TOKEN", "delta": delta}
-    await server.state.bus.publish(message_channel(message_id), event)
+    await server.state.bus.publish(message_channel(message_id), AnswerToken(seq, delta))
 
 
 async def _first_token(

@@ -29,6 +29,7 @@ from gql_server.documents.progress import document_channel
 from gql_server.documents.storage import incoming_dir, remove_file
 from gql_server.documents.uploads import IncomingFile
 from gql_server.events.bus import create_event_bus
+from gql_server.events.kinds import DocumentProgressed
 from gql_server.exceptions import DuplicateDocumentError, UnsupportedFileTypeError
 from gql_server.settings import Settings
 from workers.ingestion import IngestionResources, ingest_document
@@ -129,8 +130,10 @@ async def _ingest_one(resources: IngestionResources, model: RagModel, user: User
 
             async def follow() -> None:
                 async for event in events:
-                    bar.n = int(float(event.get("progress") or 0) * 100)
-                    bar.set_postfix_str(f"{event['status']} · {event.get('chunkCount') or 0} chunks")
+                    if not isinstance(event, DocumentProgressed):
+                        continue
+                    bar.n = int(event.progress * 100)
+                    bar.set_postfix_str(f"{event.status.value} · {event.chunk_count} chunks")
 
             follower = asyncio.create_task(follow())
             try:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_server.db.models import Document, DocumentStatus, PendingFileDeletion
 from gql_server.documents import repository
-from gql_server.documents.progress import Event, event_from_row, publish_document_event
+from gql_server.documents.progress import event_from_row, publish_document_event
 from gql_server.documents.queue import IngestionLane
 from gql_server.documents.service import remove_deleted_files, title_from_filename
 from gql_server.documents.storage import remove_file, resolve_storage_path, spool_dir
 from gql_server.events.bus import EventBus
+from gql_server.events.kinds import DocumentProgressed
 from gql_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -401,11 +402,11 @@ async def _ingest_if_free(resources: IngestionResources, document_id: uuid.UUID)
                 await lock_connection.scalar(select(func.pg_advisory_unlock(key)))
 
 
-async def _publish(resources: IngestionResources, event: Event) -> None:
+async def _publish(resources: IngestionResources, event: DocumentProgressed) -> None:
     try:
         await publish_document_event(resources.bus, event)
     except Exception:
-        logger.exception("could not publish progress of document %s", event.get("documentId"))
+        logger.exception("could not publish progress of document %s", event.document_id)
 
 
 async def _update_row(
@@ -512,17 +513,17 @@ async def _report_progress(
         progress = round(PROCESSING_SHARE * fraction, 4)
         await _publish(
             resources,
-            {
-                **base,
-                "status": stage.value,
-                "progress": progress,
-                "pagesDone": pages_done,
-                "pageCount": page_count,
-                "chunkCount": chunk_count,
-                "elapsedSeconds": elapsed,
-                "etaSeconds": eta,
-                "at": time.time(),
-            },
+            dataclasses.replace(
+                base,
+                status=stage,
+                progress=progress,
+                pages_done=pages_done,
+                page_count=page_count,
+                chunk_count=chunk_count,
+                elapsed_seconds=elapsed,
+                eta_seconds=eta,
+                at=time.time(),
+            ),
         )
         if time.monotonic() - saved_at >= DATABASE_PROGRESS_INTERVAL_SECONDS:
             saved_at = time.monotonic()
@@ -601,7 +602,8 @@ async def _run(
     if storing is None:
         raise IngestionCancelled()
     await _publish(
-        resources, {**event_from_row(storing), "pagesDone": outcome.page_count, "elapsedSeconds": elapsed}
+        resources,
+        dataclasses.replace(event_from_row(storing), pages_done=outcome.page_count, elapsed_seconds=elapsed),
     )
     final = await _swap_in_chunks(resources, row.id, spool_path, outcome)
     if final is None:
@@ -659,6 +661,3 @@ async def _swap_in_chunks(
     if outbox_id is not None:
         await remove_deleted_files(resources.sessionmaker, [outbox_id])
     return document
-
-
-ProgressCallback = Callable[[Event], None]

@@ -126,7 +126,7 @@ class AccessWatch:
         async with self._lock:
             if self._lost is not None:
                 return
-            waiting = [AccessChanged.from_event(event) for event in self._changes.take_waiting()]
+            waiting = [event for event in self._changes.take_waiting() if isinstance(event, AccessChanged)]
             concerned = any(change.concerns(self._user_id, self._model_ids) for change in waiting)
             if not (concerned or due):
                 return

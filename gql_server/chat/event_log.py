@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Event = dict[str, Any]
+from gql_server.events.kinds import ANSWER_EVENT_TYPES, AnswerEvent, from_json, is_terminal, to_json
 
-TERMINAL_EVENT_TYPES = frozenset({"DONE", "ERROR"})
 # How long a finished message's events stay replayable; after that the stored row answers.
 FINISHED_LOG_TTL_SECONDS = 600.0
 # A log whose generation never finished (a crashed process) is dropped after this long.
@@ -35,21 +33,17 @@ def message_channel(message_id: uuid.UUID | str) -> str:
     return f"chat.message.{message_id}"
 
 
-def is_terminal(event: Event) -> bool:
-    return event.get("type") in TERMINAL_EVENT_TYPES
-
-
 class MessageEventLog(Protocol):
-    async def append(self, message_id: uuid.UUID, event: Event) -> None: ...
+    async def append(self, message_id: uuid.UUID, event: AnswerEvent) -> None: ...
 
-    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[Event]: ...
+    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[AnswerEvent]: ...
 
     async def close(self) -> None: ...
 
 
 @dataclass
 class _Log:
-    events: list[Event] = field(default_factory=list)
+    events: list[AnswerEvent] = field(default_factory=list)
     touched_at: float = field(default_factory=time.monotonic)
     finished: bool = False
 
@@ -69,7 +63,7 @@ class InProcessEventLog:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="chat-event-log-sweeper")
 
-    async def append(self, message_id: uuid.UUID, event: Event) -> None:
+    async def append(self, message_id: uuid.UUID, event: AnswerEvent) -> None:
         log = self._logs.get(message_id)
         if log is None:
             log = self._logs[message_id] = _Log()
@@ -78,16 +72,16 @@ class InProcessEventLog:
             log.finished = True
             log.touched_at = time.monotonic()
 
-    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[Event]:
+    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[AnswerEvent]:
         log = self._logs.get(message_id)
         if log is None:
             return []
         events = log.events
         # Events are appended in seq order starting at 1, so the index is seq - 1.
         start = max(0, after_seq)
-        if start < len(events) and events[start]["seq"] == after_seq + 1:
+        if start < len(events) and events[start].seq == after_seq + 1:
             return events[start:]
-        return [event for event in events if event["seq"] > after_seq]
+        return [event for event in events if event.seq > after_seq]
 
     def sweep(self) -> None:
         now = time.monotonic()
@@ -134,10 +128,10 @@ class RedisEventLog:
     def _key(self, message_id: uuid.UUID) -> str:
         return f"{self._prefix}{message_id}"
 
-    async def append(self, message_id: uuid.UUID, event: Event) -> None:
+    async def append(self, message_id: uuid.UUID, event: AnswerEvent) -> None:
         key = self._key(message_id)
-        seq = int(event["seq"])
-        payload = json.dumps(event, default=str)
+        seq = event.seq
+        payload = to_json(event)
         if seq == 1 or is_terminal(event):
             # The expiry is set when the log starts and reset when it ends; tokens in
             # between cost one XADD each.
@@ -148,9 +142,10 @@ class RedisEventLog:
         else:
             await self._redis.xadd(key, {"e": payload}, id=f"{seq}-0")
 
-    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[Event]:
+    async def read_after(self, message_id: uuid.UUID, after_seq: int) -> list[AnswerEvent]:
         entries = await self._redis.xrange(self._key(message_id), min=f"{after_seq + 1}-0", max="+")
-        return [json.loads(fields["e"]) for _, fields in entries]
+        events = (from_json(fields["e"]) for _, fields in entries)
+        return [event for event in events if isinstance(event, ANSWER_EVENT_TYPES)]
 
     async def close(self) -> None:
         return None

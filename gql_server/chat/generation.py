@@ -39,6 +39,14 @@ from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, MessageRole, MessageStatus, RagModel, Role, User
 from gql_server.embedding.embedder import EmbeddingOptions
 from gql_server.events.bus import EventBus, RedisEventBus
+from gql_server.events.kinds import (
+    AnswerDone,
+    AnswerEvent,
+    AnswerFailed,
+    AnswerSources,
+    AnswerToken,
+    GenerationStop,
+)
 from gql_server.llm.base import (
     ChatTurn,
     ContextPassage,
@@ -267,7 +275,7 @@ class GenerationManager:
         """Stop a generation wherever it runs: here directly, elsewhere through the bus."""
         if self.cancel_local(message_id):
             return
-        await self.bus.publish(STOP_CHANNEL, {"message_id": str(message_id)})
+        await self.bus.publish(STOP_CHANNEL, GenerationStop(message_id))
 
     def cancel_local(self, message_id: uuid.UUID) -> bool:
         task = self.tasks.get(message_id)
@@ -283,8 +291,8 @@ class GenerationManager:
                 async with self.bus.subscribe(STOP_CHANNEL) as events:
                     ready.set()
                     async for event in events:
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
-                            self.cancel_local(uuid.UUID(str(event["message_id"])))
+                        if isinstance(event, GenerationStop):
+                            self.cancel_local(event.message_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -292,7 +300,7 @@ class GenerationManager:
                 logger.exception("chat stop listener failed; resubscribing in 1 s")
                 await asyncio.sleep(1.0)
 
-    async def emit(self, message_id: uuid.UUID, event: dict[str, Any]) -> None:
+    async def emit(self, message_id: uuid.UUID, event: AnswerEvent) -> None:
         await self.event_log.append(message_id, event)
         await self.bus.publish(message_channel(message_id), event)
 
@@ -442,7 +450,7 @@ class GenerationManager:
             async with asyncio.timeout(self.total_timeout_s):
                 request, sources, config, evidence = await self._prepare(job, timings)
                 seq += 1
-                await self.emit(message_id, {"seq": seq, "type": "SOURCES", "sources": sources})
+                await self.emit(message_id, AnswerSources(seq, tuple(sources)))
                 self._progress[message_id] = progress
                 provider = self._provider_for(config)
                 stream: AsyncIterator[Any] = provider.stream(request)
@@ -454,7 +462,7 @@ class GenerationManager:
                             first_token_at = time.perf_counter()
                         progress.parts.append(item.text)
                         seq += 1
-                        await self.emit(message_id, {"seq": seq, "type": "TOKEN", "delta": item.text})
+                        await self.emit(message_id, AnswerToken(seq, item.text))
                     elif isinstance(item, Usage):
                         usage = item
                     elif isinstance(item, Finish):
@@ -553,27 +561,20 @@ class GenerationManager:
                 )
         except Exception:
             logger.exception("could not save the answer of message %s", job.message_id)
-        final: dict[str, Any]
+        final: AnswerDone | AnswerFailed
         if status is MessageStatus.FAILED:
-            final = {
-                "seq": seq + 1,
-                "type": "ERROR",
-                "status": status.value,
-                "message": error or "",
-                "text": text,
-            }
+            final = AnswerFailed(seq + 1, message=error or "", text=text, status=status)
         else:
-            final = {
-                "seq": seq + 1,
-                "type": "DONE",
-                "status": status.value,
-                "text": text,
-                "citations": cited,
-                "usage": usage_dict,
-                "timings": timings,
-                "truncated": truncated,
-                "evidence": evidence.value if evidence is not None else None,
-            }
+            final = AnswerDone(
+                seq + 1,
+                status=status,
+                text=text,
+                citations=tuple(cited),
+                usage=usage_dict,
+                timings=timings,
+                truncated=truncated,
+                evidence=evidence.value if evidence is not None else None,
+            )
         try:
             await self.emit(job.message_id, final)
         except Exception:

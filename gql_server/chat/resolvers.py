@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from strawberry.file_uploads import Upload
 
 from gql_server.access.watch import AccessLost, watch_access
 from gql_server.chat import attachments, repository, service
-from gql_server.chat.event_log import is_terminal, message_channel
+from gql_server.chat.event_log import message_channel
 from gql_server.chat.generation import ABANDONED_ERROR, GenerationManager, abandoned_before
 from gql_server.chat.service import SentMessage
 from gql_server.chat.types import (
@@ -35,12 +36,21 @@ from gql_server.chat.types import (
     StopGenerationResult,
     StopRequested,
     citations_of,
-    stream_event_from_dict,
+    stream_event_of,
 )
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents.service import remove_deleted_files
 from gql_server.errors import NotFound, maps_domain_errors
+from gql_server.events.kinds import (
+    ANSWER_EVENT_TYPES,
+    AnswerDone,
+    AnswerEvent,
+    AnswerFailed,
+    AnswerSources,
+    AnswerToken,
+    is_terminal,
+)
 from gql_server.exceptions import NotFoundError
 from gql_server.kit.field_permissions import signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
@@ -270,27 +280,24 @@ class ChatMutation:
         return StopRequested(message_id=message_id, already_finished=False)
 
 
-def _synthesised(row: models.ChatMessage, after_seq: int, last_seq: int) -> list[dict[str, Any]]:
+def _synthesised(row: models.ChatMessage, after_seq: int, last_seq: int) -> list[AnswerEvent]:
     """SOURCES + DONE (or ERROR) rebuilt from a finished message whose log has expired."""
-    events: list[dict[str, Any]] = []
+    events: list[AnswerEvent] = []
     if after_seq < 1 and last_seq < 1:
-        events.append({"seq": 1, "type": "SOURCES", "sources": row.sources or []})
+        events.append(AnswerSources(1, tuple(row.sources or [])))
     seq = max(last_seq, after_seq, 1) + 1
     if row.status is models.MessageStatus.FAILED:
-        events.append(
-            {"seq": seq, "type": "ERROR", "status": "FAILED", "message": row.error or "", "text": row.content}
-        )
+        events.append(AnswerFailed(seq, message=row.error or "", text=row.content))
     else:
         events.append(
-            {
-                "seq": seq,
-                "type": "DONE",
-                "status": row.status.value,
-                "text": row.content,
-                "citations": citations_of(row.sources or []),
-                "usage": row.token_usage,
-                "timings": row.timings,
-            }
+            AnswerDone(
+                seq,
+                status=row.status,
+                text=row.content,
+                citations=tuple(citations_of(row.sources or [])),
+                usage=row.token_usage,
+                timings=row.timings,
+            )
         )
     return events
 
@@ -333,13 +340,14 @@ class ChatSubscription:
 
         async def answer() -> AsyncIterator[MessageStreamEvent]:
             last_seq = after_seq
-            relay: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            relay: asyncio.Queue[AnswerEvent] = asyncio.Queue()
 
             async with state.bus.subscribe(message_channel(message_id)) as live:
 
                 async def forward() -> None:
                     async for event in live:
-                        relay.put_nowait(event)
+                        if isinstance(event, ANSWER_EVENT_TYPES):
+                            relay.put_nowait(event)
 
                 forwarder = asyncio.create_task(forward())
                 try:
@@ -349,10 +357,10 @@ class ChatSubscription:
                     if coalesce_tokens:
                         replay = coalesce_token_events(replay)
                     for event in replay:
-                        if event["seq"] <= last_seq:
+                        if event.seq <= last_seq:
                             continue
-                        last_seq = event["seq"]
-                        yield stream_event_from_dict(message_id, event)
+                        last_seq = event.seq
+                        yield stream_event_of(message_id, event)
                         if is_terminal(event):
                             return
                     if not manager.is_running_here(message_id):
@@ -361,9 +369,9 @@ class ChatSubscription:
                         )
                         if finished is not None:
                             for event in finished:
-                                yield stream_event_from_dict(message_id, event)
+                                yield stream_event_of(message_id, event)
                             return
-                    held: dict[str, Any] | None = None
+                    held: AnswerEvent | None = None
                     while True:
                         try:
                             if held is not None:
@@ -384,27 +392,27 @@ class ChatSubscription:
                             if finished is None:
                                 continue
                             for event in finished:
-                                if event["seq"] > last_seq or is_terminal(event):
-                                    yield stream_event_from_dict(message_id, event)
+                                if event.seq > last_seq or is_terminal(event):
+                                    yield stream_event_of(message_id, event)
                             return
-                        seq = event["seq"]
+                        seq = event.seq
                         if seq <= last_seq:
                             continue
                         if seq > last_seq + 1:
                             # A gap (a slow consumer's queue overflowed): fill it from the log.
                             for missed in await manager.event_log.read_after(message_id, last_seq):
-                                if missed["seq"] <= last_seq:
+                                if missed.seq <= last_seq:
                                     continue
-                                last_seq = missed["seq"]
-                                yield stream_event_from_dict(message_id, missed)
+                                last_seq = missed.seq
+                                yield stream_event_of(message_id, missed)
                                 if is_terminal(missed):
                                     return
                             continue
-                        if coalesce_tokens and event["type"] == "TOKEN" and not relay.empty():
+                        if coalesce_tokens and isinstance(event, AnswerToken) and not relay.empty():
                             # Behind: one GraphQL execution and one frame for everything waiting.
                             event, held = _merge_waiting_tokens(event, relay)
-                        last_seq = event["seq"]
-                        yield stream_event_from_dict(message_id, event)
+                        last_seq = event.seq
+                        yield stream_event_of(message_id, event)
                         if is_terminal(event):
                             return
                 finally:
@@ -441,37 +449,36 @@ class ChatSubscription:
                 yield NotFound(message=service.MESSAGE_NOT_FOUND)
 
 
-def coalesce_token_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def coalesce_token_events(events: list[AnswerEvent]) -> list[AnswerEvent]:
     """Runs of consecutive TOKEN events (contiguous seqs) → one TOKEN with the last seq."""
-    merged: list[dict[str, Any]] = []
+    merged: list[AnswerEvent] = []
     for event in events:
         previous = merged[-1] if merged else None
         if (
-            previous is not None
-            and event["type"] == "TOKEN"
-            and previous["type"] == "TOKEN"
-            and event["seq"] == previous["seq"] + 1
+            isinstance(previous, AnswerToken)
+            and isinstance(event, AnswerToken)
+            and event.seq == previous.seq + 1
         ):
-            merged[-1] = {**previous, "seq": event["seq"], "delta": previous["delta"] + event["delta"]}
+            merged[-1] = AnswerToken(event.seq, previous.delta + event.delta)
         else:
             merged.append(event)
     return merged
 
 
 def _merge_waiting_tokens(
-    first: dict[str, Any], relay: asyncio.Queue[dict[str, Any]]
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    first: AnswerToken, relay: asyncio.Queue[AnswerEvent]
+) -> tuple[AnswerToken, AnswerEvent | None]:
     """`first` plus the contiguous TOKENs already queued; returns it and the event that ended the run."""
-    parts = [first["delta"]]
-    last = first["seq"]
+    parts = [first.delta]
+    last = first.seq
     while not relay.empty():
         following = relay.get_nowait()
-        if following["type"] == "TOKEN" and following["seq"] == last + 1:
-            parts.append(following["delta"])
-            last = following["seq"]
+        if isinstance(following, AnswerToken) and following.seq == last + 1:
+            parts.append(following.delta)
+            last = following.seq
             continue
-        return {**first, "seq": last, "delta": "".join(parts)}, following
-    return {**first, "seq": last, "delta": "".join(parts)}, None
+        return dataclasses.replace(first, seq=last, delta="".join(parts)), following
+    return dataclasses.replace(first, seq=last, delta="".join(parts)), None
 
 
 async def _finished_without_log(
@@ -480,30 +487,14 @@ async def _finished_without_log(
     message_id: uuid.UUID,
     after_seq: int,
     last_seq: int,
-) -> list[dict[str, Any]] | None:
+) -> list[AnswerEvent] | None:
     """Final events when the answer is over but the live stream cannot say so."""
     row = await stored_message()
     if row is None:
-        return [
-            {
-                "seq": last_seq + 1,
-                "type": "ERROR",
-                "status": "FAILED",
-                "message": "The message was deleted.",
-                "text": "",
-            }
-        ]
+        return [AnswerFailed(last_seq + 1, message="The message was deleted.")]
     if row.status in repository.IN_FLIGHT_STATUSES:
         if row.created_at < abandoned_before(manager.settings):
-            return [
-                {
-                    "seq": last_seq + 1,
-                    "type": "ERROR",
-                    "status": "FAILED",
-                    "message": ABANDONED_ERROR,
-                    "text": row.content,
-                }
-            ]
+            return [AnswerFailed(last_seq + 1, message=ABANDONED_ERROR, text=row.content)]
         return None
     # Finished: the log may have got the final event since we read it.
     remaining = [event for event in await manager.event_log.read_after(message_id, last_seq)]

@@ -1,5 +1,5 @@
 """GraphQL types of the chat domain: from rows with `from_row` (like every type), from
-stream events and stored source dicts by the functions at the end."""
+stream events (`gql_server/events/kinds.py`) and stored source dicts by the functions at the end."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gql_server.documents.types import (
     UnsupportedFileType,
 )
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
+from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
 from gql_server.kit.page import Page
 from gql_server.rag.types import SourceLocation
 
@@ -407,31 +408,35 @@ def _feedback(value: int | None) -> FeedbackValue:
     return FeedbackValue.NONE
 
 
-def stream_event_from_dict(message_id: uuid.UUID, event: dict[str, Any]) -> Any:
-    kind = event["type"]
-    seq = int(event["seq"])
-    if kind == "TOKEN":
-        return TokenEvent(message_id=message_id, seq=seq, delta=event["delta"])
-    if kind == "SOURCES":
-        return SourcesEvent(
-            message_id=message_id, seq=seq, sources=[source_from_dict(source) for source in event["sources"]]
-        )
-    if kind == "DONE":
-        return DoneEvent(
-            message_id=message_id,
-            seq=seq,
-            status=models.MessageStatus(event["status"]),
-            text=event["text"],
-            citations=list(event.get("citations") or []),
-            usage=usage_from_dict(event.get("usage")),
-            timings=timings_from_dict(event.get("timings")),
-            truncated=bool(event.get("truncated")),
-            evidence=_evidence(event.get("evidence")),
-        )
-    return ErrorEvent(
-        message_id=message_id,
-        seq=seq,
-        status=models.MessageStatus(event.get("status") or "FAILED"),
-        message=event["message"],
-        text=event.get("text") or "",
-    )
+def stream_event_of(
+    message_id: uuid.UUID, event: AnswerEvent
+) -> SourcesEvent | TokenEvent | DoneEvent | ErrorEvent:
+    match event:
+        case AnswerToken():
+            return TokenEvent(message_id=message_id, seq=event.seq, delta=event.delta)
+        case AnswerSources():
+            return SourcesEvent(
+                message_id=message_id,
+                seq=event.seq,
+                sources=[source_from_dict(source) for source in event.sources],
+            )
+        case AnswerDone():
+            return DoneEvent(
+                message_id=message_id,
+                seq=event.seq,
+                status=event.status,
+                text=event.text,
+                citations=list(event.citations),
+                usage=usage_from_dict(event.usage),
+                timings=timings_from_dict(event.timings),
+                truncated=event.truncated,
+                evidence=_evidence(event.evidence),
+            )
+        case AnswerFailed():
+            return ErrorEvent(
+                message_id=message_id,
+                seq=event.seq,
+                status=event.status,
+                message=event.message,
+                text=event.text,
+            )

@@ -1,7 +1,7 @@
 """Document progress events: what the ingestion task publishes and subscriptions deliver.
 
-An event is a JSON-able dict (it crosses Redis pub/sub) built from the document row or
-from the running task's tracker. Channels: one per model (admin dashboards list every
+An event is a `DocumentProgressed` (`gql_server/events/kinds.py`) built from the document
+row or from the running task's tracker. Channels: one per model (admin dashboards list every
 document of a model) and one per document. Documents attached to a chat session are
 published on their document channel only, never on the model's.
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from gql_server.db.models import Document, DocumentStatus
 from gql_server.events.bus import EventBus
-
-Event = dict[str, Any]
+from gql_server.events.kinds import DocumentProgressed
 
 STAGE_ORDER = {
     DocumentStatus.QUEUED: 0,
@@ -38,42 +36,41 @@ def document_channel(document_id: uuid.UUID | str) -> str:
     return f"documents:document:{document_id}"
 
 
-def event_from_row(document: Document, *, deleted: bool = False) -> Event:
+def event_from_row(document: Document, *, deleted: bool = False) -> DocumentProgressed:
     elapsed: float | None = None
     if document.processing_started_at is not None:
         end = document.processed_at if not document.status.is_working and document.processed_at else None
         end_time = end or datetime.now(UTC)
         elapsed = max(0.0, (end_time - document.processing_started_at).total_seconds())
-    return {
-        "documentId": str(document.id),
-        "modelId": str(document.model_id),
-        "sessionId": str(document.session_id) if document.session_id else None,
-        "status": document.status.value,
-        "progress": float(document.progress or 0.0),
-        "pagesDone": document.page_count if not document.status.is_working else None,
-        "pageCount": document.page_count,
-        "chunkCount": document.chunk_count,
-        "elapsedSeconds": elapsed,
-        "etaSeconds": 0.0 if not document.status.is_working else None,
-        "error": document.error,
-        "warnings": list(document.warnings or []),
-        "attempt": document.attempts,
-        "deleted": deleted,
-        "at": time.time(),
-    }
+    return DocumentProgressed(
+        document_id=document.id,
+        model_id=document.model_id,
+        session_id=document.session_id,
+        status=document.status,
+        progress=float(document.progress or 0.0),
+        pages_done=document.page_count if not document.status.is_working else None,
+        page_count=document.page_count,
+        chunk_count=document.chunk_count or 0,
+        elapsed_seconds=elapsed,
+        eta_seconds=0.0 if not document.status.is_working else None,
+        error=document.error,
+        warnings=tuple(document.warnings or ()),
+        attempt=document.attempts or 0,
+        deleted=deleted,
+        at=time.time(),
+    )
 
 
-def ordering_key(event: Event) -> tuple[int, int, float]:
+def ordering_key(event: DocumentProgressed) -> tuple[int, int, float]:
     """Events of one document never go backwards: (attempt, stage, progress)."""
-    status = DocumentStatus(event["status"])
-    return (int(event.get("attempt") or 0), STAGE_ORDER[status], float(event.get("progress") or 0.0))
+    return (event.attempt, STAGE_ORDER[event.status], event.progress)
 
 
-def is_final(event: Event) -> bool:
-    return bool(event.get("deleted")) or DocumentStatus(event["status"]) in FINAL_STATUSES
+def is_final(event: DocumentProgressed) -> bool:
+    return event.deleted or event.status in FINAL_STATUSES
 
 
-async def publish_document_event(bus: EventBus, event: Event) -> None:
-    await bus.publish(document_channel(event["documentId"]), event)
-    if event.get("sessionId") is None:
-        await bus.publish(model_channel(event["modelId"]), event)
+async def publish_document_event(bus: EventBus, event: DocumentProgressed) -> None:
+    await bus.publish(document_channel(event.document_id), event)
+    if event.session_id is None:
+        await bus.publish(model_channel(event.model_id), event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -19,7 +20,6 @@ from gql_server.documents import repository, service
 from gql_server.documents.acceptance import Admission, accept_document
 from gql_server.documents.access import can_read_document
 from gql_server.documents.progress import (
-    Event,
     document_channel,
     event_from_row,
     is_final,
@@ -41,6 +41,7 @@ from gql_server.documents.types import (
     UploadDocumentResult,
 )
 from gql_server.errors import PublicError, maps_domain_errors
+from gql_server.events.kinds import DocumentProgressed, Event
 from gql_server.kit.field_permissions import signed_in
 from gql_server.kit.page import build_page, parse_page_arguments
 
@@ -193,6 +194,7 @@ class _EventWaiter:
         self._pending: asyncio.Task[Event] | None = None
 
     async def next(self, timeout: float) -> Event | None:
+        """The next event on the channel, or None after `timeout` seconds."""
         if self._pending is None:
             self._pending = asyncio.ensure_future(anext(self._events))
         done, _ = await asyncio.wait({self._pending}, timeout=timeout)
@@ -239,15 +241,21 @@ async def _progress_of(
         waiter = _EventWaiter(events)
         try:
             while not is_final(last):
-                event = await waiter.next(RESYNC_SECONDS)
-                if event is None:
+                received = await waiter.next(RESYNC_SECONDS)
+                if received is None:
                     async with state.sessionmaker() as session:
                         row = await repository.get_document(session, document_id)
-                    event = event_from_row(row) if row is not None else {**last, "deleted": True}
-                    if not event["deleted"] and ordering_key(event) <= ordering_key(last):
+                    event = (
+                        event_from_row(row) if row is not None else dataclasses.replace(last, deleted=True)
+                    )
+                    if not event.deleted and ordering_key(event) <= ordering_key(last):
                         continue
-                elif not event.get("deleted") and ordering_key(event) < ordering_key(last):
+                elif not isinstance(received, DocumentProgressed):
+                    continue
+                elif not received.deleted and ordering_key(received) < ordering_key(last):
                     continue  # published before the row we started from
+                else:
+                    event = received
                 last = event
                 yield DocumentProgress.from_event(event)
         finally:
@@ -263,7 +271,8 @@ async def _events_of(state: Any, user: models.User, model_id: uuid.UUID) -> Asyn
         for row in working:
             yield DocumentProgress.from_event(event_from_row(row))
         async for event in events:
-            yield DocumentProgress.from_event(event)
+            if isinstance(event, DocumentProgressed):
+                yield DocumentProgress.from_event(event)
 
 
 @strawberry.type

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
+from gql_server.events.kinds import DocumentProgressed
 from gql_server.kit.page import Page
 
 DocumentStatus = strawberry.enum(
@@ -106,22 +107,21 @@ class DocumentProgress:
     deleted: bool = strawberry.field(description="The document was deleted; no more events follow for it.")
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> DocumentProgress:
-        progress = float(event.get("progress") or 0.0)
+    def from_event(cls, event: DocumentProgressed) -> DocumentProgress:
         return cls(
-            document_id=uuid.UUID(event["documentId"]),
-            model_id=uuid.UUID(event["modelId"]),
-            status=models.DocumentStatus(event["status"]),
-            progress=progress,
-            percent=int(progress * 100),
-            pages_done=event.get("pagesDone"),
-            page_count=event.get("pageCount"),
-            chunk_count=int(event.get("chunkCount") or 0),
-            elapsed_seconds=event.get("elapsedSeconds"),
-            eta_seconds=event.get("etaSeconds"),
-            error=event.get("error"),
-            warnings=list(event.get("warnings") or []),
-            deleted=bool(event.get("deleted")),
+            document_id=event.document_id,
+            model_id=event.model_id,
+            status=event.status,
+            progress=event.progress,
+            percent=int(event.progress * 100),
+            pages_done=event.pages_done,
+            page_count=event.page_count,
+            chunk_count=event.chunk_count,
+            elapsed_seconds=event.elapsed_seconds,
+            eta_seconds=event.eta_seconds,
+            error=event.error,
+            warnings=list(event.warnings),
+            deleted=event.deleted,
         )
 
 

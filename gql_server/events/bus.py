@@ -1,31 +1,45 @@
 """Event bus: in-process by default, Redis pub/sub with REDIS_URL.
 
-Publishers (API resolvers, taskiq workers, generation tasks) publish JSON-able dicts on
-named channels; subscriptions consume them. With Redis, each process holds ONE pub/sub
-connection and fans messages out to local subscriber queues, so many concurrent
+Publishers (API resolvers, taskiq workers, generation tasks) publish typed events
+(`gql_server/events/kinds.py`) on named channels; subscriptions receive the same objects.
+The in-process bus hands them over as they are; `RedisEventBus` turns them into JSON and
+back (`to_json` / `from_json`) at the Redis boundary only. With Redis, each process holds
+ONE pub/sub connection and fans messages out to local subscriber queues, so many concurrent
 subscriptions do not cost one Redis connection each.
 
-The `access` channel carries typed `AccessChanged` events (serialised to dicts only here, at
-the bus boundary): published after a transaction that narrows who may see what commits,
-consumed by `gql_server.access.watch`, which ends open subscriptions that lost access.
+The `access` channel carries `AccessChanged` events: published after a transaction that
+narrows who may see what commits, consumed by `gql_server.access.watch`, which ends open
+subscriptions that lost access.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import json
 import logging
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
+
+import pydantic
+
+from gql_server.events.kinds import AccessChanged, AccessChangeReason, Event, from_json, to_json
+
+__all__ = [
+    "ACCESS_CHANNEL",
+    "AccessChangeReason",
+    "AccessChanged",
+    "Event",
+    "EventBus",
+    "InProcessEventBus",
+    "RedisEventBus",
+    "Subscription",
+    "create_event_bus",
+    "publish_access_changed",
+]
 
 logger = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 SUBSCRIBER_QUEUE_SIZE = 10_000
 
 
@@ -147,7 +161,7 @@ class RedisEventBus:
         return self._redis
 
     async def publish(self, channel: str, event: Event) -> None:
-        await self._redis.publish(self._prefix + channel, json.dumps(event, default=str))
+        await self._redis.publish(self._prefix + channel, to_json(event))
 
     async def _read_forever(self) -> None:
         while True:
@@ -157,7 +171,14 @@ class RedisEventBus:
                 if message is None or message.get("type") != "message":
                     continue
                 channel = str(message["channel"])[len(self._prefix) :]
-                self._fanout.deliver(channel, json.loads(message["data"]))
+                try:
+                    event = from_json(message["data"])
+                except pydantic.ValidationError as error:
+                    logger.warning("dropped a malformed event on channel %s: %s", channel, error)
+                    if channel == ACCESS_CHANNEL:  # an access change we cannot read: everyone re-checks
+                        self._fanout.deliver(ACCESS_CHANNEL, AccessChanged(AccessChangeReason.RESYNC))
+                    continue
+                self._fanout.deliver(channel, event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -166,7 +187,7 @@ class RedisEventBus:
                 # Messages published while the connection was down are lost. Progress and
                 # token streams re-read their state on their own timers; access watches are
                 # told now that anything may have changed, so they re-check at once.
-                self._fanout.deliver(ACCESS_CHANNEL, AccessChanged(AccessChangeReason.RESYNC).to_event())
+                self._fanout.deliver(ACCESS_CHANNEL, AccessChanged(AccessChangeReason.RESYNC))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
@@ -199,75 +220,6 @@ class RedisEventBus:
 ACCESS_CHANNEL = "access"
 
 
-class AccessChangeReason(enum.StrEnum):
-    GRANT_REVOKED = "GRANT_REVOKED"
-    MEMBERSHIP_REMOVED = "MEMBERSHIP_REMOVED"
-    GROUP_DELETED = "GROUP_DELETED"
-    USER_DEACTIVATED = "USER_DEACTIVATED"
-    USER_DEMOTED = "USER_DEMOTED"
-    SESSIONS_REVOKED = "SESSIONS_REVOKED"  # token_version bumped (password change)
-    MODEL_DELETED = "MODEL_DELETED"
-    RESYNC = "RESYNC"  # events may have been lost: everyone re-checks
-
-
-@dataclass(frozen=True, slots=True)
-class AccessChanged:
-    """Who may see what has narrowed (the change is committed). Only ids, never names.
-
-    Whom it concerns: with `user_ids`, those users' subscriptions; otherwise, with
-    `model_ids`, every subscription on those models; with neither, every subscription.
-    """
-
-    reason: AccessChangeReason
-    user_ids: frozenset[uuid.UUID] = frozenset()
-    model_ids: frozenset[uuid.UUID] = frozenset()
-    group_id: uuid.UUID | None = None
-
-    @classmethod
-    def of(
-        cls,
-        reason: AccessChangeReason,
-        *,
-        user_ids: Iterable[uuid.UUID | None] = (),
-        model_ids: Iterable[uuid.UUID | None] = (),
-        group_id: uuid.UUID | None = None,
-    ) -> AccessChanged:
-        return cls(
-            reason,
-            frozenset(user_id for user_id in user_ids if user_id is not None),
-            frozenset(model_id for model_id in model_ids if model_id is not None),
-            group_id,
-        )
-
-    def concerns(self, user_id: uuid.UUID, model_ids: Iterable[uuid.UUID]) -> bool:
-        if self.user_ids:
-            return user_id in self.user_ids
-        if self.model_ids:
-            return not self.model_ids.isdisjoint(model_ids)
-        return True
-
-    def to_event(self) -> Event:
-        return {
-            "reason": self.reason.value,
-            "userIds": sorted(str(user_id) for user_id in self.user_ids),
-            "modelIds": sorted(str(model_id) for model_id in self.model_ids),
-            "groupId": str(self.group_id) if self.group_id else None,
-        }
-
-    @classmethod
-    def from_event(cls, event: Event) -> AccessChanged:
-        """Parse a bus event; anything malformed becomes a RESYNC (everyone re-checks)."""
-        try:
-            return cls(
-                AccessChangeReason(event["reason"]),
-                frozenset(uuid.UUID(value) for value in event.get("userIds") or ()),
-                frozenset(uuid.UUID(value) for value in event.get("modelIds") or ()),
-                uuid.UUID(event["groupId"]) if event.get("groupId") else None,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return cls(AccessChangeReason.RESYNC)
-
-
 async def publish_access_changed(bus: EventBus, change: AccessChanged) -> None:
     """Tell every process's open subscriptions; call after the change is committed.
 
@@ -275,7 +227,7 @@ async def publish_access_changed(bus: EventBus, change: AccessChanged) -> None:
     message is caught by the watches' periodic re-check (watch.RECHECK_SECONDS).
     """
     try:
-        await bus.publish(ACCESS_CHANNEL, change.to_event())
+        await bus.publish(ACCESS_CHANNEL, change)
     except Exception:
         logger.warning(
             "could not publish an access change (%s); open subscriptions re-check on their timer",
