@@ -117,8 +117,9 @@ async def chunk_rows(
     async with sessionmaker() as session:
         result = await session.execute(
             text(
-                "SELECT chunk_index, text, page_start, page_end, row_start, row_end, token_count, model_id, "
-                "session_id FROM document_chunks WHERE document_id = :id ORDER BY chunk_index"
+                "SELECT chunk_index, text, context, page_start, page_end, row_start, row_end, location, "
+                "token_count, model_id, session_id FROM document_chunks WHERE document_id = :id "
+                "ORDER BY chunk_index"
             ),
             {"id": document_id},
         )

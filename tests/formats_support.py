@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from tests.document_helpers import chunk_rows
 from tests.graphql_client import GraphQLClient
 
 SEARCH = """
@@ -20,18 +18,8 @@ query Search($modelId: UUID!, $query: String!) {
 """
 
 
-async def located_chunks(
-    sessionmaker: async_sessionmaker[AsyncSession], document_id: str
-) -> list[dict[str, Any]]:
-    async with sessionmaker() as session:
-        result = await session.execute(
-            text(
-                "SELECT chunk_index, text, context, page_start, row_start, row_end, location "
-                "FROM document_chunks WHERE document_id = :id ORDER BY chunk_index"
-            ),
-            {"id": document_id},
-        )
-        return [dict(row._mapping) for row in result]
+# Chunks with their typed location: tests/document_helpers.py selects it for every test.
+located_chunks = chunk_rows
 
 
 async def search_texts(client: GraphQLClient, model_id: Any, query: str) -> list[dict[str, Any]]:

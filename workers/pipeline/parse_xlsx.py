@@ -69,6 +69,19 @@ def _sheet_units(sheet_index: int, sheet: object, max_columns: int, max_cell_cha
             rows=list(block),
         )
 
+    def preamble_unit() -> Unit:
+        """Lines above the table (a title, notes), or a sheet without one, as text."""
+        return Unit(
+            index=sheet_index,
+            text="\n".join(text for _, text in preamble),
+            location={
+                "kind": "sheet",
+                "sheet": name,
+                "row_start": preamble[0][0],
+                "row_end": preamble[-1][0],
+            },
+        )
+
     for row_number, values in enumerate(iter_rows(values_only=True), start=1):
         cells = [cell_text(value) for value in values]
         while cells and not cells[-1]:
@@ -87,16 +100,7 @@ def _sheet_units(sheet_index: int, sheet: object, max_columns: int, max_cell_cha
                 continue
             header = [cell or f"column {i + 1}" for i, cell in enumerate(cells)]
             if preamble:
-                yield Unit(
-                    index=sheet_index,
-                    text="\n".join(text for _, text in preamble),
-                    location={
-                        "kind": "sheet",
-                        "sheet": name,
-                        "row_start": preamble[0][0],
-                        "row_end": preamble[-1][0],
-                    },
-                )
+                yield preamble_unit()
                 preamble = []
             continue
         if len(cells) > len(header):
@@ -108,16 +112,7 @@ def _sheet_units(sheet_index: int, sheet: object, max_columns: int, max_cell_cha
     if block:
         yield unit()
     elif preamble:  # no table: the sheet's lines are its content
-        yield Unit(
-            index=sheet_index,
-            text="\n".join(text for _, text in preamble),
-            location={
-                "kind": "sheet",
-                "sheet": name,
-                "row_start": preamble[0][0],
-                "row_end": preamble[-1][0],
-            },
-        )
+        yield preamble_unit()
     elif header is not None:  # a table of one row: content, not a header
         yield Unit(
             index=sheet_index,
