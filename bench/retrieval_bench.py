@@ -286,6 +286,53 @@ async def evaluate_quality(
     return results
 
 
+async def tune_phrases(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model_id: uuid.UUID,
+    queries: list[dict[str, Any]],
+    qrels: dict[str, dict[str, int]],
+    query_embeddings: dict[str, np.ndarray],
+) -> list[dict[str, float]]:
+    """HYBRID nDCG@10 for each (proximity_weight, proximity_min_share): the bigram list's
+    weight in the fusion and the share of the query's bigram weight a chunk must hold."""
+    async with sessionmaker() as session:
+        filename_of = dict(
+            (
+                await session.execute(
+                    select(Document.id, Document.filename).where(Document.model_id == model_id)
+                )
+            ).all()
+        )
+    rows: list[dict[str, float]] = []
+    for weight, share in ((0.0, 0.5), (0.5, 0.5), (1.0, 0.5), (0.5, 0.7), (1.0, 0.7), (1.0, 0.9)):
+        parameters = RetrievalParameters(proximity_weight=weight, proximity_min_share=share)
+        scores = []
+        for query in queries:
+            async with sessionmaker.begin() as session:
+                passages = await retrieve_passages(
+                    session,
+                    user,
+                    model_id,
+                    query["text"],
+                    k=QUALITY_K,
+                    query_embedding=query_embeddings[str(query["_id"])],
+                    mode=RetrievalMode.HYBRID,
+                    parameters=parameters,
+                )
+            ranked = aggregate_documents([(filename_of[p.document_id], p.score) for p in passages], 0.0)
+            scores.append(ndcg_at(ranked, qrels[str(query["_id"])], 10))
+        rows.append(
+            {
+                "proximity_weight": weight,
+                "proximity_min_share": share,
+                "ndcg@10": round(statistics.fmean(scores), 4),
+            }
+        )
+        log(f"  proximity weight {weight} share {share}: HYBRID nDCG@10 {rows[-1]['ndcg@10']:.4f}")
+    return rows
+
+
 def aggregate_documents(passages: list[tuple[str, float]], decay: float) -> list[str]:
     """Documents best first; each scores Σ decay^n · score over its passages in rank order
     (n = 0 for its best one), so decay 0 ranks a document at its best passage."""
@@ -636,7 +683,7 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
         if arguments.skip_quality:  # scale figures only, over whatever corpus is ingested so far
             queries = queries[: max(arguments.scale_samples, 50)]
             ingestion = {"skipped": True}
-        elif arguments.tune:  # over whatever is ingested
+        elif arguments.tune or arguments.tune_phrases:  # over whatever is ingested
             ingestion = {"skipped": True}
         else:
             shard, shard_count = (int(part) for part in arguments.ingest_shard.split("/"))
@@ -657,6 +704,10 @@ async def run(arguments: argparse.Namespace) -> dict[str, Any]:
 
         parameters = RetrievalParameters()
         log(f"evaluating {len(queries)} queries on {len(corpus)} documents / {chunk_count} chunks…")
+        if arguments.tune_phrases:
+            rows = await tune_phrases(sessionmaker, user, model_id, queries, qrels, query_embeddings)
+            await engine.dispose()
+            return {"tuning": rows}
         if arguments.tune:
             rows = await tune(sessionmaker, user, model_id, queries, qrels, query_embeddings)
             await engine.dispose()
@@ -747,6 +798,11 @@ def main() -> None:
     parser.add_argument(
         "--tune", action="store_true", help="grid-search the fusion settings (train queries!)"
     )
+    parser.add_argument(
+        "--tune-phrases",
+        action="store_true",
+        help="HYBRID nDCG@10 over a grid of the bigram list's weight and share (train queries!)",
+    )
     parser.add_argument("--skip-quality", action="store_true", help="no ingestion, no quality figures")
     parser.add_argument("--scale-chunks", type=int, default=200_000)
     parser.add_argument("--scale-models", type=int, default=20)
@@ -759,7 +815,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     figures = asyncio.run(run(arguments))
-    if arguments.ingest_only or arguments.tune:
+    if arguments.ingest_only or arguments.tune or arguments.tune_phrases:
         print(json.dumps(figures))
         return
     quality = figures["quality"]
