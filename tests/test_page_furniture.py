@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from gql_server.embedding.embedder import get_embedder
 from tests.conftest import RunningServer
 from tests.document_helpers import upload_document, wait_for_final
 from tests.factories import create_model
 from tests.graphql_client import GraphQLClient
 from tests.pdf_factory import text_pdf
-from gql_server.embedding.embedder import get_embedder
 from workers.pipeline.furniture import FurnitureDetector, strip_furniture
 from workers.pipeline.parse_pdf import open_pdf
 from workers.pipeline.process import process_document

@@ -3,9 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from tests.pdf_factory import image_only_pdf, text_pdf
 from workers.pipeline.chunking import LocatedText, make_chunker
-from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from workers.pipeline.parse_pdf import NO_TEXT_LAYER_WARNING, open_pdf
 from workers.pipeline.process import ProcessingStage, process_document
 from workers.pipeline.sniff import DocumentKind

@@ -7,9 +7,9 @@ import numpy as np
 import pypdf
 import pytest
 
+from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from tests.pdf_factory import text_pdf
 from workers.pipeline.chunk import Chunk
-from gql_server.embedding.embedder import SentenceEmbedder, get_embedder
 from workers.pipeline.process import context_header, process_document, with_context
 from workers.pipeline.sniff import DocumentKind
 

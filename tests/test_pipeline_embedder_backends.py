@@ -9,7 +9,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.conftest import shared_data_path
 from gql_server.embedding.embedder import (
     OnnxSentenceEmbedder,
     SentenceEmbedder,
@@ -18,6 +17,7 @@ from gql_server.embedding.embedder import (
     get_embedder,
     resolve_backend,
 )
+from tests.conftest import shared_data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
