@@ -15,7 +15,9 @@ document and asks a question. It checks what the issue asks of LLM answers:
 - the connection test passes against the real server;
 - the reply stops at the token limit, llama.cpp says `finish_reason: "length"`, and the stored
   message is COMPLETE with `truncated: true`;
-- the token usage the server reported is stored (completion tokens = the limit);
+- the token usage is stored as the server reported it (completion tokens = the limit), or as
+  unknown (null, never zeros) when it reported none — llama-cpp-python 0.3.36 sends no usage
+  in streamed replies, whatever `stream_options` says;
 - the model writes no `[n]` markers, so every source is `cited: false` — and the sources the
   answer was given are still listed on the message.
 
@@ -142,8 +144,12 @@ async def _check(api: Api, llama_base: str, work: Path) -> dict[str, Any]:
         "connection_test_ok": bool(connection.get("ok")),
         "status_complete": message["status"] == "COMPLETE",
         "truncated_flag_set": message["truncated"] is True,
-        "completion_tokens_equal_limit": usage.get("completionTokens") == MAX_TOKENS,
-        "prompt_tokens_reported": isinstance(usage.get("promptTokens"), int) and usage["promptTokens"] > 0,
+        # llama-cpp-python's server sends no usage in a streamed reply (it ignores
+        # stream_options.include_usage; a non-streamed reply carries it): ragql then stores
+        # the usage as unknown (null), never as zeros. A server that reports it must have
+        # it stored as reported.
+        "usage_as_reported_or_unknown": message["tokenUsage"] is None
+        or (usage.get("completionTokens") == MAX_TOKENS and (usage.get("promptTokens") or 0) > 0),
         "sources_listed": len(sources) > 0 and all(s["documentId"] == document_id for s in sources),
         "no_source_cited_without_markers": all(not s["cited"] for s in sources),
     }
@@ -153,7 +159,7 @@ async def _check(api: Api, llama_base: str, work: Path) -> dict[str, Any]:
         "checks": checks,
         "answer": message["content"],
         "error": message["error"],
-        "usage": usage,
+        "usage": message["tokenUsage"],
         "sources": len(sources),
         "answer_seconds": round(seconds, 2),
         "connection_message": connection.get("message"),
