@@ -240,29 +240,6 @@ def test_csv_rows_become_a_table_with_their_data_row_numbers() -> None:
     assert "QX-7731" not in answer and "ZZ-1000" not in answer
 
 
-def test_a_long_run_broken_off_by_a_formula_or_column_is_not_quoted() -> None:
-    # A PDF puts a formula, a figure or another column between the halves of a sentence: the
-    # first half stops without punctuation before something else. Short such runs are
-    # headings; a long one is a broken sentence and is never quoted.
-    text = (
-        "The committee reviewed the harbour crane schedule and agreed that the inspection of crane CR-7 shall follow\n"
-        "\n"
-        "Table 4\n"
-        "\n"
-        "Crane CR-7 is inspected every 90 days by the port engineering team."
-    )
-    units = split_units(text)
-    broken = [unit for unit in units if unit.text.startswith("The committee")]
-    assert broken and not broken[0].complete, units
-    assert [unit.complete for unit in units if unit.text == "Table 4"] == [True], units
-    answer = compose_extractive_answer(
-        "How often is crane CR-7 inspected?",
-        [ContextPassage(1, "Harbour", text, "p. 2", 0.5)],
-    )
-    assert "shall follow" not in answer, answer
-    assert "inspected every 90 days" in answer, answer
-
-
 def test_spreadsheet_rows_become_a_table_with_the_sheets_own_row_numbers() -> None:
     # A sheet's rows are typed on the passage (retrieval's row_start/row_end); the label names
     # the sheet, whose "2" in "Q2" is not a row number.

@@ -99,9 +99,6 @@ _STOPWORDS = frozenset(
     like well""".split()
 )
 
-# The longest run without a sentence ending that still counts as a whole line (see split_units).
-MAX_LINE_UNIT_WORDS = 12
-
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STREAM_CHUNK = re.compile(r"\s*\S+\s*")
 _QUOTED = re.compile(r'["“”„«»]([^"“”„«»]+?)["“”„«»]')
@@ -261,11 +258,7 @@ def split_units(text: str) -> list[Unit]:
             # Inside a passage, a run that stops without punctuation ended at a line break
             # followed by something else (a heading, a list, a table): a whole line. At the
             # very end of the passage it may have been cut by the chunker.
-            # A run that stops without punctuation before something else is a whole line (a
-            # heading, a label) only when it is short; a long one is a sentence broken by a
-            # formula, a figure or a column the PDF put in between, and quoting it would end
-            # mid-sentence (the answer bench's multi-column and mathematical PDFs).
-            complete = ends or (last and not last_segment and len(normalised.split()) <= MAX_LINE_UNIT_WORDS)
+            complete = ends or (last and not last_segment)
             unit_kind = "sentence" if ends else "line"
             if not units and kind == "prose" and not _STARTS_SENTENCE.match(normalised):
                 complete = False  # the passage starts inside a sentence
