@@ -177,3 +177,57 @@ def test_compression_ratio_check(tmp_path: Path, part_bytes: bytes, refused: boo
             check_package(path)
     else:
         check_package(path)  # no error
+
+
+_LAUGHS = (
+    b'<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+    + b"".join(
+        b'<!ENTITY lol%d "' % level + (b"&lol%d;" % (level - 1)) * 10 + b'">' for level in range(2, 10)
+    )
+    + b"]>"
+)
+
+
+def _with_entity_bomb(content: bytes, part: str, marker: bytes) -> bytes:
+    """The file with a billion-laughs DTD in `part` and `&lol9;` (10^9 "lol"s once expanded)
+    put where `marker` stands."""
+    buffer = io.BytesIO()
+    source = zipfile.ZipFile(io.BytesIO(content))
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == part:
+                declaration_end = data.index(b"?>") + 2 if data.startswith(b"<?xml") else 0
+                data = data[:declaration_end] + _LAUGHS + data[declaration_end:]
+                assert marker in data, (part, data[:400])
+                data = data.replace(marker, marker + b"&lol9;", 1)
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_xml_entity_expansion_is_never_performed(
+    server: RunningServer, superadmin: GraphQLClient
+) -> None:
+    from tests.formats_support import xlsx_bytes
+
+    model = await create_model(server.state.sessionmaker)
+    hostile = {
+        "laughs.docx": _with_entity_bomb(docx_bytes(), "word/document.xml", b"Everyone gets health cover"),
+        "laughs.xlsx": _with_entity_bomb(xlsx_bytes(), "xl/worksheets/sheet1.xml", b"<sheetData>"),
+    }
+    ids = {
+        name: await upload_document(superadmin, model.id, name, content) for name, content in hostile.items()
+    }
+    fine_id = await upload_document(superadmin, model.id, "fine.docx", docx_bytes())
+    for name, document_id in ids.items():
+        document = await wait_for_final(superadmin, document_id)
+        # Refused with a reason, or read without the entities: never 10^9 "lol"s in memory.
+        if document["status"] == "FAILED":
+            assert document["error"], (name, document)
+        else:
+            assert document["status"] == "READY", (name, document)
+            chunks = await located_chunks(server.state.sessionmaker, document_id)
+            assert sum(chunk["text"].count("lol") for chunk in chunks) < 100, (name, chunks[:2])
+    assert (await wait_for_final(superadmin, fine_id))["status"] == "READY"
