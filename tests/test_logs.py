@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from gql_server.logging_setup import RedactSecretsFilter
-from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD
+from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer
+from tests.document_helpers import upload_document, wait_for_final
+from tests.factories import create_model
+from tests.graphql_client import GraphQLClient
 from tests.serve_process import ServeProcess
 
 INLINE_PASSWORD = "inline-secret-pw-" + uuid.uuid4().hex[:8]
@@ -143,3 +147,17 @@ def test_the_redaction_filter_also_covers_json_lines() -> None:
     message = record.getMessage()
     assert FAKE_TOKEN not in message and message.count("[redacted]") == 2, message
     assert json.dumps(message)
+
+
+@pytest.mark.asyncio
+async def test_the_ready_line_of_a_document_without_pages_names_no_pages(
+    server: RunningServer, superadmin: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = await create_model(server.state.sessionmaker)
+    with caplog.at_level(logging.INFO, logger="workers.ingestion"):
+        document_id = await upload_document(
+            superadmin, model.id, "parts.csv", b"part,price\nQX-1,0.40\nQX-2,0.05\n"
+        )
+        assert (await wait_for_final(superadmin, document_id))["status"] == "READY"
+    ready = [record.getMessage() for record in caplog.records if "READY" in record.getMessage()]
+    assert ready and all("None" not in line and "pages" not in line for line in ready), ready

@@ -610,9 +610,10 @@ async def _run(
         raise IngestionCancelled()
     await _publish(resources, event_from_row(final))
     logger.info(
-        "document %s READY: %s pages, %d chunks, %d tokens in %.1f s",
+        "document %s READY: %s%d chunks, %d tokens in %.1f s",
         row.id,
-        outcome.page_count,
+        # CSV, text and sheet-only documents have no pages: say nothing rather than "None pages".
+        f"{outcome.page_count} pages, " if outcome.page_count is not None else "",
         outcome.chunk_count,
         outcome.token_count,
         time.monotonic() - started_monotonic,
