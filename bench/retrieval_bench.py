@@ -225,6 +225,18 @@ async def ingest_corpus(
 # --- quality ------------------------------------------------------------------------------
 
 
+async def _filenames(sessionmaker: async_sessionmaker[AsyncSession], model_id: uuid.UUID) -> dict[Any, str]:
+    """{document id: file name} of the model's documents (qrels name corpus entries by file)."""
+    async with sessionmaker() as session:
+        return dict(
+            (
+                await session.execute(
+                    select(Document.id, Document.filename).where(Document.model_id == model_id)
+                )
+            ).all()
+        )
+
+
 async def evaluate_quality(
     sessionmaker: async_sessionmaker[AsyncSession],
     user: User,
@@ -234,14 +246,7 @@ async def evaluate_quality(
     parameters: RetrievalParameters,
     query_embeddings: dict[str, np.ndarray],
 ) -> dict[str, dict[str, float]]:
-    async with sessionmaker() as session:
-        filename_of = dict(
-            (
-                await session.execute(
-                    select(Document.id, Document.filename).where(Document.model_id == model_id)
-                )
-            ).all()
-        )
+    filename_of = await _filenames(sessionmaker, model_id)
     results: dict[str, dict[str, float]] = {}
     decayed: dict[str, list[float]] = {"ndcg@10": [], "recall@10": [], "recall@100": []}
     for mode in (RetrievalMode.DENSE, RetrievalMode.LEXICAL, RetrievalMode.HYBRID):
@@ -296,14 +301,7 @@ async def tune_phrases(
 ) -> list[dict[str, float]]:
     """HYBRID nDCG@10 for each (proximity_weight, proximity_min_share): the bigram list's
     weight in the fusion and the share of the query's bigram weight a chunk must hold."""
-    async with sessionmaker() as session:
-        filename_of = dict(
-            (
-                await session.execute(
-                    select(Document.id, Document.filename).where(Document.model_id == model_id)
-                )
-            ).all()
-        )
+    filename_of = await _filenames(sessionmaker, model_id)
     rows: list[dict[str, float]] = []
     for weight, share in ((0.0, 0.5), (0.5, 0.5), (1.0, 0.5), (0.5, 0.7), (1.0, 0.7), (1.0, 0.9)):
         parameters = RetrievalParameters(proximity_weight=weight, proximity_min_share=share)
@@ -394,14 +392,7 @@ async def tune(
     query_embeddings: dict[str, np.ndarray],
 ) -> list[dict[str, Any]]:
     """Grid over BM25 k1/b, RRF k, dense weight and aggregation, from rankings fetched once."""
-    async with sessionmaker() as session:
-        filename_of = dict(
-            (
-                await session.execute(
-                    select(Document.id, Document.filename).where(Document.model_id == model_id)
-                )
-            ).all()
-        )
+    filename_of = await _filenames(sessionmaker, model_id)
 
     async def ranking(query: dict[str, Any], mode: RetrievalMode, parameters: RetrievalParameters) -> Any:
         async with sessionmaker.begin() as session:
