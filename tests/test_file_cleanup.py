@@ -119,7 +119,7 @@ async def test_start_up_removes_stored_files_without_a_row(settings, database_ur
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from gql_server.db.engine import create_sessionmaker
-    from gql_server.db.models import Document, DocumentKind
+    from gql_server.db.models import Document, DocumentKind, DocumentStatus
 
     documents = settings.files_dir / "documents"
     documents.mkdir(parents=True)
@@ -138,6 +138,11 @@ async def test_start_up_removes_stored_files_without_a_row(settings, database_ur
                     size_bytes=5,
                     sha256="0" * 64,
                     storage_path=f"documents/{owned_id}.txt",
+                    # READY and kept: start-up recovery would otherwise ingest this PENDING row
+                    # and, with KEEP_ORIGINAL_FILES off, delete the file once it is searchable —
+                    # a race with the assertion below (CI lost it once).
+                    status=DocumentStatus.READY,
+                    file_kept=True,
                 )
             )
     finally:
