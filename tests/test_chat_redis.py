@@ -7,14 +7,16 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 
-from gql_server.db.models import ProviderKind
+from gql_server.db.models import ChatMessage, ChatSession, ProviderKind
 from gql_server.settings import Settings
 from tests.chat_support import (
     STOP,
@@ -120,3 +122,69 @@ async def test_reconnect_to_another_process_and_stop_from_it(two_servers: Any) -
         assert stopped_events[-1]["status"] == "STOPPED"
         stored = await stored_message(on_a, second)
         assert stored["status"] == "STOPPED" and stored["content"] == tokens_text(stopped_events)
+
+
+RESUME = """
+mutation Resume($id: UUID!) {
+  resumeChatSession(id: $id) { __typename ... on ChatSession { id isActive } ... on Error { message } }
+}
+"""
+
+
+async def test_resumes_and_sends_on_two_processes_leave_one_active_chat(two_servers: Any) -> None:
+    """Issue 16: continuing an older chat on either process; concurrent resumes and sends on
+    both leave exactly one active chat per user and model, with every history intact."""
+    app_a, _, client_a, client_b = two_servers
+    state = app_a.state.app_state
+    user = await create_user(state.sessionmaker)
+    model = await create_model(state.sessionmaker, provider=ProviderKind.EXTRACTIVE)
+    await grant_model(state.sessionmaker, model, user=user)
+    on_a = client_for(client_a, state.tokens, user)
+    on_b = client_for(client_b, state.tokens, user)
+    older = await start_session(on_a, model.id, "Older")
+    first_answer = await send_ok(on_a, older, "What is in the documents?")
+    await stream_all(on_b, first_answer)
+    newer = await start_session(on_b, model.id, "Newer")
+
+    async def active_ids() -> set[str]:
+        async with state.sessionmaker() as session:
+            rows = await session.scalars(
+                select(ChatSession.id).where(ChatSession.user_id == user.id, ChatSession.is_active)
+            )
+            return {str(row) for row in rows}
+
+    assert await active_ids() == {newer}
+    # Sent on B into the chat A's start ended: it is continued.
+    resumed = await send_ok(on_b, older, "Back to the older chat")
+    await stream_all(on_a, resumed)
+    assert await active_ids() == {older}
+    resumed_on_a = (await on_a.execute(RESUME, {"id": newer}))["resumeChatSession"]
+    assert resumed_on_a == {"__typename": "ChatSession", "id": newer, "isActive": True}
+    assert await active_ids() == {newer}
+
+    ids = [older, newer] + [await start_session(on_a, model.id, f"Chat {index}") for index in range(2)]
+    for _ in range(3):
+        outcomes = await asyncio.gather(
+            *(client.execute(RESUME, {"id": session_id}) for session_id in ids for client in (on_a, on_b)),
+            send(on_b, ids[0], "hello from B"),
+            send(on_a, ids[1], "hello from A"),
+        )
+        assert await active_ids() in ({session_id} for session_id in ids), outcomes
+        resumes, sends = outcomes[:-2], outcomes[-2:]
+        assert all(item["resumeChatSession"]["__typename"] == "ChatSession" for item in resumes), resumes
+        assert all(item["__typename"] in {"MessageSent", "GenerationInProgress"} for item in sends), sends
+        for sent in sends:
+            if sent["__typename"] == "MessageSent":
+                await stream_all(on_a, sent["messageId"])
+    async with state.sessionmaker() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(ChatMessage.session_id, func.count())
+                    .where(ChatMessage.session_id.in_([older, newer]))
+                    .group_by(ChatMessage.session_id)
+                )
+            ).all()
+        )
+    # The first two exchanges of the older chat are still there (and whatever was sent since).
+    assert counts[uuid.UUID(older)] >= 4

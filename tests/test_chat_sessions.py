@@ -87,9 +87,9 @@ async def test_one_active_session_per_model_and_history(server: RunningServer) -
     assert [item["id"] for item in active["items"]] == [second]
     paged = (await world.client.execute(SESSIONS, {"first": 1, "offset": 0}))["chatSessions"]
     assert len(paged["items"]) == 1 and paged["hasNextPage"] is True
-    # The ended session keeps its history but takes no new messages.
+    # The ended session keeps its history; sending in it continues it (tests/test_chat_resume.py).
     result = await send(world.client, first, "hello")
-    assert result["__typename"] == "InvalidInput"
+    assert result["__typename"] == "MessageSent"
 
 
 async def test_concurrent_starts_leave_exactly_one_active(server: RunningServer) -> None:

@@ -71,7 +71,9 @@ async def attach_file(
     if chat_session is None:
         return NotFound(message="Chat session not found.")
     if not chat_session.is_active:
-        return InvalidInput.of("sessionId", "This chat has ended; attach files in the newer chat.")
+        return InvalidInput.of(
+            "sessionId", "This chat has ended because a newer one was started. Continue this chat first."
+        )
     limit_bytes = state.settings.attachment_quota_mb_per_user * MB
 
     async def admit(session: AsyncSession, incoming: IncomingFile) -> None:

@@ -30,6 +30,7 @@ from gql_server.chat.types import (
     MessagesResult,
     MessageStreamEvent,
     RenameChatSessionResult,
+    ResumeChatSessionResult,
     SendMessageResult,
     SetMessageFeedbackResult,
     StartChatSessionResult,
@@ -151,7 +152,7 @@ class ChatQuery:
 class ChatMutation:
     @strawberry.mutation(
         description="Start a chat with a model. Your previous active chat with that model ends "
-        "(it stays in your history).",
+        "(it stays in your history; resumeChatSession continues it).",
         extensions=signed_in(),
     )
     @maps_domain_errors
@@ -161,6 +162,18 @@ class ChatMutation:
         user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.start_session(session, user, model_id, title)
+        return ChatSession.from_row(row)
+
+    @strawberry.mutation(
+        description="Continue one of your chats: it becomes your active chat with its model and the "
+        "active one ends (both keep their history). Sending a message in an ended chat does the same.",
+        extensions=signed_in(),
+    )
+    @maps_domain_errors
+    async def resume_chat_session(self, info: Info, id: uuid.UUID) -> ResumeChatSessionResult:
+        user = info.context.require_user()
+        async with info.context.sessionmaker.begin() as session:
+            row = await service.resume_session(session, user, id)
         return ChatSession.from_row(row)
 
     @strawberry.mutation(description="Rename one of your chat sessions.", extensions=signed_in())
@@ -191,7 +204,8 @@ class ChatMutation:
 
     @strawberry.mutation(
         description="Ask a question in a session. Returns at once with the answer's message id; "
-        "subscribe to messageStream(messageId) to receive the answer.",
+        "subscribe to messageStream(messageId) to receive the answer. In an ended session this "
+        "continues it first (as resumeChatSession).",
         extensions=signed_in(),
     )
     @maps_domain_errors

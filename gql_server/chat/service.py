@@ -78,6 +78,34 @@ async def start_session(
     return await repository.create_session(session, user.id, model_id, cleaned or DEFAULT_TITLE)
 
 
+async def resume_session(session: AsyncSession, user: User, chat_session_id: uuid.UUID) -> ChatSession:
+    """Make one of the user's chats the active one for its model; the other active one ends.
+
+    Under the user's row lock (as start_session and send_message), so concurrent resumes,
+    starts and sends of one user run one after the other and leave exactly one active
+    session per model; the partial unique index backs that up.
+    """
+    await repository.lock_user(session, user.id)
+    chat_session = await repository.get_owned_session(
+        session, user.id, chat_session_id, for_update=True, readable_by=user
+    )
+    if chat_session is None:
+        raise NotFoundError(SESSION_NOT_FOUND)
+    await _make_active(session, chat_session)
+    return chat_session
+
+
+async def _make_active(session: AsyncSession, chat_session: ChatSession) -> None:
+    """Call under the user's row lock. History stays as it is; only who is active changes."""
+    if chat_session.is_active:
+        return
+    await repository.end_active_sessions(session, chat_session.user_id, chat_session.model_id)
+    chat_session.is_active = True
+    chat_session.ended_at = None
+    chat_session.updated_at = utcnow()
+    await session.flush()
+
+
 async def rename_session(
     session: AsyncSession, user: User, chat_session_id: uuid.UUID, title: str
 ) -> ChatSession:
@@ -139,10 +167,8 @@ async def send_message(
     chat_session, readable = await repository.get_session_for_sending(session, user, chat_session_id)
     if chat_session is None or not readable or not can_read_chat_session(user, chat_session):
         raise NotFoundError(SESSION_NOT_FOUND)
-    if not chat_session.is_active:
-        raise InvalidInputError.of(
-            "sessionId", "This chat has ended because a newer one was started; continue in the newer chat."
-        )
+    # Sending in an ended chat continues it: it becomes the active one, the other one ends.
+    await _make_active(session, chat_session)
     # Under the lock, in a statement of its own (it must see answers committed while we waited).
     running = await repository.generation_in_flight(session, user.id, abandoned_before(state.settings))
     if running is not None:
@@ -188,6 +214,8 @@ async def regenerate(
     previous answer to that question is replaced: deleted, and a new PENDING assistant
     message (with a new id) takes its place.
     """
+    # The user's row lock first: whether the chat is active cannot change under us.
+    await repository.lock_user(session, user.id)
     target = await repository.get_owned_message(session, user.id, message_id)
     if target is None:
         raise NotFoundError(MESSAGE_NOT_FOUND)
@@ -195,7 +223,9 @@ async def regenerate(
     if chat_session is None:
         raise NotFoundError(MESSAGE_NOT_FOUND)
     if not chat_session.is_active:
-        raise InvalidInputError.of("messageId", "This chat has ended; regenerate answers in the newer chat.")
+        raise InvalidInputError.of(
+            "messageId", "This chat has ended because a newer one was started. Continue this chat first."
+        )
     await _check_no_generation(session, state, user)
     rows = await repository.latest_messages(session, chat_session.id, 2)
     question = next((row for row in reversed(rows) if row.role is MessageRole.USER), None)

@@ -72,7 +72,8 @@ class ChatSession:
     model_id: uuid.UUID
     title: str
     is_active: bool = strawberry.field(
-        description="False once the user started a newer session with the same model."
+        description="False once the user started (or continued) another session with the same model; "
+        "resumeChatSession or sending a message makes it active again."
     )
     created_at: datetime
     updated_at: datetime
@@ -277,6 +278,7 @@ SetMessageFeedbackResult = Annotated[
     ChatMessage | NotFound | InvalidInput, strawberry.union("SetMessageFeedbackResult")
 ]
 StopGenerationResult = Annotated[StopRequested | NotFound, strawberry.union("StopGenerationResult")]
+ResumeChatSessionResult = Annotated[ChatSession | NotFound, strawberry.union("ResumeChatSessionResult")]
 RenameChatSessionResult = Annotated[
     ChatSession | NotFound | InvalidInput, strawberry.union("RenameChatSessionResult")
 ]

@@ -176,6 +176,13 @@ ENTRIES = [
         expect=OWNER_ONLY,
     ),
     MatrixEntry(
+        field="resumeChatSession",
+        kind="mutation",
+        document="mutation($id: UUID!) { resumeChatSession(id: $id) { __typename } }",
+        variables=_ids(id="fresh:ended_chat_session"),
+        expect=OWNER_ONLY,
+    ),
+    MatrixEntry(
         field="deleteChatSession",
         kind="mutation",
         document="mutation($id: UUID!) { deleteChatSession(id: $id) { __typename } }",
