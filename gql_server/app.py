@@ -28,6 +28,8 @@ from gql_server.events.bus import RedisEventBus, create_event_bus
 from gql_server.graphql_view import DatabaseUnavailableError, RagqlGraphQL, database_unavailable_response
 from gql_server.http_limits import RequestLimits
 from gql_server.monitoring import metrics_route, running_lag_monitor
+from gql_server.oidc.client import OidcClient
+from gql_server.oidc.routes import oidc_routes
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
 from gql_server.security.headers import SecurityHeaders
@@ -71,7 +73,7 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             window_seconds=settings.login_window_seconds,
         )
         cipher = ApiKeyCipher(settings.encryption_key_list())
-        await _ensure_superadmin(settings, database.sessionmaker, passwords)
+        generated_password = await _ensure_superadmin(settings, database.sessionmaker, passwords)
         lag_monitor = await stack.enter_async_context(running_lag_monitor())
         file_sweeper = await stack.enter_async_context(
             running_file_sweeper(database.sessionmaker, database.engine, settings.files_dir)
@@ -98,24 +100,47 @@ async def build_state(settings: Settings) -> AsyncIterator[AppState]:
             file_sweeper=file_sweeper,
             lag_monitor=lag_monitor,
             embedded_database=database.embedded,
+            oidc=OidcClient(settings) if settings.oidc_enabled else None,
+            generated_superadmin_password=generated_password,
         )
 
 
 async def _ensure_superadmin(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], passwords: PasswordHashing
-) -> None:
+) -> str | None:
+    """Create the superadmin on the first start; returns the password generated for it
+    (None when SUPERADMIN_PASSWORD chose it, or it already existed)."""
+    password = settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
     async with sessionmaker.begin() as session:
-        password = settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
         generated = await auth_service.ensure_superadmin(
             session, settings.superadmin_email, password, passwords
         )
-    if generated:
-        # Printed once, on the first start only: the hash is all that is stored.
-        print(
-            f"\n  ragql superadmin created: {settings.superadmin_email} / password: {generated}\n"
-            "  (shown once; set SUPERADMIN_PASSWORD to choose it yourself)\n",
-            flush=True,
-        )
+        if generated is None and password:
+            differs = await auth_service.configured_superadmin_password_differs(session, password, passwords)
+            if differs:
+                logger.warning(
+                    "SUPERADMIN_PASSWORD is set but differs from the superadmin's stored password; "
+                    "it is used only when the superadmin is first created and was NOT applied. "
+                    "To change the password run: ragql set-password <email>"
+                )
+    return generated
+
+
+def superadmin_banner(email: str, password: str) -> str:
+    """The framed notice of a generated superadmin password, printed once after start-up."""
+    lines = [
+        "ragql superadmin created",
+        "",
+        f"  email:    {email}",
+        f"  password: {password}",
+        "",
+        "Shown only this once. Sign in and change it, or set it again",
+        f"at any time with:  ragql set-password {email}",
+    ]
+    width = max(len(line) for line in lines) + 2
+    border = "+" + "-" * (width + 2) + "+"
+    body = [f"| {line.ljust(width)} |" for line in lines]
+    return "\n".join(["", border, *body, border, ""])
 
 
 async def healthz(request: Request) -> Response:
@@ -182,6 +207,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # first-generation threshold makes young collections rarer (py-spy showed GC at
             # ~15 % of CPU under chat load).
             gc.set_threshold(50_000, 20, 20)
+            if state.generated_superadmin_password and not getattr(app.state, "prints_banner", False):
+                # Not run by `ragql serve` (which prints it once uvicorn listens): print it now.
+                print(
+                    superadmin_banner(settings.superadmin_email, state.generated_superadmin_password),
+                    flush=True,
+                )
             yield {"app_state": state}
 
     routes: list[BaseRoute] = [
@@ -192,6 +223,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql_app),
     ]
     routes += [download_route(), metrics_route()]
+    if settings.oidc_enabled:
+        routes += oidc_routes(settings)
     if (FRONTEND_DIST / "index.html").exists():
         routes.append(Mount("/", app=SinglePageApp(directory=FRONTEND_DIST, html=True), name="frontend"))
     else:

@@ -58,8 +58,37 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvi
     )
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _banner_server_class() -> Any:
     import uvicorn
+
+    class BannerServer(uvicorn.Server):
+        """uvicorn's server, printing the generated superadmin password once start-up is
+        complete (after "Uvicorn running on …"), where it is not lost among start-up lines."""
+
+        def __init__(self, config: uvicorn.Config, app: Any, email: str) -> None:
+            super().__init__(config)
+            self._app = app
+            self._email = email
+            self._printed = False
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                self.print_banner()
+
+        def print_banner(self) -> None:
+            from gql_server.app import superadmin_banner
+
+            state = getattr(self._app.state, "app_state", None)
+            password = getattr(state, "generated_superadmin_password", None)
+            if password and not self._printed:
+                self._printed = True
+                print(superadmin_banner(self._email, password), flush=True)
+
+    return BannerServer
+
+
+def _serve(args: argparse.Namespace) -> int:
 
     from gql_server.app import create_app
     from gql_server.logging_setup import configure_logging
@@ -75,9 +104,11 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port if args.port is not None else settings.port,
     )
-    server = uvicorn.Server(config)
+    app.state.prints_banner = True
+    server = _banner_server_class()(config, app, settings.superadmin_email)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
+    server.print_banner()  # start-up failed after the superadmin was created: still show it
     return 0 if server.started else 3  # uvicorn.run's STARTUP_FAILURE
 
 
@@ -144,6 +175,62 @@ def _create_superadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_new_password(email: str) -> str | None:
+    """Twice at a terminal (a typo would lock the account out); one line from a pipe."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"New password for {email}: ")
+        if getpass.getpass("Repeat it: ") != first:
+            print("the two passwords differ; nothing changed", file=sys.stderr)
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    from gql_server.auth.passwords import PasswordHashing
+    from gql_server.database_setup import open_database
+    from gql_server.events.bus import create_event_bus, publish_access_changed
+    from gql_server.events.kinds import AccessChanged, AccessChangeReason
+    from gql_server.exceptions import DomainError, NotFoundError
+    from gql_server.users.service import set_password
+
+    settings = _settings(args)
+    password = _read_new_password(args.email)
+    if password is None:
+        return 2
+    if not password:
+        print("no password given; nothing changed", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        database = await open_database(settings, migrate=False)
+        try:
+            with PasswordHashing(settings.password_hashing_threads) as passwords:
+                try:
+                    async with database.sessionmaker.begin() as session:
+                        user = await set_password(session, passwords, args.email, password)
+                        user_id, email = user.id, user.email
+                except DomainError as error:
+                    print(str(error), file=sys.stderr)
+                    return 1 if isinstance(error, NotFoundError) else 2
+            # Open WebSockets of that account close now, not at their next re-check (with
+            # REDIS_URL the event reaches every API process; without it the servers' own
+            # per-operation re-read of token_version ends them).
+            bus = create_event_bus(settings.redis_url)
+            try:
+                await publish_access_changed(
+                    bus, AccessChanged.of(AccessChangeReason.SESSIONS_REVOKED, user_ids=[user_id])
+                )
+            finally:
+                await bus.close()
+        finally:
+            await database.close()
+        print(f"password set for {email}; its sessions were signed out")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _export_schema(args: argparse.Namespace) -> int:
     from gql_server.schema import export_schema_sdl
 
@@ -194,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     superadmin.add_argument("--email")
     superadmin.add_argument("--password")
     superadmin.set_defaults(handler=_create_superadmin)
+
+    set_pw = with_data_dir(
+        commands.add_parser(
+            "set-password",
+            help="set an account's password (prompts, or reads one line from stdin); signs it out everywhere",
+        )
+    )
+    set_pw.add_argument("email")
+    set_pw.set_defaults(handler=_set_password)
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")

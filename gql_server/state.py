@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gql_server.chat.generation import GenerationManager
     from gql_server.documents.queue import DocumentQueue
     from gql_server.monitoring import EventLoopLagMonitor
+    from gql_server.oidc.client import OidcClient
     from gql_server.storage.file_sweeper import FileSweeper
     from workers.ingestion import IngestionResources
 
@@ -52,6 +53,12 @@ class AppState:
     file_sweeper: FileSweeper
     lag_monitor: EventLoopLagMonitor
     embedded_database: EmbeddedPostgres | None = None
+    # The OpenID Provider when OIDC_ISSUER_URL and OIDC_CLIENT_ID are set (oidc/client.py).
+    oidc: OidcClient | None = None
+    # The password generated for the superadmin on this (first) start, to show once in the
+    # start-up banner (`ragql serve` prints it after uvicorn is listening); the hash is all
+    # that is stored.
+    generated_superadmin_password: str | None = None
 
     @classmethod
     def token_codec(cls, settings: Settings) -> AccessTokenCodec:

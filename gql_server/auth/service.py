@@ -242,3 +242,15 @@ async def ensure_superadmin(
         )
     await session.flush()
     return generated
+
+
+async def configured_superadmin_password_differs(
+    session: AsyncSession, password: str, passwords: PasswordHashing
+) -> bool:
+    """SUPERADMIN_PASSWORD applies only when the superadmin is created; a later, different
+    value is ignored (changing a password is `ragql set-password`'s job, which also signs
+    the account out). True when it is set and the stored superadmin's hash does not match."""
+    superadmin = await repository.get_superadmin(session)
+    if superadmin is None:
+        return False
+    return not await passwords.verify(superadmin.password_hash, password[:1024])

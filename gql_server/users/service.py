@@ -141,3 +141,25 @@ async def change_password(
     await auth_repository.revoke_all_for_user(session, target.id)
     await session.flush()
     return await _issue_session(session, codec, target, refresh_days, None)
+
+
+async def set_password(
+    session: AsyncSession, passwords: PasswordHashing, email: str, new_password: str
+) -> User:
+    """An operator sets an account's password from the command line (`ragql set-password`):
+    the way back in for a superadmin whose generated password was lost, and for anyone
+    when no administrator can reset it. Every session of the account ends, as with
+    changePassword."""
+    found = await auth_repository.get_user_by_email(session, email.strip())
+    if found is None:
+        raise NotFoundError(f"No account has the email {email.strip()!r}.")
+    target = await _target(session, found.id)
+    if problem := password_problem(new_password, target.email):
+        raise InvalidInputError.of("password", problem)
+    target.password_hash = await passwords.hash(new_password)
+    target.token_version += 1
+    await auth_repository.revoke_all_for_user(session, target.id)
+    # Nobody signed in did this: the account itself is recorded as the actor, marked as the CLI.
+    await audit.record(session, target, "user.set_password", "user", target.id, {"via": "cli"})
+    await session.flush()
+    return target
