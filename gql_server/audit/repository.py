@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_server.db.models import AuditLogEntry
+from gql_server.db.models import AuditLogEntry, RagModel
 
 
 async def list_entries(
@@ -28,3 +28,9 @@ async def list_entries(
     )
     total = await session.scalar(select(func.count()).select_from(AuditLogEntry).where(*conditions))
     return rows.all(), int(total or 0)
+
+
+async def model_names(session: AsyncSession, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of the models that still exist among `model_ids` (for the log's names)."""
+    rows = await session.execute(select(RagModel.id, RagModel.name).where(RagModel.id.in_(model_ids)))
+    return {model_id: name for model_id, name in rows.tuples()}

@@ -360,3 +360,15 @@ async def fail_abandoned_generations(session: AsyncSession, before: datetime | N
         .values(status=MessageStatus.FAILED, error=error, completed_at=utcnow())
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def documents_of_sessions(
+    session: AsyncSession, chat_session_ids: Sequence[uuid.UUID]
+) -> list[Document]:
+    """The files attached in these chat sessions, oldest first."""
+    rows = await session.execute(
+        select(Document)
+        .where(Document.session_id.in_(chat_session_ids))
+        .order_by(Document.created_at, Document.id)
+    )
+    return list(rows.scalars())

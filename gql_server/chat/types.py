@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 import strawberry
 
+from gql_server.chat.loaders import attachments_of_session
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents.types import (
+    Document,
     DocumentUploaded,
     DuplicateDocument,
     FileTooLarge,
@@ -78,6 +80,14 @@ class ChatSession:
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+
+    @strawberry.field(
+        description="The files attached to this chat (attachFile), oldest first, with their ingestion "
+        "state; they are searched for this chat's questions only."
+    )
+    async def attachments(self, info: Info) -> list[Document]:
+        rows = await info.context.loader("chat.attachments", attachments_of_session).load(self.id)
+        return [Document.from_row(row) for row in rows]
 
     @classmethod
     def from_row(cls, row: models.ChatSession) -> ChatSession:
