@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from gql_server.access_tokens.resolvers import AccessTokensMutation, AccessTokensQuery
 from gql_server.audit.resolvers import AuditQuery
 from gql_server.auth.resolvers import AuthMutation, AuthQuery, AuthSubscription
 from gql_server.chat.resolvers import ChatMutation, ChatQuery, ChatSubscription
@@ -29,6 +30,7 @@ from gql_server.kit.input_guard import guard_string_arguments
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery
+from gql_server.oidc.resolvers import OidcMutation, OidcQuery
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
@@ -36,6 +38,7 @@ from gql_server.users.resolvers import UsersMutation, UsersQuery
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
 QUERY_TYPES: tuple[type, ...] = (
     AuthQuery,
+    OidcQuery,
     UsersQuery,
     GroupsQuery,
     ModelsQuery,
@@ -43,14 +46,17 @@ QUERY_TYPES: tuple[type, ...] = (
     ChatQuery,
     DocumentQuery,
     RetrievalQuery,
+    AccessTokensQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     AuthMutation,
+    OidcMutation,
     UsersMutation,
     GroupsMutation,
     ModelsMutation,
     ChatMutation,
     DocumentMutation,
+    AccessTokensMutation,
 )
 SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
 

@@ -125,7 +125,16 @@ class User(TimestampMixin, Base):
 
 class AccessGroup(TimestampMixin, Base):
     __tablename__ = "access_groups"
-    __table_args__ = (Index("uq_access_groups_name_lower", func.lower(text("name")), unique=True),)
+    __table_args__ = (
+        Index("uq_access_groups_name_lower", func.lower(text("name")), unique=True),
+        # One local group per IdP group: the claim's names are matched exactly.
+        Index(
+            "uq_access_groups_external_name",
+            "external_name",
+            unique=True,
+            postgresql_where=text("external_name IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(120), nullable=False)
@@ -133,6 +142,46 @@ class AccessGroup(TimestampMixin, Base):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The identity provider's group this group mirrors (OIDC group sync): at each OIDC log-in
+    # a user's membership is set from the groups claim. NULL: memberships are managed by hand.
+    external_name: Mapped[str | None] = mapped_column(String(200))
+    # When an OIDC log-in last set a membership of this group from the groups claim.
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserIdentity(Base):
+    """An OIDC identity (issuer, subject) linked to a ragql account: OIDC log-ins find the
+    account by it, never by email alone."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_user_identities_issuer_subject"),
+        UniqueConstraint("user_id", "issuer", name="uq_user_identities_user_issuer"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    issuer: Mapped[str] = mapped_column(String(500), nullable=False)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginCode(Base):
+    """The one-time code an OIDC callback hands the SPA in the URL fragment, exchanged once
+    (exchangeLoginCode) for a session. Only its SHA-256 is stored; it lives about a minute."""
+
+    __tablename__ = "login_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class GroupMembership(Base):
@@ -444,6 +493,39 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AccessTokenScope(enum.Enum):
+    """What a personal access token may reach (see gql_server/permissions.py)."""
+
+    # Models, search, chat sessions and messages, reading documents.
+    CHAT = "CHAT"
+    # Administrative fields; only an administrator can create a token with it.
+    ADMIN = "ADMIN"
+
+
+class PersonalAccessToken(Base):
+    """A long-lived API key of one user (`ragql_pat_…`). Only the SHA-256 of the secret is
+    stored: the secret has 256 random bits, so a fast hash is enough (as for refresh tokens)."""
+
+    __tablename__ = "personal_access_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    # The first characters of the secret (`ragql_pat_` and 6 more), to recognise a token in lists.
+    prefix: Mapped[str] = mapped_column(String(32), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # Scope names (AccessTokenScope values).
+    scopes: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AuditLogEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_created", "created_at"),)
@@ -481,6 +563,7 @@ class PendingFileDeletion(Base):
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "AccessGroup",
+    "AccessTokenScope",
     "AuditLogEntry",
     "Bm25CorpusStats",
     "Bm25TermStats",
@@ -491,13 +574,16 @@ __all__ = [
     "DocumentKind",
     "DocumentStatus",
     "GroupMembership",
+    "LoginCode",
     "MessageRole",
     "MessageStatus",
     "ModelAccessGrant",
     "PendingFileDeletion",
+    "PersonalAccessToken",
     "ProviderKind",
     "RagModel",
     "RefreshToken",
     "Role",
     "User",
+    "UserIdentity",
 ]
