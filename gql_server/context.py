@@ -11,9 +11,12 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
-from gql_server.db.models import User
+from gql_server.access_tokens.service import TokenGrant, still_valid
+from gql_server.db.models import AccessTokenScope, User
 from gql_server.errors import AuthenticationRequired
 from gql_server.state import AppState
+
+SIGNED_OUT = "This account is deactivated or its sessions were revoked."
 
 
 @dataclass
@@ -25,6 +28,9 @@ class Context:
     # Why authentication failed (expired, tampered, deactivated...), to tell the caller.
     auth_error: str | None = None
     connection_params: dict[str, Any] | None = None
+    # Set when the caller authenticated with a personal access token: its id and scopes.
+    # None for a log-in session's access token, which may do whatever the account may.
+    personal_token: TokenGrant | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _loaders: dict[str, Any] = field(default_factory=dict)
 
@@ -46,35 +52,52 @@ class Context:
             )
         return self.user
 
+    def token_allows(self, scope: AccessTokenScope) -> bool:
+        """Whether the credential allows `scope` (a log-in session allows every scope)."""
+        return self.personal_token is None or self.personal_token.allows(scope)
+
+    async def _current_account(self, user: User) -> tuple[User | None, str]:
+        """The account (and the personal access token, if one was used) as they are now."""
+        async with self.state.sessionmaker() as session:
+            fresh = await session.get(User, user.id, populate_existing=True)
+            if fresh is None or not fresh.is_active or fresh.token_version != user.token_version:
+                return None, SIGNED_OUT
+            if self.personal_token is not None and (
+                problem := await still_valid(session, self.personal_token)
+            ):
+                return None, problem
+        return fresh, ""
+
     async def refresh_socket_account(self) -> None:
-        """On a WebSocket, re-read the account before each operation (one primary-key read).
+        """On a WebSocket, re-read the account before each operation (one primary-key read,
+        two with a personal access token).
 
         A socket authenticates once, at connection_init; without this an admin demoted after
         connecting could still run admin mutations over the open socket, and a deactivated
-        user could still query. A gone, deactivated or revoked account signs the socket out
-        (later operations are anonymous: UNAUTHENTICATED); a role change applies at once."""
+        user (or a revoked token) could still query. A gone, deactivated or revoked account
+        or token signs the socket out (later operations are anonymous: UNAUTHENTICATED); a
+        role change applies at once."""
         if not isinstance(self.request, WebSocket) or self.user is None:
             return
-        user = self.user
-        async with self.state.sessionmaker() as session:
-            fresh = await session.get(User, user.id)
-        if fresh is None or not fresh.is_active or fresh.token_version != user.token_version:
+        fresh, reason = await self._current_account(self.user)
+        if fresh is None:
             self.user = None
-            self.auth_error = "This account is deactivated or its sessions were revoked."
+            self.personal_token = None
+            self.auth_error = reason
             return
         self.user = fresh
 
     async def require_current_user(self) -> User:
         """Like require_user, but re-reads the account on long-lived WebSocket connections:
-        a user deactivated (or whose password changed) after connection_init loses access
-        at the next operation, not when the socket happens to close."""
+        a user deactivated (or whose password changed, or whose token was revoked) after
+        connection_init loses access at the next operation, not when the socket happens to close."""
         user = self.require_user()
         if isinstance(self.request, WebSocket):
-            async with self.state.sessionmaker() as session:
-                fresh = await session.get(User, user.id)
-            if fresh is None or not fresh.is_active or fresh.token_version != user.token_version:
+            fresh, reason = await self._current_account(user)
+            if fresh is None:
                 self.user = None
-                self.auth_error = "This account is deactivated or its sessions were revoked."
+                self.personal_token = None
+                self.auth_error = reason
                 raise AuthenticationRequired(self.auth_error)
             self.user = fresh
             return fresh

@@ -28,7 +28,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql_server.auth.service import authenticate_access_token
+from gql_server.auth.bearer import authenticate_bearer
 from gql_server.context import Context
 from gql_server.documents.storage import incoming_dir
 from gql_server.documents.uploads import IncomingFile, MultipartRejected, parse_streamed_multipart
@@ -50,8 +50,9 @@ async def authenticate(context: Context, token: str | None) -> None:
     if token is None:
         return
     try:
-        async with context.state.sessionmaker() as session:
-            user, reason = await authenticate_access_token(session, context.state.tokens, token)
+        # A transaction: a personal access token's last_used_at may be written.
+        async with context.state.sessionmaker.begin() as session:
+            identity = await authenticate_bearer(session, context.state.tokens, token)
     except Exception as error:
         # The user row cannot be read: the database is down (killed, restarting). Not a bug
         # and not the caller's fault: a typed error they can retry on, never a bare HTTP 500.
@@ -65,8 +66,9 @@ async def authenticate(context: Context, token: str | None) -> None:
         if isinstance(context.request, WebSocket):
             await _refuse_websocket(context.request)
         raise DatabaseUnavailableError() from error
-    context.user = user
-    context.auth_error = reason
+    context.user = identity.user
+    context.auth_error = identity.reason
+    context.personal_token = identity.personal_token
 
 
 class DatabaseUnavailableError(Exception):

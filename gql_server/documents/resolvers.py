@@ -42,7 +42,7 @@ from gql_server.documents.types import (
 )
 from gql_server.errors import PublicError, maps_domain_errors
 from gql_server.events.kinds import DocumentProgressed, Event
-from gql_server.kit.field_permissions import signed_in
+from gql_server.kit.field_permissions import admin_scope, signed_in
 from gql_server.kit.page import build_page, parse_page_arguments
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class DocumentMutation:
             "Upload a PDF, CSV or text/Markdown file to a model (GraphQL multipart request). Answers as soon "
             "as the file is stored; ingestion runs in the background (follow it with documentProgress)."
         ),
-        extensions=signed_in(),
+        extensions=admin_scope(),
     )
     async def upload_document(
         self, info: Info, model_id: uuid.UUID, file: Upload, title: str | None = None
@@ -149,7 +149,7 @@ class DocumentMutation:
 
     @strawberry.mutation(
         description="Delete a document: its chunks, its row and its file, together.",
-        extensions=signed_in(),
+        extensions=admin_scope(),
     )
     @maps_domain_errors
     async def delete_document(self, info: Info, id: uuid.UUID) -> DeleteDocumentResult:
@@ -167,7 +167,7 @@ class DocumentMutation:
 
     @strawberry.mutation(
         description="Parse, chunk and embed a document again (its chunks are swapped in atomically at the end).",
-        extensions=signed_in(),
+        extensions=admin_scope(),
     )
     @maps_domain_errors
     async def reindex_document(self, info: Info, id: uuid.UUID) -> ReindexDocumentResult:

@@ -12,7 +12,7 @@ from gql_server.context import Info
 from gql_server.db.models import Role
 from gql_server.errors import Forbidden, InvalidInput, NotFound, maps_domain_errors
 from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
-from gql_server.kit.field_permissions import admin_only, signed_in
+from gql_server.kit.field_permissions import admin_only, session_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 from gql_server.users import service
 from gql_server.users.repository import UserOrder
@@ -116,8 +116,9 @@ class UsersMutation:
         return User.from_row(updated)
 
     @strawberry.mutation(
-        description="Change your password. Signs out every other session; returns fresh tokens.",
-        extensions=signed_in(),
+        description="Change your password. Signs out every other session; returns fresh tokens. "
+        "Needs a log-in session (a personal access token cannot).",
+        extensions=session_only(),
     )
     @maps_domain_errors
     async def change_password(self, info: Info, old_password: str, new_password: str) -> ChangePasswordResult:

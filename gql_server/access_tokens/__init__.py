@@ -1,0 +1,1 @@
+"""Personal access tokens: long-lived, scoped API keys of one user."""
