@@ -1,5 +1,5 @@
 """The authorization matrix: every Query, Mutation and Subscription field of the schema,
-run as each of five actors against a real server, with the outcome asserted.
+run as each of six actors against a real server, with the outcome asserted.
 
 HOW TO ADD YOUR DOMAIN'S FIELDS
 -------------------------------
@@ -35,6 +35,14 @@ ACTORS (the world creates them once per test module)
   member      a plain USER in the group "member_group", which is granted the model "model"
   admin       an ADMIN
   superadmin  the bootstrapped SUPERADMIN
+  chat_token  a personal access token with only the CHAT scope, of an ADMIN ("matrix-pat-admin"):
+              whatever an administrator may use (every model, their own chats), but FORBIDDEN on
+              administrative fields (@isAdmin, @isSuperadmin, @needsAdminScope) and on the
+              fields that need a log-in session (@isInteractiveSession: tokens, password)
+
+`expect.public()`, `signed_in()`, `admin_only()`, `superadmin_only()` and `model_users()` say
+what `chat_token` gets (ALLOWED, ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED); an entry built with
+`per_actor` or a dict names it too.
 
 OUTCOMES (precisely; `value` is data[field] of the response)
   ALLOWED          no errors, `value` is not null, and if `value` has a __typename it is not
@@ -76,9 +84,11 @@ from typing import Any, Literal
 import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gql_server.access_tokens import service as access_token_service
 from gql_server.auth.tokens import AccessTokenCodec
 from gql_server.db.models import (
     AccessGroup,
+    AccessTokenScope,
     ChatSession,
     Document,
     DocumentKind,
@@ -93,7 +103,7 @@ from tests.factories import create_group, create_model, create_user, grant_model
 from tests.graphql_client import GraphQLClient
 
 OperationKind = Literal["query", "mutation", "subscription"]
-ACTORS = ("anonymous", "user", "member", "admin", "superadmin")
+ACTORS = ("anonymous", "user", "member", "admin", "superadmin", "chat_token")
 ROOT_TYPES: dict[OperationKind, str] = {
     "query": "Query",
     "mutation": "Mutation",
@@ -164,6 +174,8 @@ class _Expect:
             "member": Outcome.FORBIDDEN,
             "admin": Outcome.ALLOWED,
             "superadmin": Outcome.ALLOWED,
+            # The token's owner is an administrator, but CHAT does not reach these fields.
+            "chat_token": Outcome.FORBIDDEN,
         }
 
     @staticmethod
@@ -179,6 +191,7 @@ class _Expect:
             "member": Outcome.ALLOWED,
             "admin": Outcome.ALLOWED,
             "superadmin": Outcome.ALLOWED,
+            "chat_token": Outcome.ALLOWED,  # an administrator's token: every model
         }
 
 
@@ -209,6 +222,8 @@ class World:
     client: GraphQLClient
     settings: Any
     users: dict[str, User] = field(default_factory=dict)
+    # The CHAT-scoped personal access token of users["chat_token"], created on first use.
+    chat_token: str | None = None
     _objects: dict[str, Any] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -241,10 +256,27 @@ class World:
     async def token_for(self, actor: str) -> str | None:
         if actor == "anonymous":
             return None
+        if actor == "chat_token":
+            return await self._chat_token()
         async with self.sessionmaker() as session:
             user = await session.get(User, self.users[actor].id)
         assert user is not None
         return self.codec.issue(user.id, user.token_version).token
+
+    async def _chat_token(self) -> str:
+        lock = self._locks.setdefault("chat_token", asyncio.Lock())
+        async with lock:
+            if self.chat_token is None:
+                async with self.sessionmaker.begin() as session:
+                    created = await access_token_service.create_token(
+                        session,
+                        self.users["chat_token"],
+                        name="authorization matrix",
+                        expires_at=None,
+                        scopes=[AccessTokenScope.CHAT],
+                    )
+                self.chat_token = created.secret
+        return self.chat_token
 
 
 async def build_world(
@@ -263,6 +295,7 @@ async def build_world(
         "member": await create_user(sessionmaker, "matrix-member@example.com"),
         "admin": await create_user(sessionmaker, "matrix-admin@example.com", Role.ADMIN),
         "superadmin": superadmin,
+        "chat_token": await create_user(sessionmaker, "matrix-pat-admin@example.com", Role.ADMIN),
     }
     return world
 

@@ -77,6 +77,7 @@ FOREIGN_MODEL = {
     "member": Out.HIDDEN,
     "admin": Out.ALLOWED,
     "superadmin": Out.ALLOWED,
+    "chat_token": Out.ALLOWED,
 }
 ADMIN_REFUSED_SUPERADMIN_ALLOWED = {**expect.admin_only(), "admin": Out.REFUSED}
 NOBODY_MAY = {**expect.admin_only(), "admin": Out.REFUSED, "superadmin": Out.REFUSED}
@@ -143,6 +144,7 @@ ENTRIES = [
             "member": Out.HIDDEN,
             "admin": Out.HIDDEN,
             "superadmin": Out.HIDDEN,
+            "chat_token": Out.HIDDEN,
         },
     ),
     MatrixEntry(
@@ -176,7 +178,8 @@ ENTRIES = [
         # A wrong old password: authorization passes, nothing changes (typed InvalidInput).
         document="""mutation { changePassword(oldPassword: "wrong-password-1", newPassword: "new-password-12")
             { __typename } }""",
-        expect=expect.signed_in(),
+        # A personal access token never changes the password (@isInteractiveSession).
+        expect={**expect.signed_in(), "chat_token": Out.FORBIDDEN},
         check=_typename("InvalidInput"),
     ),
     # --- user administration ------------------------------------------------------------

@@ -54,7 +54,7 @@ ENTRIES = [
         field="myAccessTokens",
         kind="query",
         document="query { myAccessTokens { totalCount items { id } } }",
-        expect=expect.signed_in(),
+        expect={**expect.signed_in(), "chat_token": Out.FORBIDDEN},
         check=_lists_only_own,
     ),
     MatrixEntry(
@@ -69,7 +69,8 @@ ENTRIES = [
         kind="mutation",
         document="""mutation { createAccessToken(name: "matrix", scopes: [CHAT]) {
             __typename ... on AccessTokenCreated { secret } } }""",
-        expect=expect.signed_in(),
+        # A token cannot mint tokens (@isInteractiveSession).
+        expect={**expect.signed_in(), "chat_token": Out.FORBIDDEN},
         check=_created,
     ),
     MatrixEntry(
@@ -78,7 +79,12 @@ ENTRIES = [
         case="ADMIN scope",
         document="""mutation { createAccessToken(name: "matrix admin", scopes: [CHAT, ADMIN]) {
             __typename ... on AccessTokenCreated { secret } } }""",
-        expect={**expect.signed_in(), "user": Out.REFUSED, "member": Out.REFUSED},
+        expect={
+            **expect.signed_in(),
+            "user": Out.REFUSED,
+            "member": Out.REFUSED,
+            "chat_token": Out.FORBIDDEN,
+        },
     ),
     MatrixEntry(
         field="revokeAccessToken",

@@ -19,6 +19,7 @@ OWNER_ONLY = expect.per_actor(
     member=Out.ALLOWED,
     admin=Out.HIDDEN,
     superadmin=Out.HIDDEN,
+    chat_token=Out.HIDDEN,  # an administrator's token: another user's chat does not exist
 )
 MODEL_USERS = expect.per_actor(
     anonymous=Out.UNAUTHENTICATED,
@@ -26,6 +27,7 @@ MODEL_USERS = expect.per_actor(
     member=Out.ALLOWED,
     admin=Out.ALLOWED,
     superadmin=Out.ALLOWED,
+    chat_token=Out.ALLOWED,
 )
 
 

@@ -19,6 +19,7 @@ ADMINS_ONLY_ON_READABLE = expect.per_actor(
     member=Out.REFUSED,  # sees the model, may not change its documents
     admin=Out.ALLOWED,
     superadmin=Out.ALLOWED,
+    chat_token=Out.FORBIDDEN,  # @needsAdminScope: CHAT does not change documents
 )
 
 
@@ -73,7 +74,7 @@ ENTRIES = [
         document="query($id: UUID!) { document(id: $id) { id } }",
         variables=lambda world, actor: {"id": str(uuid.uuid4())},
         expect={
-            **dict.fromkeys(("user", "member", "admin", "superadmin"), Out.HIDDEN),
+            **dict.fromkeys(("user", "member", "admin", "superadmin", "chat_token"), Out.HIDDEN),
             "anonymous": Out.UNAUTHENTICATED,
         },
     ),
@@ -112,7 +113,7 @@ ENTRIES = [
         document="subscription($id: UUID!) { documentProgress(documentId: $id) { documentId } }",
         variables=lambda world, actor: {"id": str(uuid.uuid4())},
         expect={
-            **dict.fromkeys(("user", "member", "admin", "superadmin"), Out.HIDDEN),
+            **dict.fromkeys(("user", "member", "admin", "superadmin", "chat_token"), Out.HIDDEN),
             "anonymous": Out.UNAUTHENTICATED,
         },
     ),

@@ -104,6 +104,7 @@ ENTRIES = [
             member=Out.HIDDEN,
             admin=Out.ALLOWED,
             superadmin=Out.ALLOWED,
+            chat_token=Out.ALLOWED,
         ),
         check=_only_from(FOREIGN_MARKER),
     ),
