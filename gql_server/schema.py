@@ -29,7 +29,7 @@ from gql_server.groups.resolvers import GroupsMutation, GroupsQuery
 from gql_server.kit.input_guard import guard_string_arguments
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
-from gql_server.models.resolvers import ModelsMutation, ModelsQuery
+from gql_server.models.resolvers import ModelsMutation, ModelsQuery, ModelsSubscription
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
@@ -55,7 +55,12 @@ MUTATION_TYPES: tuple[type, ...] = (
     DocumentMutation,
     AccessTokensMutation,
 )
-SUBSCRIPTION_TYPES: tuple[type, ...] = (AuthSubscription, ChatSubscription, DocumentSubscription)
+SUBSCRIPTION_TYPES: tuple[type, ...] = (
+    AuthSubscription,
+    ChatSubscription,
+    DocumentSubscription,
+    ModelsSubscription,
+)
 
 
 class RefreshSocketAccount(SchemaExtension):

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_server.db.availability import DATABASE_UNAVAILABLE_CODE, is_database_unavailable
 from gql_server.db.models import User
 from gql_server.events.bus import ACCESS_CHANNEL, AccessChanged, EventBus, Subscription
+from gql_server.events.kinds import WIDENING_REASONS
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,11 @@ class AccessWatch:
         async with self._lock:
             if self._lost is not None:
                 return
-            waiting = [event for event in self._changes.take_waiting() if isinstance(event, AccessChanged)]
+            waiting = [
+                event
+                for event in self._changes.take_waiting()
+                if isinstance(event, AccessChanged) and event.reason not in WIDENING_REASONS
+            ]
             concerned = any(change.concerns(self._user_id, self._model_ids) for change in waiting)
             if not (concerned or due):
                 return

@@ -133,11 +133,30 @@ class AccessChangeReason(enum.StrEnum):
     SESSIONS_REVOKED = "SESSIONS_REVOKED"  # token_version bumped (password change)
     MODEL_DELETED = "MODEL_DELETED"
     RESYNC = "RESYNC"  # events may have been lost: everyone re-checks
+    # Widening: someone may now see more. Open streams have nothing to re-check (AccessWatch
+    # skips them); lists of what the caller may see (`visibleModels`) refresh.
+    GRANT_ADDED = "GRANT_ADDED"
+    MEMBERSHIP_ADDED = "MEMBERSHIP_ADDED"
+    USER_PROMOTED = "USER_PROMOTED"
+    MODEL_CREATED = "MODEL_CREATED"
+    MODEL_UPDATED = "MODEL_UPDATED"  # renamed or re-described: lists show the new name
+
+
+WIDENING_REASONS = frozenset(
+    {
+        AccessChangeReason.GRANT_ADDED,
+        AccessChangeReason.MEMBERSHIP_ADDED,
+        AccessChangeReason.USER_PROMOTED,
+        AccessChangeReason.MODEL_CREATED,
+        AccessChangeReason.MODEL_UPDATED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class AccessChanged:
-    """Who may see what has narrowed (the change is committed). Only ids, never names.
+    """Who may see what has changed (the change is committed). Only ids, never names.
+    Most reasons narrow access (open streams re-check); WIDENING_REASONS only widen it.
 
     Whom it concerns: with `user_ids`, those users' subscriptions; otherwise, with
     `model_ids`, every subscription on those models; with neither, every subscription.

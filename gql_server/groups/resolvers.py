@@ -98,7 +98,11 @@ class GroupsMutation:
     )
     @maps_domain_errors
     async def add_group_member(self, info: Info, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupResult:
-        return await _run(info, service.add_member, group_id, user_id)
+        result = await _run(info, service.add_member, group_id, user_id)
+        # After the commit: the new member's open model list refreshes.
+        change = AccessChanged.of(AccessChangeReason.MEMBERSHIP_ADDED, user_ids=[user_id], group_id=group_id)
+        await publish_access_changed(info.context.state.bus, change)
+        return result
 
     @strawberry.mutation(description="Remove a user from a group.", extensions=admin_only())
     @maps_domain_errors

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 import strawberry
 from strawberry.types.unset import UNSET
 
+from gql_server.access.watch import RECHECK_SECONDS, AccessLost, watch_access
 from gql_server.context import Info
-from gql_server.db.models import ProviderKind
+from gql_server.db.models import ProviderKind, User
 from gql_server.errors import AlreadyExists, InvalidInput, NotFound, maps_domain_errors
-from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
+from gql_server.events.bus import ACCESS_CHANNEL, AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.exceptions import NotFoundError
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
@@ -144,6 +148,10 @@ class ModelsMutation:
                 session, actor, changes, state.cipher, policy_from_settings(state.settings)
             ),
         )
+        # Administrators see every model: their open model lists refresh.
+        await publish_access_changed(
+            state.bus, AccessChanged.of(AccessChangeReason.MODEL_CREATED, model_ids=[row.id])
+        )
         return Model.from_row(row)
 
     @strawberry.mutation(
@@ -158,6 +166,9 @@ class ModelsMutation:
             row = await service.update_model(
                 session, actor, id, changes, state.cipher, policy_from_settings(state.settings)
             )
+        await publish_access_changed(
+            state.bus, AccessChanged.of(AccessChangeReason.MODEL_UPDATED, model_ids=[id])
+        )
         return Model.from_row(row)
 
     @strawberry.mutation(
@@ -193,6 +204,11 @@ class ModelsMutation:
         actor = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             grant = await service.grant_access(session, actor, model_id, group_id=group_id, user_id=user_id)
+        # After the commit: open model lists of the user (or of everyone, for a group) refresh.
+        change = AccessChanged.of(
+            AccessChangeReason.GRANT_ADDED, user_ids=[user_id], model_ids=[model_id], group_id=group_id
+        )
+        await publish_access_changed(info.context.state.bus, change)
         return ModelAccessGrant.from_row(grant)
 
     @strawberry.mutation(
@@ -239,3 +255,92 @@ class ModelsMutation:
             http_status=result.http_status,
             model_found=result.model_found,
         )
+
+
+# Access changes often come in bursts (a group granted several models, a sync of many
+# memberships): re-list once after the burst instead of once per change.
+VISIBLE_MODELS_SETTLE_SECONDS = 0.05
+
+
+def _list_signature(page: tuple[list[Any], int]) -> tuple[object, ...]:
+    rows, total = page
+    return (total, *((row.id, row.name, row.description, row.provider, row.llm_model_name) for row in rows))
+
+
+async def _visible_models(state: Any, user_id: uuid.UUID, first: int) -> AsyncIterator[Page[Model]]:
+    """The caller's model list now, then again whenever an access change that may concern
+    them (their own, or one naming no user: a model created, renamed, granted to a group…)
+    alters it; and on a timer, for a change whose message was lost."""
+    request = parse_page_arguments(first, None, None)
+
+    async def current() -> tuple[list[Any], int]:
+        async with state.sessionmaker() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return [], 0
+            rows, total = await repository.list_readable_models(
+                session,
+                user,
+                search=None,
+                provider=None,
+                order=ModelOrder.NAME_ASC,
+                limit=request.limit,
+                offset=0,
+            )
+            return list(rows), total
+
+    # Subscribe before the first read, so a change committed in between is not missed.
+    async with state.bus.subscribe(ACCESS_CHANNEL) as changes:
+        page = await current()
+        last = _list_signature(page)
+        yield build_page([Model.from_row(row) for row in page[0]], page[1], request)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECHECK_SECONDS):
+                    await changes.wait_pending()
+                    await asyncio.sleep(VISIBLE_MODELS_SETTLE_SECONDS)
+            waiting = changes.take_waiting()
+            if waiting and not any(
+                isinstance(change, AccessChanged) and (not change.user_ids or user_id in change.user_ids)
+                for change in waiting
+            ):
+                continue
+            page = await current()
+            signature = _list_signature(page)
+            if signature != last:
+                last = signature
+                yield build_page([Model.from_row(row) for row in page[0]], page[1], request)
+
+
+@strawberry.type
+class ModelsSubscription:
+    @strawberry.subscription(
+        description=(
+            "The models you may use, as `models(first:)` sorted by name: first the list now, then the new list "
+            "each time it changes — a grant or revoke (for you or a group of yours), a group membership, a role "
+            "change, a model created, renamed or deleted — without reloading. Ends with UNAUTHENTICATED when "
+            "your account is deactivated or signed out."
+        ),
+        extensions=signed_in(),
+    )
+    async def visible_models(self, info: Info, first: int = 100) -> AsyncGenerator[Page[Model], None]:
+        state = info.context.state
+
+        async def account_only(session: Any, fresh: User) -> bool:
+            return True  # the list itself never ends; only the account can
+
+        async with watch_access(
+            state.bus,
+            state.sessionmaker,
+            info.context.require_user(),
+            check=account_only,
+            lost_message="",
+        ) as watch:
+            user = await info.context.require_current_user()
+            try:
+                async for page in watch.guard(_visible_models(state, user.id, first)):
+                    yield page
+            except AccessLost as lost:
+                info.context.user = None
+                info.context.auth_error = lost.message
+                raise lost.as_graphql_error() from None

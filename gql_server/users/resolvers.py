@@ -73,6 +73,9 @@ async def _admin_action(info: Info, action: str, user_id: uuid.UUID) -> UserResu
     if reason := NARROWING_ACTIONS.get(action):
         # After the commit: the user's open subscriptions re-check (gql_server/access/watch.py).
         await publish_access_changed(info.context.state.bus, AccessChanged.of(reason, user_ids=[user_id]))
+    elif action == "promote":  # an administrator sees every model: the user's open model list refreshes
+        change = AccessChanged.of(AccessChangeReason.USER_PROMOTED, user_ids=[user_id])
+        await publish_access_changed(info.context.state.bus, change)
     return User.from_row(user)
 
 
