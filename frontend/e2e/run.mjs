@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { checkAdminModelsOnPhone, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontend = resolve(here, "..");
@@ -252,7 +253,7 @@ async function main() {
 
     // The superadmin: group with the reader, an EXTRACTIVE model granted to the group.
     await logIn(page, base, ADMIN);
-    await page.getByRole("link", { name: "Admin" }).click();
+    await page.getByRole("link", { name: "Admin", exact: true }).click();
     await page.getByRole("link", { name: "Groups" }).click();
     await page.getByLabel("Group name").fill(GROUP);
     await page.getByRole("button", { name: "Create group" }).click();
@@ -275,6 +276,12 @@ async function main() {
     await page.getByRole("button", { name: "Grant group" }).click();
     await page.getByText(`Access granted to group ${GROUP}.`).waitFor();
     check(await visibleWithin(page.locator(".member-list").getByText(GROUP)), "model granted to the group");
+    // Issue 16: settings that do not apply to EXTRACTIVE are hidden; the models table at phone width.
+    await checkExtractiveSettings(page, { check });
+    await page.getByRole("link", { name: "Models", exact: true }).click();
+    await checkAdminModelsOnPhone(page, { check, results, model: MODEL });
+    await page.getByRole("table", { name: "Models" }).getByRole("link", { name: MODEL }).click();
+    await page.getByRole("heading", { name: MODEL }).waitFor();
 
     await page.getByRole("link", { name: /^Documents/ }).click();
     await page.getByRole("heading", { name: new RegExp(`Documents — ${MODEL}`) }).waitFor();
@@ -495,6 +502,8 @@ async function main() {
       await page.screenshot({ path: join(results, "chat-phone.png") });
       await page.setViewportSize({ width: 1280, height: 860 });
     }
+    // Issue 16: an older chat is continued; an attachment shows in the conversation; phone-width composer.
+    await checkResumeAttachAndPhone(page, { check, results, log });
     await logOut(page);
 
     // Someone without access never sees the model.

@@ -3,6 +3,7 @@ import { request } from "../api/client";
 import { Alert, formatDate, Loading } from "../components/ui";
 import { AuditLogDocument } from "../gql/graphql";
 import { useAsync, useDebounced } from "../hooks";
+import { auditDetails, auditTarget } from "../lib/audit";
 
 const PAGE = 50;
 
@@ -26,18 +27,18 @@ export function AuditLogPage() {
       {log.data?.items.length === 0 && <p className="empty">No entries.</p>}
       {log.data && log.data.items.length > 0 && (
         <div className="table-wrap">
-          <table>
+          <table className="stacked" aria-label="Audit log">
             <thead>
               <tr><th>When</th><th>Who</th><th>Action</th><th>Target</th><th>Details</th></tr>
             </thead>
             <tbody>
               {log.data.items.map((entry) => (
                 <tr key={entry.id}>
-                  <td>{formatDate(entry.createdAt)}</td>
-                  <td>{entry.actorEmail ?? "system"}</td>
-                  <td><code>{entry.action}</code></td>
-                  <td>{entry.targetType}{entry.targetId ? ` ${entry.targetId.slice(0, 8)}` : ""}</td>
-                  <td><code className="details">{JSON.stringify(entry.details)}</code></td>
+                  <td data-label="When">{formatDate(entry.createdAt)}</td>
+                  <td data-label="Who">{entry.actorEmail ?? "system"}</td>
+                  <td data-label="Action"><code>{entry.action}</code></td>
+                  <td data-label="Target">{auditTarget(entry)}</td>
+                  <td data-label="Details">{auditDetails(entry)}</td>
                 </tr>
               ))}
             </tbody>

@@ -82,21 +82,21 @@ export function ModelsPage() {
       {models.data?.items.length === 0 && <p className="empty">{debounced ? "No model matches." : "No models yet. Create one above."}</p>}
       {models.data && models.data.items.length > 0 && (
         <div className="table-wrap">
-          <table>
+          <table className="stacked" aria-label="Models">
             <thead>
               <tr><th>Name</th><th>Provider</th><th>Documents</th><th>Access</th><th>Actions</th></tr>
             </thead>
             <tbody>
               {models.data.items.map((model) => (
                 <tr key={model.id}>
-                  <td>
+                  <td data-label="Name">
                     <a href={`/admin/models/${model.id}`} onClick={linkHandler(`/admin/models/${model.id}`)}>{model.name}</a>
                     {model.description && <div className="muted">{model.description}</div>}
                   </td>
-                  <td>{providerLabel(model.provider)}{model.llmModelName ? ` · ${model.llmModelName}` : ""}</td>
-                  <td>{model.documentCount}</td>
-                  <td>{model.grants?.length ? model.grants.map((grant) => grant.group?.name ?? grant.user?.email).join(", ") : <span className="muted">nobody yet</span>}</td>
-                  <td className="actions">
+                  <td data-label="Provider">{providerLabel(model.provider)}{model.llmModelName ? ` · ${model.llmModelName}` : ""}</td>
+                  <td data-label="Documents">{model.documentCount}</td>
+                  <td data-label="Access">{model.grants?.length ? model.grants.map((grant) => grant.group?.name ?? grant.user?.email).join(", ") : <span className="muted">nobody yet</span>}</td>
+                  <td className="actions" data-label="Actions">
                     <a href={`/admin/models/${model.id}`} onClick={linkHandler(`/admin/models/${model.id}`)}>Settings</a>
                     <a href={`/admin/models/${model.id}/documents`} onClick={linkHandler(`/admin/models/${model.id}/documents`)}>Documents</a>
                   </td>
@@ -245,15 +245,24 @@ function ModelEditor({ model, reload }: { model: AdminModelFieldsFragment; reloa
           </div>
         )}
         <label>System prompt<textarea rows={3} value={form.systemPrompt} onChange={update("systemPrompt")} /></label>
+        {!needsConnection && (
+          <p className="muted small-text" data-testid="extractive-note">
+            The built-in extractive answerer quotes the retrieved passages itself: no LLM, so no temperature, output limit or connection to test.
+          </p>
+        )}
         <div className="grid-2">
-          <label>Temperature<input type="number" step="0.1" min="0" max="2" value={form.temperature} onChange={update("temperature")} /></label>
-          <label>Max output tokens<input type="number" min="1" value={form.maxOutputTokens} onChange={update("maxOutputTokens")} /></label>
+          {needsConnection && (
+            <>
+              <label>Temperature<input type="number" step="0.1" min="0" max="2" value={form.temperature} onChange={update("temperature")} /></label>
+              <label>Max output tokens<input type="number" min="1" value={form.maxOutputTokens} onChange={update("maxOutputTokens")} /></label>
+            </>
+          )}
           <label>Passages per answer (top-k)<input type="number" min="1" max="50" value={form.topK} onChange={update("topK")} /></label>
           <label className="inline"><input type="checkbox" checked={form.hybridSearch} onChange={update("hybridSearch")} /> Hybrid search (vectors + BM25)</label>
         </div>
         <div className="actions">
           <button type="submit" className="primary">Save settings</button>
-          <button type="button" onClick={testConnection} disabled={testing}>{testing ? "Testing…" : "Test connection"}</button>
+          {needsConnection && <button type="button" onClick={testConnection} disabled={testing}>{testing ? "Testing…" : "Test connection"}</button>}
           <button type="button" className="danger" onClick={remove}>Delete model</button>
         </div>
       </form>

@@ -14,7 +14,7 @@ interface Ingestion {
 }
 
 /** Attach a file to the chat: upload progress, then ingestion progress until it is searchable. */
-export function AttachFile({ sessionId }: { sessionId: string }) {
+export function AttachFile({ sessionId, onChanged }: { sessionId: string; onChanged?: () => void }) {
   const input = useRef<HTMLInputElement>(null);
   const [uploads, dispatch] = useReducer(uploadsReducer, []);
   const [ingestions, setIngestions] = useState<Record<string, Ingestion & { name: string }>>({});
@@ -30,6 +30,7 @@ export function AttachFile({ sessionId }: { sessionId: string }) {
           dispatch({ type: "dismiss", key });
           const { id, status } = result.document;
           setIngestions((current) => ({ ...current, [id]: { documentId: id, name: file.name, status, percent: 0, error: null } }));
+          onChanged?.(); // the conversation lists the chat's attachments
         } else dispatch({ type: "error", key, message: result.message });
       })
       .catch((caught) => dispatch({ type: "error", key, message: errorMessage(caught) }));
@@ -66,7 +67,14 @@ export function AttachFile({ sessionId }: { sessionId: string }) {
             </div>
           ))}
           {Object.values(ingestions).map((item) => (
-            <AttachedIngestion key={item.documentId} item={item} onUpdate={(next) => setIngestions((current) => ({ ...current, [item.documentId]: { ...item, ...next } }))} />
+            <AttachedIngestion
+              key={item.documentId}
+              item={item}
+              onUpdate={(next) => {
+                setIngestions((current) => ({ ...current, [item.documentId]: { ...item, ...next } }));
+                if (next.status === "READY" || next.status === "FAILED") onChanged?.();
+              }}
+            />
           ))}
         </div>
       )}

@@ -7,6 +7,7 @@ import {
   DeleteChatSessionDocument,
   RegenerateMessageDocument,
   RenameChatSessionDocument,
+  ResumeChatSessionDocument,
   SendMessageDocument,
   SessionMessagesDocument,
   StartChatSessionDocument,
@@ -15,6 +16,7 @@ import {
   type SessionFieldsFragment,
 } from "../gql/graphql";
 import { useAsync } from "../hooks";
+import { conversationTimeline, type SessionAttachment } from "../lib/timeline";
 import { linkHandler, matchPath, navigate } from "../router";
 import { AttachFile } from "./AttachFile";
 import { AssistantMessage, UserMessage } from "./Messages";
@@ -323,6 +325,26 @@ function Conversation({
     }
   };
 
+  // An ended chat (a newer one with this model was started) is read-only until continued:
+  // the server refuses Regenerate and attachments there, so they are not offered.
+  const ended = session?.isActive === false;
+  const [resuming, setResuming] = useState(false);
+  const resume = async () => {
+    if (!sessionId) return;
+    setResuming(true);
+    setError(null);
+    try {
+      const { resumeChatSession: result } = await request(ResumeChatSessionDocument, { id: sessionId });
+      if (result.__typename !== "ChatSession") setError(result.message);
+      await onSessionsChanged();
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setResuming(false);
+    }
+  };
+  const timeline = useMemo(() => conversationTimeline(messages, session?.attachments ?? []), [messages, session?.attachments]);
+
   const lastAssistant = [...messages].reverse().find((message) => message.role === "ASSISTANT");
   const generating = messages.some((message) => message.role === "ASSISTANT" && (message.status === "PENDING" || message.status === "STREAMING"));
   return (
@@ -341,14 +363,17 @@ function Conversation({
             {documentCount === 0 && <p>This model has no documents yet, so answers will have no sources.</p>}
           </div>
         )}
-        {messages.map((message) =>
-          message.role === "USER" ? (
-            <UserMessage key={message.id} message={message} />
+        {timeline.map((item) =>
+          item.kind === "attachment" ? (
+            <AttachmentNote key={item.attachment.id} attachment={item.attachment} />
+          ) : item.message.role === "USER" ? (
+            <UserMessage key={item.message.id} message={item.message} />
           ) : (
             <AssistantMessage
-              key={message.id}
-              message={message}
-              isLast={message.id === lastAssistant?.id}
+              key={item.message.id}
+              message={item.message}
+              isLast={item.message.id === lastAssistant?.id}
+              canRegenerate={!ended}
               onUpdate={updateMessage}
               onRegenerate={regenerate}
             />
@@ -357,27 +382,51 @@ function Conversation({
         <div ref={endRef} />
       </div>
       <Alert>{error}</Alert>
-      <form className="composer" onSubmit={submit}>
-        <label className="visually-hidden" htmlFor="question">
-          Your question
-        </label>
-        <textarea
-          id="question"
-          name="question"
-          rows={2}
-          placeholder={`Ask ${modelName}… (Enter to send, Shift+Enter for a new line)`}
-          value={draft}
-          onChange={(event) => setDraft(event.target.value)}
-          onKeyDown={onKeyDown}
-          maxLength={20000}
-        />
-        <div className="composer-actions">
-          {sessionId && <AttachFile sessionId={sessionId} />}
-          <button type="submit" className="primary" disabled={!draft.trim() || sending || generating || !modelId}>
-            {sending ? "Sending…" : "Send"}
+      {ended ? (
+        <div className="resume-bar" role="region" aria-label="Ended chat">
+          <p>This chat ended when you started a newer one with {modelName || "this model"}. Its history is kept.</p>
+          <button type="button" className="primary" onClick={resume} disabled={resuming}>
+            {resuming ? "Continuing…" : "Continue this chat"}
           </button>
         </div>
-      </form>
+      ) : (
+        <form className="composer" onSubmit={submit}>
+          <label className="visually-hidden" htmlFor="question">
+            Your question
+          </label>
+          <textarea
+            id="question"
+            name="question"
+            rows={2}
+            placeholder={`Ask ${modelName || "a question"}…`}
+            title="Enter to send, Shift+Enter for a new line"
+            aria-describedby="composer-hint"
+            value={draft}
+            onChange={(event) => setDraft(event.target.value)}
+            onKeyDown={onKeyDown}
+            maxLength={20000}
+          />
+          <div className="composer-actions">
+            {sessionId && <AttachFile sessionId={sessionId} onChanged={onSessionsChanged} />}
+            <button type="submit" className="primary" disabled={!draft.trim() || sending || generating || !modelId}>
+              {sending ? "Sending…" : "Send"}
+            </button>
+          </div>
+          <span id="composer-hint" className="composer-hint muted">Enter to send, Shift+Enter for a new line</span>
+        </form>
+      )}
     </div>
+  );
+}
+
+function AttachmentNote({ attachment }: { attachment: SessionAttachment }) {
+  const state = attachment.status === "READY" ? "ready" : attachment.status === "FAILED" ? "could not be read" : "being processed";
+  return (
+    <p className="attachment-note" data-attachment={attachment.filename} data-status={attachment.status}>
+      <svg width="14" height="14" viewBox="0 0 24 24" aria-hidden="true">
+        <path fill="currentColor" d="M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6h-1.5z" />
+      </svg>{" "}
+      Attached to this chat: <strong>{attachment.filename}</strong> <span className="muted">— {state}</span>
+    </p>
   );
 }

@@ -38,11 +38,14 @@ const Thumb = ({ down }: { down?: boolean }) => (
 export function AssistantMessage({
   message,
   isLast,
+  canRegenerate = true,
   onUpdate,
   onRegenerate,
 }: {
   message: MessageFieldsFragment;
   isLast: boolean;
+  /** False in an ended chat: the server refuses to regenerate there until it is continued. */
+  canRegenerate?: boolean;
   onUpdate: (id: string, patch: Partial<MessageFieldsFragment>) => void;
   onRegenerate: (id: string) => void;
 }) {
@@ -163,7 +166,7 @@ export function AssistantMessage({
             >
               <Thumb down />
             </button>
-            {isLast && (
+            {isLast && canRegenerate && (
               <button type="button" className="small ghost" onClick={() => onRegenerate(message.id)}>
                 ↻ Regenerate
               </button>
