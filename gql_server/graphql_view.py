@@ -245,6 +245,13 @@ def _request_error_status(result: ExecutionResult) -> int | None:
 class RagqlTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with the document cap: an oversized `subscribe` gets an `error`."""
 
+    def forget_id(self, id: str) -> None:
+        # strawberry's `del self.operations[id]` raises KeyError when the client's `complete`
+        # for the operation was handled first (the SPA stops a stream on its final event; the
+        # stream ends on its own at the same moment): two "Exception in worker task"
+        # tracebacks per chat. Already forgotten is fine.
+        self.operations.pop(id, None)
+
     async def handle_subscribe(self, message: Any) -> None:
         payload = message.get("payload") if isinstance(message, dict) else None
         query = payload.get("query") if isinstance(payload, dict) else None

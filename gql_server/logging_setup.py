@@ -8,7 +8,9 @@ import re
 import sys
 from datetime import UTC, datetime
 
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# `color_message` is uvicorn's copy of its message with ANSI colour codes, for its own
+# formatter; ours print `msg` and would otherwise append it, escape codes and all.
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Signed download links (`/files/documents/{id}?token=…`) and any `access_token` in a query
 # string: uvicorn's access log prints the full URL, and a token in a log is a usable link.
 _SECRET_QUERY_PARAMETER = re.compile(r"(?P<name>[?&](?:access_)?token=)[^&\s\"']+", re.IGNORECASE)

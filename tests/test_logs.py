@@ -111,6 +111,10 @@ def test_the_server_log_holds_no_secret_no_source_and_no_traceback_for_client_er
     for source in ("createGroup(name", "logIn(email", "users { totalCount"):
         assert source not in log, f"query source {source!r} in the log:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-5000:]
+    # uvicorn's `color_message` (its message with ANSI colours) is not appended to our lines.
+    assert "color_message" not in log and "\x1b[" not in log, [
+        line for line in log.splitlines() if "color" in line
+    ]
     lines = log.splitlines()
     forbidden = [line for line in lines if "client error FORBIDDEN" in line]
     unauthenticated = [line for line in lines if "client error UNAUTHENTICATED" in line]
@@ -161,3 +165,33 @@ async def test_the_ready_line_of_a_document_without_pages_names_no_pages(
         assert (await wait_for_final(superadmin, document_id))["status"] == "READY"
     ready = [record.getMessage() for record in caplog.records if "READY" in record.getMessage()]
     assert ready and all("None" not in line and "pages" not in line for line in ready), ready
+
+
+def test_uvicorns_color_message_is_not_printed() -> None:
+    from gql_server.logging_setup import JsonFormatter, KeyValueFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "name": "uvicorn.error",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": "Uvicorn running on %s",
+            "args": ("http://127.0.0.1:8000",),
+            "color_message": "Uvicorn running on \x1b[1m%s\x1b[0m",
+        }
+    )
+    for formatter in (KeyValueFormatter(), JsonFormatter()):
+        line = formatter.format(record)
+        assert "Uvicorn running on http://127.0.0.1:8000" in line and "color_message" not in line, line
+        assert "\x1b" not in line and "\\u001b" not in line, line
+
+
+def test_an_operation_completed_by_the_client_first_is_forgotten_without_a_keyerror() -> None:
+    """The SPA stops a stream on its final event while the stream ends on its own: strawberry's
+    graphql-transport-ws handler then forgets the id twice. Before the fix the second `del`
+    raised KeyError: two 'Exception in worker task' tracebacks in the log per chat."""
+    from gql_server.graphql_view import RagqlTransportWSHandler
+
+    handler = RagqlTransportWSHandler.__new__(RagqlTransportWSHandler)
+    handler.operations = {}
+    handler.forget_id("already-completed-by-the-client")  # no KeyError

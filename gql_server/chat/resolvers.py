@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -431,8 +430,15 @@ class ChatSubscription:
                             return
                 finally:
                     forwarder.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    try:
                         await forwarder
+                    except asyncio.CancelledError:
+                        # The forwarder's own cancellation is expected; ours (the client
+                        # completed the operation meanwhile) must propagate, or the stream
+                        # would end as if finished and strawberry would complete it twice.
+                        current = asyncio.current_task()
+                        if current is not None and current.cancelling():
+                            raise
 
         # Watch first, then check: an access change committed after the check is seen.
         async with watch_access(
