@@ -30,6 +30,7 @@ from gql_server.http_limits import RequestLimits
 from gql_server.monitoring import metrics_route, running_lag_monitor
 from gql_server.oidc.client import OidcClient
 from gql_server.oidc.routes import oidc_routes
+from gql_server.openai_api.routes import openai_routes
 from gql_server.schema import build_schema
 from gql_server.security.encryption import ApiKeyCipher
 from gql_server.security.headers import SecurityHeaders
@@ -223,6 +224,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql_app),
     ]
     routes += [download_route(), metrics_route()]
+    # The OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions): openai_api/routes.py.
+    routes.append(openai_routes())
     if settings.oidc_enabled:
         routes += oidc_routes(settings)
     if (FRONTEND_DIST / "index.html").exists():

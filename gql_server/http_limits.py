@@ -50,8 +50,18 @@ class BodyTimedOut(Exception):
     """Raised from `receive` when the client sent no body bytes for the timeout."""
 
 
-async def _refuse(send: Send, status: int, message: str, code: str, *, close: bool) -> None:
-    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+# Under these paths a refusal is in OpenAI's error shape (the OpenAI-compatible API's clients).
+OPENAI_PATH_PREFIX = "/v1/"
+
+
+async def _refuse(
+    send: Send, status: int, message: str, code: str, *, close: bool, openai_shape: bool = False
+) -> None:
+    if openai_shape:
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": code.lower()}
+        body = json.dumps({"error": error}).encode()
+    else:
+        body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
@@ -109,6 +119,7 @@ class RequestLimits:
             elif name == b"content-length":
                 declared = value
         limit, too_large_message = self._limit_for(content_type)
+        openai_shape = str(scope.get("path", "")).startswith(OPENAI_PATH_PREFIX)
         # (A malformed Content-Length never gets here: the HTTP parser rejects it.)
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             # Answered before a byte of the body is read. Most clients (browsers, httpx) send
@@ -120,7 +131,12 @@ class RequestLimits:
             # server 3.2 s of CPU for 161 refusals in 10 s, closing 2.1 s for 816.) A client
             # that sends `Expect: 100-continue` never sends the body either way.
             await _refuse(
-                send, 413, too_large_message, "TOO_LARGE", close=int(declared) > self._skip_limit(limit)
+                send,
+                413,
+                too_large_message,
+                "TOO_LARGE",
+                close=int(declared) > self._skip_limit(limit),
+                openai_shape=openai_shape,
             )
             return
 
@@ -160,7 +176,9 @@ class RequestLimits:
         except BodyTooLarge:
             # A chunked body has no end we could skip to (it may never end): close.
             if not response_started:
-                await _refuse(send, 413, too_large_message, "TOO_LARGE", close=True)
+                await _refuse(
+                    send, 413, too_large_message, "TOO_LARGE", close=True, openai_shape=openai_shape
+                )
         except BodyTimedOut:
             if not response_started:
                 await _refuse(
@@ -170,4 +188,5 @@ class RequestLimits:
                     "(REQUEST_BODY_TIMEOUT_SECONDS).",
                     "REQUEST_TIMEOUT",
                     close=True,
+                    openai_shape=openai_shape,
                 )

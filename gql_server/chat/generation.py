@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -109,6 +109,16 @@ class GenerationJob:
     model_id: uuid.UUID
     question: str
     enqueued_at: float = field(default_factory=time.perf_counter)
+    # The conversation before the question as the caller sent it (the OpenAI-compatible API
+    # sends the whole history with each request); None: the chat session's stored messages.
+    history: tuple[ChatTurn, ...] | None = None
+    # False for an answer nobody stores (`"store": false` on /v1/chat/completions): no
+    # message row exists, so nothing is saved and the events go to the listener only.
+    persist: bool = True
+
+
+# Called with each event of one answer, in order, by the process generating it.
+AnswerListener = Callable[[AnswerEvent], None]
 
 
 @dataclass
@@ -196,6 +206,7 @@ class GenerationManager:
         else:
             self.event_log = InProcessEventLog()
         self.tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._listeners: dict[uuid.UUID, AnswerListener] = {}
         self._owners: dict[uuid.UUID, uuid.UUID] = {}
         self._stop_reasons: dict[uuid.UUID, str] = {}
         self._providers: dict[ProviderConfig, LLMProvider] = {}
@@ -253,7 +264,11 @@ class GenerationManager:
 
     # --- jobs -------------------------------------------------------------------------
 
-    def submit(self, job: GenerationJob) -> None:
+    def submit(self, job: GenerationJob, listener: AnswerListener | None = None) -> None:
+        """Run the job; `listener` (the OpenAI-compatible API's response) gets every event
+        of the answer in this process, besides the event log and the bus."""
+        if listener is not None:
+            self._listeners[job.message_id] = listener
         task = asyncio.create_task(self._run(job), name=f"generate-{job.message_id}")
         self.tasks[job.message_id] = task
         self._owners[job.message_id] = job.user_id
@@ -263,6 +278,11 @@ class GenerationManager:
         self.tasks.pop(message_id, None)
         self._owners.pop(message_id, None)
         self._stop_reasons.pop(message_id, None)
+        self._listeners.pop(message_id, None)
+
+    def is_generating_for(self, user_id: uuid.UUID) -> bool:
+        """Whether this process is generating an answer for the user (stored or not)."""
+        return user_id in self._owners.values()
 
     def owner_of(self, message_id: uuid.UUID) -> uuid.UUID | None:
         """The user whose answer this process is generating, if it is generating it."""
@@ -300,9 +320,13 @@ class GenerationManager:
                 logger.exception("chat stop listener failed; resubscribing in 1 s")
                 await asyncio.sleep(1.0)
 
-    async def emit(self, message_id: uuid.UUID, event: AnswerEvent) -> None:
-        await self.event_log.append(message_id, event)
-        await self.bus.publish(message_channel(message_id), event)
+    async def emit(self, message_id: uuid.UUID, event: AnswerEvent, *, persist: bool = True) -> None:
+        if persist:
+            await self.event_log.append(message_id, event)
+            await self.bus.publish(message_channel(message_id), event)
+        listener = self._listeners.get(message_id)
+        if listener is not None:
+            listener(event)
 
     def _provider_for(self, config: ProviderConfig) -> LLMProvider:
         # One provider per distinct configuration, reused: its connection pool stays warm.
@@ -341,7 +365,11 @@ class GenerationManager:
             if model is None:
                 raise LLMProviderErrorLike("This chat's model no longer exists.")
             config = self._provider_config(model)
-            rows = await repository.latest_messages(session, job.chat_session_id, HISTORY_MESSAGES)
+            rows = (
+                await repository.latest_messages(session, job.chat_session_id, HISTORY_MESSAGES)
+                if job.history is None
+                else []
+            )
             retrieval_started = time.perf_counter()
             passages: list[Any] = []
             # Skipping retrieval when there is nothing to search spares the query embedding.
@@ -379,7 +407,11 @@ class GenerationManager:
             )
             for number, passage in enumerate(passages, start=1)
         ]
-        history = _history(rows, job.question_message_id)
+        history = (
+            _history(rows, job.question_message_id)
+            if job.history is None
+            else list(job.history[-HISTORY_MESSAGES:])
+        )
 
         def build(evidence: str | None) -> GenerationRequest:
             return build_generation_request(
@@ -450,8 +482,9 @@ class GenerationManager:
             async with asyncio.timeout(self.total_timeout_s):
                 request, sources, config, evidence = await self._prepare(job, timings)
                 seq += 1
-                await self.emit(message_id, AnswerSources(seq, tuple(sources)))
-                self._progress[message_id] = progress
+                await self.emit(message_id, AnswerSources(seq, tuple(sources)), persist=job.persist)
+                if job.persist:
+                    self._progress[message_id] = progress
                 provider = self._provider_for(config)
                 stream: AsyncIterator[Any] = provider.stream(request)
                 async for item in stream:
@@ -462,7 +495,7 @@ class GenerationManager:
                             first_token_at = time.perf_counter()
                         progress.parts.append(item.text)
                         seq += 1
-                        await self.emit(message_id, AnswerToken(seq, item.text))
+                        await self.emit(message_id, AnswerToken(seq, item.text), persist=job.persist)
                     elif isinstance(item, Usage):
                         usage = item
                     elif isinstance(item, Finish):
@@ -546,19 +579,20 @@ class GenerationManager:
         timings["total_ms"] = round((finished_at - job.enqueued_at) * 1000, 2)
         usage_dict = _usage_dict(usage, text)
         try:
-            async with self.sessionmaker.begin() as session:
-                await repository.save_result(
-                    session,
-                    job.message_id,
-                    content=text,
-                    status=status,
-                    sources=sources,
-                    error=error,
-                    token_usage=usage_dict,
-                    timings=timings,
-                    truncated=truncated,
-                    evidence=evidence.value if evidence is not None else None,
-                )
+            if job.persist:
+                async with self.sessionmaker.begin() as session:
+                    await repository.save_result(
+                        session,
+                        job.message_id,
+                        content=text,
+                        status=status,
+                        sources=sources,
+                        error=error,
+                        token_usage=usage_dict,
+                        timings=timings,
+                        truncated=truncated,
+                        evidence=evidence.value if evidence is not None else None,
+                    )
         except Exception:
             logger.exception("could not save the answer of message %s", job.message_id)
         final: AnswerDone | AnswerFailed
@@ -576,7 +610,7 @@ class GenerationManager:
                 evidence=evidence.value if evidence is not None else None,
             )
         try:
-            await self.emit(job.message_id, final)
+            await self.emit(job.message_id, final, persist=job.persist)
         except Exception:
             logger.exception("could not publish the end of message %s", job.message_id)
 
