@@ -71,8 +71,13 @@ format: install-python
 schema: install-python
 	$(BIN)/ragql export-schema --output schema.graphql
 
-test-python: install-python
+test-python: install-python tests/oidc_provider/node_modules/.installed
 	$(BIN)/python -m pytest
+
+# The OpenID Provider the OIDC tests run as a local process (npm oidc-provider), from its lock file.
+tests/oidc_provider/node_modules/.installed: tests/oidc_provider/package.json tests/oidc_provider/package-lock.json
+	cd tests/oidc_provider && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 test-frontend: install install-system
 	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent check && npm run --silent test:unit && npm run --silent test:e2e; fi
@@ -100,4 +105,4 @@ bench: install
 	$(BIN)/python bench/chat_load.py
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist tests/http_audit/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) frontend/node_modules frontend/dist tests/http_audit/node_modules tests/oidc_provider/node_modules .pytest_cache .mypy_cache .ruff_cache

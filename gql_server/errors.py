@@ -71,7 +71,12 @@ class RateLimited(Error):
 def domain_result(error: exceptions.DomainError) -> Any:
     """The union member that tells the client about `error`."""
     # Imported here: the domain result types import this module for Error and NotFound.
-    from gql_server.auth.types import InvalidCredentials, InvalidRefreshToken, SignUpDisabled
+    from gql_server.auth.types import (
+        InvalidCredentials,
+        InvalidRefreshToken,
+        PasswordLoginDisabled,
+        SignUpDisabled,
+    )
     from gql_server.chat.types import GenerationInProgress
     from gql_server.documents.types import (
         Document,
@@ -80,6 +85,7 @@ def domain_result(error: exceptions.DomainError) -> Any:
         StorageFull,
         UnsupportedFileType,
     )
+    from gql_server.oidc.types import InvalidLoginCode
 
     match error:
         case exceptions.NotFoundError():
@@ -98,6 +104,10 @@ def domain_result(error: exceptions.DomainError) -> Any:
             return InvalidRefreshToken(message=error.message)
         case exceptions.SignUpDisabledError():
             return SignUpDisabled(message=error.message)
+        case exceptions.PasswordLoginDisabledError():
+            return PasswordLoginDisabled(message=error.message)
+        case exceptions.InvalidLoginCodeError():
+            return InvalidLoginCode(message=error.message)
         case exceptions.GenerationInProgressError():
             return GenerationInProgress(message=error.message, message_id=error.message_id)
         case exceptions.DuplicateDocumentError():

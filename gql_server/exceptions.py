@@ -78,6 +78,24 @@ class SignUpDisabledError(DomainError):
     default_message = "Sign-up is disabled on this server."
 
 
+class PasswordLoginDisabledError(DomainError):
+    default_message = "Log-in with a password is turned off on this server; sign in with single sign-on."
+
+
+class InvalidLoginCodeError(DomainError):
+    """The one-time code of an OIDC log-in is unknown, expired or was already used."""
+
+    default_message = "This sign-in link has expired or was already used; sign in again."
+
+
+class OidcLoginRefusedError(DomainError):
+    """An OIDC log-in cannot go on; `reason` is the short code the SPA is sent (`#error=`)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 # --- chat -------------------------------------------------------------------------------
 class GenerationInProgressError(DomainError):
     """One answer per user at a time: `message_id` is the one still being generated."""

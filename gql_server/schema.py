@@ -30,6 +30,7 @@ from gql_server.kit.input_guard import guard_string_arguments
 from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery, ModelsSubscription
+from gql_server.oidc.resolvers import OidcMutation, OidcQuery
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
@@ -37,6 +38,7 @@ from gql_server.users.resolvers import UsersMutation, UsersQuery
 # Each domain contributes a Query/Mutation/Subscription type; add new ones here.
 QUERY_TYPES: tuple[type, ...] = (
     AuthQuery,
+    OidcQuery,
     UsersQuery,
     GroupsQuery,
     ModelsQuery,
@@ -48,6 +50,7 @@ QUERY_TYPES: tuple[type, ...] = (
 )
 MUTATION_TYPES: tuple[type, ...] = (
     AuthMutation,
+    OidcMutation,
     UsersMutation,
     GroupsMutation,
     ModelsMutation,

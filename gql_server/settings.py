@@ -39,6 +39,30 @@ class Settings(BaseSettings):
     superadmin_password: SecretStr | None = None
 
     signup_enabled: bool = True
+    # Email + password log-in (logIn, signUp). False: only OIDC signs people in; the
+    # superadmin still has the CLI (`ragql set-password`, `ragql create-superadmin`).
+    password_login_enabled: bool = True
+
+    # --- OpenID Connect log-in (gql_server/auth/oidc.py); on when OIDC_ISSUER_URL is set.
+    # The issuer; discovery reads <issuer>/.well-known/openid-configuration.
+    oidc_issuer_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    # The ID token / userinfo claim listing the user's IdP groups (a list of strings).
+    oidc_groups_claim: str = "groups"
+    # IdP groups whose members are administrators (comma-separated); empty: roles are not synced.
+    oidc_admin_groups: str = ""
+    # The log-in button says "Sign in with <OIDC_DISPLAY_NAME>".
+    oidc_display_name: str = "single sign-on"
+    # Create an account at the first OIDC log-in of someone unknown; false: only linked accounts.
+    oidc_auto_create_users: bool = True
+    # Link a first OIDC log-in to an existing local account with the same email, when the IdP
+    # says the email is verified. False: such a log-in is refused (never linked by email alone).
+    oidc_link_by_email: bool = False
+    # The redirect URI registered at the IdP; unset: <this server>/auth/oidc/callback as the
+    # request reached it (set it behind a proxy that changes the scheme or host).
+    oidc_redirect_uri: str | None = None
     max_upload_mb: int = Field(default=250, ge=1, le=16 * 1024)
     keep_original_files: bool = True
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -140,6 +164,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return Path(value).expanduser()
         return value
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer_url and self.oidc_client_id)
+
+    @property
+    def oidc_admin_group_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.oidc_admin_groups.split(",") if name.strip())
 
     @property
     def embedded_database(self) -> bool:

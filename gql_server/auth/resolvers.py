@@ -20,6 +20,7 @@ from gql_server.context import Info
 from gql_server.errors import maps_domain_errors
 from gql_server.exceptions import (
     InvalidRefreshTokenError,
+    PasswordLoginDisabledError,
     RateLimitedError,
     SignUpDisabledError,
 )
@@ -50,7 +51,7 @@ class AuthMutation:
         self, info: Info, email: str, password: str, display_name: str | None = None
     ) -> SignUpResult:
         state = info.context.state
-        if not state.settings.signup_enabled:
+        if not (state.settings.signup_enabled and state.settings.password_login_enabled):
             raise SignUpDisabledError()
         async with state.sessionmaker.begin() as session:
             issued = await service.sign_up(
@@ -68,6 +69,8 @@ class AuthMutation:
     @maps_domain_errors
     async def log_in(self, info: Info, email: str, password: str) -> LogInResult:
         state = info.context.state
+        if not state.settings.password_login_enabled:
+            raise PasswordLoginDisabledError()
         # Counted before the password is verified (see auth/rate_limit.py): parallel
         # guesses cannot all slip past the check while the first ones are being verified.
         admission = await state.login_limiter.admit(email, info.context.client_address)

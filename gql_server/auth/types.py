@@ -73,6 +73,13 @@ class SignUpDisabled:
     message: str = "Sign-up is disabled on this server."
 
 
+@strawberry.type(
+    description="Password log-in is turned off on this server (PASSWORD_LOGIN_ENABLED=false); use single sign-on."
+)
+class PasswordLoginDisabled:
+    message: str
+
+
 @strawberry.type
 class LoggedOut:
     ok: bool = strawberry.field(
@@ -88,5 +95,7 @@ class LoggedOut:
 SignUpResult = Annotated[
     AuthPayload | InvalidInput | AlreadyExists | SignUpDisabled, strawberry.union("SignUpResult")
 ]
-LogInResult = Annotated[AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LogInResult")]
+LogInResult = Annotated[
+    AuthPayload | InvalidCredentials | RateLimited | PasswordLoginDisabled, strawberry.union("LogInResult")
+]
 RefreshTokenResult = Annotated[AuthPayload | InvalidRefreshToken, strawberry.union("RefreshTokenResult")]

@@ -125,7 +125,16 @@ class User(TimestampMixin, Base):
 
 class AccessGroup(TimestampMixin, Base):
     __tablename__ = "access_groups"
-    __table_args__ = (Index("uq_access_groups_name_lower", func.lower(text("name")), unique=True),)
+    __table_args__ = (
+        Index("uq_access_groups_name_lower", func.lower(text("name")), unique=True),
+        # One local group per IdP group: the claim's names are matched exactly.
+        Index(
+            "uq_access_groups_external_name",
+            "external_name",
+            unique=True,
+            postgresql_where=text("external_name IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(120), nullable=False)
@@ -133,6 +142,46 @@ class AccessGroup(TimestampMixin, Base):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The identity provider's group this group mirrors (OIDC group sync): at each OIDC log-in
+    # a user's membership is set from the groups claim. NULL: memberships are managed by hand.
+    external_name: Mapped[str | None] = mapped_column(String(200))
+    # When an OIDC log-in last set a membership of this group from the groups claim.
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserIdentity(Base):
+    """An OIDC identity (issuer, subject) linked to a ragql account: OIDC log-ins find the
+    account by it, never by email alone."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_user_identities_issuer_subject"),
+        UniqueConstraint("user_id", "issuer", name="uq_user_identities_user_issuer"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    issuer: Mapped[str] = mapped_column(String(500), nullable=False)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, nullable=False
+    )
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginCode(Base):
+    """The one-time code an OIDC callback hands the SPA in the URL fragment, exchanged once
+    (exchangeLoginCode) for a session. Only its SHA-256 is stored; it lives about a minute."""
+
+    __tablename__ = "login_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class GroupMembership(Base):
@@ -525,6 +574,7 @@ __all__ = [
     "DocumentKind",
     "DocumentStatus",
     "GroupMembership",
+    "LoginCode",
     "MessageRole",
     "MessageStatus",
     "ModelAccessGrant",
@@ -535,4 +585,5 @@ __all__ = [
     "RefreshToken",
     "Role",
     "User",
+    "UserIdentity",
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,3 +97,32 @@ async def members_of_groups(
 
 async def groups_by_ids(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> Sequence[AccessGroup]:
     return (await session.scalars(select(AccessGroup).where(AccessGroup.id.in_(group_ids)))).all()
+
+
+async def external_name_taken(
+    session: AsyncSession, external_name: str, except_id: uuid.UUID | None = None
+) -> bool:
+    query = select(AccessGroup.id).where(AccessGroup.external_name == external_name)
+    if except_id is not None:
+        query = query.where(AccessGroup.id != except_id)
+    return await session.scalar(query) is not None
+
+
+async def synced_groups(session: AsyncSession) -> Sequence[AccessGroup]:
+    """Every group that mirrors an IdP group (one user's sync runs under that user's row lock)."""
+    rows = await session.scalars(
+        select(AccessGroup).where(AccessGroup.external_name.is_not(None)).order_by(AccessGroup.id)
+    )
+    return rows.all()
+
+
+async def member_group_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
+    rows = await session.scalars(select(GroupMembership.group_id).where(GroupMembership.user_id == user_id))
+    return set(rows.all())
+
+
+async def mark_synced(session: AsyncSession, group_ids: Sequence[uuid.UUID], at: datetime) -> None:
+    if group_ids:
+        await session.execute(
+            update(AccessGroup).where(AccessGroup.id.in_(group_ids)).values(last_synced_at=at)
+        )

@@ -16,6 +16,13 @@ from gql_server.groups.types import AccessGroup
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 
+EXTERNAL_NAME_ARGUMENT = strawberry.argument(
+    description=(
+        "The name of the identity provider's group to mirror, exactly as the groups claim "
+        "lists it (at most 200 characters). Null or blank: not synced."
+    )
+)
+
 
 @strawberry.type
 class GroupDeleted:
@@ -68,8 +75,30 @@ async def _run(info: Info, action, *args) -> GroupResult:  # type: ignore[no-unt
 class GroupsMutation:
     @strawberry.mutation(description="Create an access group.", extensions=admin_only())
     @maps_domain_errors
-    async def create_group(self, info: Info, name: str, description: str | None = None) -> GroupResult:
-        return await _run(info, service.create_group, name, description)
+    async def create_group(
+        self,
+        info: Info,
+        name: str,
+        description: str | None = None,
+        external_name: Annotated[str | None, EXTERNAL_NAME_ARGUMENT] = None,
+    ) -> GroupResult:
+        return await _run(info, service.create_group, name, description, external_name)
+
+    @strawberry.mutation(
+        description=(
+            "Set (or, with null or blank, clear) the identity provider's group this group mirrors. "
+            "Members change at their next OIDC log-in."
+        ),
+        extensions=admin_only(),
+    )
+    @maps_domain_errors
+    async def set_group_external_name(
+        self,
+        info: Info,
+        group_id: uuid.UUID,
+        external_name: Annotated[str | None, EXTERNAL_NAME_ARGUMENT] = None,
+    ) -> GroupResult:
+        return await _run(info, service.set_external_name, group_id, external_name)
 
     @strawberry.mutation(
         description="Rename a group (and optionally change its description).", extensions=admin_only()

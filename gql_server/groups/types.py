@@ -3,6 +3,7 @@ loader-backed fields (member count for everyone who may see the group, members f
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -23,7 +24,28 @@ class AccessGroup:
         """The mapper's type resolves its columns from the ORM row itself: the row is the value."""
         return row  # type: ignore[return-value]
 
-    __exclude__ = ["created_by_id"]
+    # The sync columns are administrators' business: declared below with their permission.
+    __exclude__ = ["created_by_id", "external_name", "last_synced_at"]
+
+    @strawberry.field(
+        description=(
+            "The identity provider's group this group mirrors (OIDC group sync): at each OIDC "
+            "log-in, a user's membership is set from the groups claim. Null: managed by hand. "
+            "Administrators only."
+        ),
+        extensions=admin_only(),
+    )
+    def external_name(self) -> str | None:
+        row: models.AccessGroup = self  # type: ignore[assignment]
+        return row.external_name
+
+    @strawberry.field(
+        description="When an OIDC log-in last set a membership of this group. Administrators only.",
+        extensions=admin_only(),
+    )
+    def last_synced_at(self) -> datetime | None:
+        row: models.AccessGroup = self  # type: ignore[assignment]
+        return row.last_synced_at
 
     @strawberry.field(description="How many users belong to the group.")
     async def member_count(self, info: Info) -> int:
