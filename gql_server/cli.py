@@ -127,7 +127,8 @@ def _worker(args: argparse.Namespace) -> int:
         os.environ["DATA_DIR"] = str(Path(args.data_dir).expanduser())
     from workers.worker_main import run_worker
 
-    return run_worker(settings, concurrency=args.concurrency)
+    # Without --concurrency, as many as INGEST_CONCURRENCY (by default derived from the cores).
+    return run_worker(settings, concurrency=args.concurrency or settings.ingest_concurrency)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -270,7 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     worker = with_data_dir(commands.add_parser("worker", help="run a taskiq worker (needs REDIS_URL)"))
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="documents per lane at once (default: INGEST_CONCURRENCY)",
+    )
     worker.set_defaults(handler=_worker)
 
     with_data_dir(commands.add_parser("migrate", help="migrate the database to head")).set_defaults(

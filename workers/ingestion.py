@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_server.db.models import Document, DocumentStatus, PendingFileDeletion
+from gql_server.db.models import Document, DocumentChunk, DocumentStatus, PendingFileDeletion
 from gql_server.documents import repository
 from gql_server.documents.progress import event_from_row, publish_document_event
 from gql_server.documents.queue import IngestionLane
@@ -44,13 +44,14 @@ from gql_server.documents.storage import remove_file, resolve_storage_path, spoo
 from gql_server.events.bus import EventBus
 from gql_server.events.kinds import DocumentProgressed
 from gql_server.settings import Settings
+from workers.eta import IngestionEstimate, counts_pages
 
 logger = logging.getLogger(__name__)
 
 PUBLISH_INTERVAL_SECONDS = 0.25  # at most ~4 progress events per second per document
 DATABASE_PROGRESS_INTERVAL_SECONDS = 2.0
 # Share of the progress bar for parse+chunk+embed; storing takes the rest.
-PROCESSING_SHARE = 0.9
+PROCESSING_SHARE = 0.95
 # Most pages parsed, chunked and embedded per step (windows also end at ~300,000
 # characters of text). Big windows because each window's units are sorted by length and
 # batched together: on R-intro.pdf batches padded to 2.25x their real tokens with 10-page
@@ -131,7 +132,6 @@ class ProgressTracker:
         self.pages_done: int | None = None
         self.page_count: int | None = None
         self.chunk_count = 0
-        self._pending_fraction = 0.0
         self.version = 0
 
     def on_progress(self, stage: Any, done: int, total: int) -> None:
@@ -142,18 +142,19 @@ class ProgressTracker:
             if self.STAGES.index(status) > self.STAGES.index(self.stage):
                 self.stage = status
             if status is DocumentStatus.EMBEDDING:
-                self.chunk_count = done
-                self.fraction = max(self.fraction, self._pending_fraction)
-            else:
-                share = done / total if total > 0 else 0.0
-                if status is DocumentStatus.CHUNKING:
-                    # Reported as a window's sentence units are embedded (most of the
-                    # work), so a large window moves the bar and the ETA as it goes.
-                    self._pending_fraction = max(self._pending_fraction, share)
-                    self.fraction = max(self.fraction, share)
-                if self.page_count is not None:
-                    self.pages_done = done
+                self.chunk_count = done  # a running total until the run ends
+            elif self.page_count is not None:
+                self.pages_done = done
             self.version += 1
+
+    def on_work(self, fraction: float) -> None:
+        """The share of the document's work done (the pipeline's `WorkMeter`)."""
+        if self.cancel.is_set():
+            raise IngestionCancelled()
+        with self._lock:
+            if fraction > self.fraction:
+                self.fraction = fraction
+                self.version += 1
 
     def set_page_count(self, page_count: int | None) -> None:
         with self._lock:
@@ -217,6 +218,7 @@ def run_pipeline_to_spool(
         PipelineKind[kind_name],
         embedder,
         tracker.on_progress,
+        on_work=tracker.on_work,
         pages_per_window=PAGES_PER_WINDOW,
         file_title=file_title,
         boundary_embedder=boundary_embedder,
@@ -284,48 +286,7 @@ def _advisory_key(document_id: uuid.UUID) -> int:
     return int.from_bytes(document_id.bytes[:8], "big", signed=True)
 
 
-_WORKING = [status.value for status in DocumentStatus if status.is_working]
 _CANDIDATES_PER_READ = 64
-
-# Model documents: oldest first.
-_MODEL_LANE_ORDER = text(
-    """
-    SELECT id FROM documents
-    WHERE session_id IS NULL AND status::text = ANY(:working)
-    ORDER BY created_at, id
-    LIMIT :limit OFFSET :offset
-    """
-)
-# Attachments: round-robin over their owners. An owner's place in the ring is the later of
-# when they were last served (their latest finished attachment) and when their oldest
-# waiting one arrived; owners with an attachment being ingested go last. Within an owner,
-# oldest first.
-_ATTACHMENT_LANE_ORDER = text(
-    """
-    WITH waiting AS (
-        SELECT d.id, d.created_at, d.status, s.user_id
-        FROM documents d JOIN chat_sessions s ON s.id = d.session_id
-        WHERE d.session_id IS NOT NULL AND d.status::text = ANY(:working)
-    ),
-    owners AS (
-        SELECT w.user_id,
-               bool_or(w.status <> 'QUEUED') AS busy,
-               greatest(
-                   min(w.created_at),
-                   coalesce(
-                       (SELECT max(d.processed_at)
-                        FROM documents d JOIN chat_sessions s ON s.id = d.session_id
-                        WHERE s.user_id = w.user_id),
-                       '-infinity'
-                   )
-               ) AS turn
-        FROM waiting w GROUP BY w.user_id
-    )
-    SELECT w.id FROM waiting w JOIN owners o ON o.user_id = w.user_id
-    ORDER BY o.busy, o.turn, o.user_id, w.created_at, w.id
-    LIMIT :limit OFFSET :offset
-    """
-)
 
 
 async def ingest_next(
@@ -355,16 +316,13 @@ async def ingest_next(
     finds nothing to do.
     """
     async with resources.slots(lane):
-        order = _MODEL_LANE_ORDER if lane is IngestionLane.MODEL_DOCUMENTS else _ATTACHMENT_LANE_ORDER
         offset = 0
         while True:
             async with resources.sessionmaker() as session:
-                candidates = list(
-                    (
-                        await session.execute(
-                            order, {"working": _WORKING, "limit": _CANDIDATES_PER_READ, "offset": offset}
-                        )
-                    ).scalars()
+                # The lane's order (gql_server/documents/repository.py): model documents
+                # oldest first, attachments round-robin over their owners.
+                candidates = await repository.lane_candidates(
+                    session, lane, limit=_CANDIDATES_PER_READ, offset=offset
                 )
             for document_id in candidates:
                 if await _ingest_if_free(resources, document_id):
@@ -428,12 +386,18 @@ async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) 
     if not document.status.is_working:
         logger.info("document %s is already %s; nothing to do", document_id, document.status.value)
         return False
+    # The embedding model is loaded (once per process) while the document is still QUEUED,
+    # so a run's start-to-end time, which later ETAs are estimated from, is the run's own.
+    # A model that cannot load fails the document in `_run`, which asks for it again.
+    with contextlib.suppress(Exception):
+        await resources.embedders()
     started = datetime.now(UTC)
     row = await _update_row(
         resources,
         document_id,
         status=DocumentStatus.PARSING,
         progress=0.0,
+        chunk_count=0,  # counts this run's chunks from here (a running total until READY)
         error=None,
         attempts=Document.attempts + 1,
         processing_started_at=started,
@@ -441,12 +405,17 @@ async def _ingest_locked(resources: IngestionResources, document_id: uuid.UUID) 
     )
     if row is None:
         return False
-    await _publish(resources, event_from_row(row))
+    estimate = await _estimate_for(resources, row)
+    # The history's ETA from the first event (a PDF's pages are known from an earlier run, if any).
+    await _publish(
+        resources,
+        dataclasses.replace(event_from_row(row), eta_seconds=estimate.remaining(0.0, 0.0, row.page_count)),
+    )
     cancel = threading.Event()
     resources.cancel_events[document_id] = cancel
     spool_path = spool_dir(resources.settings) / f"{document_id}.{uuid.uuid4().hex[:8]}.csv"
     try:
-        await _run(resources, row, started, cancel, spool_path)
+        await _run(resources, row, estimate, cancel, spool_path)
     except IngestionCancelled:
         logger.info("ingestion of document %s was cancelled", document_id)
     except Exception as error:
@@ -480,6 +449,12 @@ async def _fail(resources: IngestionResources, document_id: uuid.UUID, reason: s
             status=DocumentStatus.FAILED,
             error=reason,
             processed_at=datetime.now(UTC),
+            # The chunks that are searchable (an earlier run's, or none), not this run's
+            # running total.
+            chunk_count=select(func.count())
+            .select_from(DocumentChunk)
+            .where(DocumentChunk.document_id == document_id)
+            .scalar_subquery(),
         )
     except Exception:
         logger.exception("could not mark document %s as FAILED", document_id)
@@ -488,12 +463,25 @@ async def _fail(resources: IngestionResources, document_id: uuid.UUID, reason: s
         await _publish(resources, event_from_row(row))
 
 
+async def _estimate_for(resources: IngestionResources, row: Document) -> IngestionEstimate:
+    """The run's ETA, seeded with this install's recent speed for the kind (workers/eta.py)."""
+    per_page = counts_pages(row.kind)
+    try:
+        async with resources.sessionmaker() as session:
+            rate = await repository.recent_seconds_per_unit(session, row.kind, per_page=per_page)
+    except Exception:
+        logger.exception("could not read recent ingestion speeds; the ETA uses this run's own pace")
+        rate = None
+    return IngestionEstimate(rate, row.size_bytes, per_page)
+
+
 async def _report_progress(
     resources: IngestionResources,
     row: Document,
     tracker: ProgressTracker,
     started_monotonic: float,
     stop: asyncio.Event,
+    estimate: IngestionEstimate,
 ) -> None:
     """Publish the tracker's state at most every PUBLISH_INTERVAL and save it to the row now and then."""
     base = event_from_row(row)
@@ -509,8 +497,9 @@ async def _report_progress(
             continue
         published_version = version
         elapsed = time.monotonic() - started_monotonic
-        eta = elapsed * (1 - fraction) / fraction if fraction >= 0.02 else None
+        # Storing is the last (1 - PROCESSING_SHARE) of the work.
         progress = round(PROCESSING_SHARE * fraction, 4)
+        eta = estimate.remaining(elapsed, PROCESSING_SHARE * fraction, page_count)
         await _publish(
             resources,
             dataclasses.replace(
@@ -546,7 +535,7 @@ async def _report_progress(
 async def _run(
     resources: IngestionResources,
     row: Document,
-    started: datetime,
+    estimate: IngestionEstimate,
     cancel: threading.Event,
     spool_path: Path,
 ) -> None:
@@ -564,7 +553,9 @@ async def _run(
     tracker = ProgressTracker(cancel)
     stop = asyncio.Event()
     started_monotonic = time.monotonic()
-    reporter = asyncio.create_task(_report_progress(resources, row, tracker, started_monotonic, stop))
+    reporter = asyncio.create_task(
+        _report_progress(resources, row, tracker, started_monotonic, stop, estimate)
+    )
     try:
         outcome = await asyncio.to_thread(
             run_pipeline_to_spool,
@@ -603,7 +594,12 @@ async def _run(
         raise IngestionCancelled()
     await _publish(
         resources,
-        dataclasses.replace(event_from_row(storing), pages_done=outcome.page_count, elapsed_seconds=elapsed),
+        dataclasses.replace(
+            event_from_row(storing),
+            pages_done=outcome.page_count,
+            elapsed_seconds=elapsed,
+            eta_seconds=estimate.remaining(elapsed, PROCESSING_SHARE, outcome.page_count),
+        ),
     )
     final = await _swap_in_chunks(resources, row.id, spool_path, outcome)
     if final is None:

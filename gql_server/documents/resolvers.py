@@ -27,7 +27,7 @@ from gql_server.documents.progress import (
     ordering_key,
     publish_document_event,
 )
-from gql_server.documents.queue import enqueue_ingestion
+from gql_server.documents.queue import IngestionLane, enqueue_ingestion
 from gql_server.documents.types import (
     DeleteDocumentResult,
     Document,
@@ -50,6 +50,25 @@ logger = logging.getLogger(__name__)
 # How long a subscription waits for a bus event before re-reading the database: pub/sub
 # can drop messages (Redis restarts, slow consumers); the row is the source of truth.
 RESYNC_SECONDS = 5.0
+# While a document waits in its queue, how often its place is counted again. Polled from
+# the rows rather than pushed: the place changes when any document of the lane starts,
+# ends or is deleted, in whichever process, and one indexed count per waiting document
+# every few seconds is cheaper than an event to every waiting document at each change.
+QUEUE_POSITION_SECONDS = 1.0
+
+
+async def _with_places(session: Any, rows: list[models.Document]) -> list[Document]:
+    ahead = await repository.documents_ahead_of(session, rows)
+    return [Document.from_row(row, ahead.get(row.id)) for row in rows]
+
+
+async def _place_of(state: Any, event: DocumentProgressed) -> int | None:
+    """How many documents are ahead of the event's document, when it is QUEUED."""
+    if event.status is not models.DocumentStatus.QUEUED or event.deleted:
+        return None
+    lane = IngestionLane.of(event.session_id)
+    async with state.sessionmaker() as session:
+        return (await repository.documents_ahead(session, lane, [event.document_id])).get(event.document_id)
 
 
 class DocumentNotFound(PublicError):
@@ -95,7 +114,9 @@ async def upload_document(
         title=title,
         admit=admit,
     )
-    return DocumentUploaded(document=Document.from_row(document))
+    async with state.sessionmaker() as session:
+        (uploaded,) = await _with_places(session, [document])
+    return DocumentUploaded(document=uploaded)
 
 
 @strawberry.type
@@ -120,7 +141,8 @@ class DocumentQuery:
             rows, total = await service.list_model_documents(
                 session, user, model_id, status=status, limit=request.limit, offset=request.offset
             )
-        return build_page([Document.from_row(row) for row in rows], total, request)
+            documents = await _with_places(session, rows)
+        return build_page(documents, total, request)
 
     @strawberry.field(
         description="A document, or null when it does not exist or you may not see it.",
@@ -130,7 +152,10 @@ class DocumentQuery:
         user = info.context.require_user()
         async with info.context.sessionmaker() as session:
             row = await service.readable_document(session, user, id)
-        return Document.from_row(row) if row is not None else None
+            if row is None:
+                return None
+            (document,) = await _with_places(session, [row])
+        return document
 
 
 @strawberry.type
@@ -182,7 +207,9 @@ class DocumentMutation:
             await session.refresh(row)
         await enqueue_ingestion(state, row.id)
         await publish_document_event(state.bus, event_from_row(row))
-        return DocumentReindexQueued(document=Document.from_row(row))
+        async with state.sessionmaker() as session:
+            (document,) = await _with_places(session, [row])
+        return DocumentReindexQueued(document=document)
 
 
 class _EventWaiter:
@@ -237,11 +264,13 @@ async def _progress_of(
                 raise DocumentNotFound()
         watch.watch_model(row.model_id)
         last = event_from_row(row)
-        yield DocumentProgress.from_event(last)
+        place = await _place_of(state, last)
+        yield DocumentProgress.from_event(last, place)
         waiter = _EventWaiter(events)
         try:
             while not is_final(last):
-                received = await waiter.next(RESYNC_SECONDS)
+                queued = last.status is models.DocumentStatus.QUEUED
+                received = await waiter.next(QUEUE_POSITION_SECONDS if queued else RESYNC_SECONDS)
                 if received is None:
                     async with state.sessionmaker() as session:
                         row = await repository.get_document(session, document_id)
@@ -249,6 +278,14 @@ async def _progress_of(
                         event_from_row(row) if row is not None else dataclasses.replace(last, deleted=True)
                     )
                     if not event.deleted and ordering_key(event) <= ordering_key(last):
+                        # No step forward; while it waits, its place in the queue may have moved.
+                        if not queued or event.status is not models.DocumentStatus.QUEUED:
+                            continue
+                        moved = await _place_of(state, event)
+                        if moved == place:
+                            continue
+                        place = moved
+                        yield DocumentProgress.from_event(last, place)
                         continue
                 elif not isinstance(received, DocumentProgressed):
                     continue
@@ -257,7 +294,8 @@ async def _progress_of(
                 else:
                     event = received
                 last = event
-                yield DocumentProgress.from_event(event)
+                place = await _place_of(state, event)
+                yield DocumentProgress.from_event(event, place)
         finally:
             waiter.close()
 
@@ -268,11 +306,44 @@ async def _events_of(state: Any, user: models.User, model_id: uuid.UUID) -> Asyn
             if not await can_read_model(session, user, model_id):
                 raise ModelNotFound()
             working = await repository.working_documents_of_model(session, model_id)
+            places = await repository.documents_ahead_of(session, working)
+        # The latest event of each of the model's queued documents, with its place.
+        waiting: dict[uuid.UUID, tuple[DocumentProgressed, int | None]] = {}
         for row in working:
-            yield DocumentProgress.from_event(event_from_row(row))
-        async for event in events:
-            if isinstance(event, DocumentProgressed):
-                yield DocumentProgress.from_event(event)
+            event = event_from_row(row)
+            if row.status is models.DocumentStatus.QUEUED:
+                waiting[row.id] = (event, places.get(row.id))
+            yield DocumentProgress.from_event(event, places.get(row.id))
+        waiter = _EventWaiter(events)
+        try:
+            while True:
+                received = await waiter.next(QUEUE_POSITION_SECONDS if waiting else RESYNC_SECONDS)
+                if received is None:
+                    if not waiting:
+                        continue
+                    # Every document of a model's channel is a model document: one lane.
+                    async with state.sessionmaker() as session:
+                        moved = await repository.documents_ahead(
+                            session, IngestionLane.MODEL_DOCUMENTS, list(waiting)
+                        )
+                    for document_id, (event, place) in list(waiting.items()):
+                        if document_id not in moved:
+                            continue  # no longer queued: its own event says what it is now
+                        if moved[document_id] != place:
+                            waiting[document_id] = (event, moved[document_id])
+                            yield DocumentProgress.from_event(event, moved[document_id])
+                    continue
+                if not isinstance(received, DocumentProgressed):
+                    continue
+                place = None
+                if received.status is models.DocumentStatus.QUEUED and not received.deleted:
+                    place = await _place_of(state, received)
+                    waiting[received.document_id] = (received, place)
+                else:
+                    waiting.pop(received.document_id, None)
+                yield DocumentProgress.from_event(received, place)
+        finally:
+            waiter.close()
 
 
 @strawberry.type

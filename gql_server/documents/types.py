@@ -23,6 +23,12 @@ DocumentKind = strawberry.enum(
     models.DocumentKind, name="DocumentKind", description="What the file was sniffed as."
 )
 
+DOCUMENTS_AHEAD = (
+    "QUEUED documents only: how many documents of its queue will be ingested before it (those being "
+    "ingested now and those queued ahead of it, counted over every process of this server). Null when "
+    "it is not queued. Only a number: which documents they are is not told."
+)
+
 
 @strawberry.type(description="A file in a model (or attached to a chat), with its ingestion state.")
 class Document:
@@ -40,7 +46,15 @@ class Document:
     sha256: str
     page_count: int | None
     row_count: int | None
-    chunk_count: int
+    chunk_count: int = strawberry.field(
+        description="Chunks (passages) of the document. While it is queued or being ingested, a running total "
+        "of this run so far (see chunkCountFinal); once READY, the final count; once FAILED, the chunks that "
+        "are searchable."
+    )
+    chunk_count_final: bool = strawberry.field(
+        description="False while the document is queued or being ingested: chunkCount is then a running total."
+    )
+    documents_ahead: int | None = strawberry.field(description=DOCUMENTS_AHEAD)
     error: str | None = strawberry.field(description="Why ingestion failed, in words a person can act on.")
     warnings: list[str]
     file_kept: bool = strawberry.field(
@@ -63,7 +77,8 @@ class Document:
         return download_url(info.context.state.settings.jwt_secret, self.id, user)
 
     @classmethod
-    def from_row(cls, row: models.Document) -> Document:
+    def from_row(cls, row: models.Document, documents_ahead: int | None = None) -> Document:
+        """`documents_ahead`: the row's place in its queue (repository.documents_ahead), when QUEUED."""
         return cls(
             id=row.id,
             model_id=row.model_id,
@@ -78,6 +93,8 @@ class Document:
             page_count=row.page_count,
             row_count=row.row_count,
             chunk_count=row.chunk_count,
+            chunk_count_final=not row.status.is_working,
+            documents_ahead=documents_ahead if row.status is models.DocumentStatus.QUEUED else None,
             error=row.error,
             warnings=list(row.warnings or []),
             file_kept=bool(row.file_kept and row.storage_path),
@@ -97,17 +114,27 @@ class DocumentProgress:
     percent: int
     pages_done: int | None
     page_count: int | None
-    chunk_count: int
+    chunk_count: int = strawberry.field(
+        description="Chunks so far: a running total while the document is queued or being ingested "
+        "(chunkCountFinal false), the final count once READY."
+    )
+    chunk_count_final: bool = strawberry.field(
+        description="True once READY or FAILED: chunkCount no longer changes."
+    )
+    documents_ahead: int | None = strawberry.field(description=DOCUMENTS_AHEAD)
     elapsed_seconds: float | None
     eta_seconds: float | None = strawberry.field(
-        description="Estimated seconds left; null until it can be told."
+        description="Estimated seconds until READY, from this server's measured speed: its recent ingestions "
+        "of this kind of document and this document's own pace so far. Null until it can be told (while "
+        "queued, and early in a document of a kind this server has not ingested yet); 0 once finished."
     )
     error: str | None
     warnings: list[str]
     deleted: bool = strawberry.field(description="The document was deleted; no more events follow for it.")
 
     @classmethod
-    def from_event(cls, event: DocumentProgressed) -> DocumentProgress:
+    def from_event(cls, event: DocumentProgressed, documents_ahead: int | None = None) -> DocumentProgress:
+        """`documents_ahead`: the document's place in its queue, when the event says QUEUED."""
         return cls(
             document_id=event.document_id,
             model_id=event.model_id,
@@ -117,6 +144,8 @@ class DocumentProgress:
             pages_done=event.pages_done,
             page_count=event.page_count,
             chunk_count=event.chunk_count,
+            chunk_count_final=not event.status.is_working and not event.deleted,
+            documents_ahead=documents_ahead if event.status is models.DocumentStatus.QUEUED else None,
             elapsed_seconds=event.elapsed_seconds,
             eta_seconds=event.eta_seconds,
             error=event.error,
