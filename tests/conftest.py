@@ -28,12 +28,30 @@ from gql_server.app import create_app
 from gql_server.db.embedded import EmbeddedPostgres
 from gql_server.db.migrate import upgrade_to_head
 from gql_server.settings import Settings
+from tests import log_secrets
 from tests.graphql_client import GraphQLClient
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SUPERADMIN_EMAIL = "root@example.com"
 SUPERADMIN_PASSWORD = "superadmin-password-1"
 TEMPLATE_DATABASE = "ragql_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The whole run's log, formatted and redacted as production does (tests/log_secrets.py).
+    log_secrets.install_log_capture()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """After the last test: no token, password or key the run issued or sent is in any log
+    line of the run (in-process servers and every `ragql serve` subprocess). Fails the run
+    with an error at teardown otherwise."""
+    yield
+    findings, checked, size = log_secrets.leaks()
+    print(f"\nlog secrets check: {checked} secrets against {size / 1e6:.1f} MB of log")
+    log_secrets.remove_log_file()
+    assert not findings, "secrets in the logs of this run:\n" + "\n".join(findings[:20])
 
 
 def shared_data_path(*parts: str) -> Path:

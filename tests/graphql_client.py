@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import websockets
 
+from tests import log_secrets
+
 
 class GraphQLResponseError(AssertionError):
     pass
@@ -37,7 +39,10 @@ class GraphQLClient:
             self.base_url + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
         assert response.status_code in (200, 400, 413), response.text
-        return response.json()
+        body = response.json()
+        log_secrets.remember_variables(variables)
+        log_secrets.remember_response(body)
+        return body
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """Execute and fail the test on any GraphQL error."""
@@ -67,7 +72,9 @@ class GraphQLClient:
             files={"0": (filename, content, content_type)},
             headers=headers,
         )
-        return response.json()
+        body = response.json()
+        log_secrets.remember_response(body)
+        return body
 
     @asynccontextmanager
     async def subscription_connection(
@@ -120,6 +127,7 @@ class WebSocketSession:
                 continue
             if message["type"] in ("ka", "pong"):
                 continue
+            log_secrets.remember_response(message.get("payload"))
             return message
 
     async def results(self, operation_id: str, timeout: float = 30) -> AsyncIterator[dict[str, Any]]:

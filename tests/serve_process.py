@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import log_secrets
+
 RAGQL = str(Path(sys.executable).with_name("ragql"))
 
 
@@ -30,6 +32,7 @@ class ServeProcess:
     process: subprocess.Popen[str] | None = None
     log_path: Path | None = None
     started_in_seconds: float = 0.0
+    _output_collected: bool = False
 
     @property
     def base_url(self) -> str:
@@ -66,11 +69,17 @@ class ServeProcess:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
 
     def stop(self, timeout: float = 30) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
+            if self.process is None or self.process.poll() is not None:
+                return self.process.returncode if self.process else None
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait(10)
+        finally:
+            if not self._output_collected and self.process is not None:
+                # The run-wide check for secrets in logs (tests/log_secrets.py) reads it at the end.
+                self._output_collected = True
+                log_secrets.remember_output(self.output())
