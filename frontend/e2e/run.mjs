@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { checkAdminModelsOnPhone, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
+import { checkLiveModelList } from "./live-access.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontend = resolve(here, "..");
@@ -276,6 +277,8 @@ async function main() {
     await page.getByRole("button", { name: "Grant group" }).click();
     await page.getByText(`Access granted to group ${GROUP}.`).waitFor();
     check(await visibleWithin(page.locator(".member-list").getByText(GROUP)), "model granted to the group");
+    // Issue 16: a grant and a revoke reach the outsider's already-open chat page.
+    await checkLiveModelList(page, { chromium, chromiumPath, base, user: OUTSIDER, model: MODEL, check, results, logIn });
     // Issue 16: settings that do not apply to EXTRACTIVE are hidden; the models table at phone width.
     await checkExtractiveSettings(page, { check });
     await page.getByRole("link", { name: "Models", exact: true }).click();

@@ -2,7 +2,6 @@ import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent, type
 import { errorMessage, request } from "../api/client";
 import { Alert, Loading, resultMessage } from "../components/ui";
 import {
-  ChatModelsDocument,
   ChatSessionsDocument,
   DeleteChatSessionDocument,
   RegenerateMessageDocument,
@@ -15,17 +14,19 @@ import {
   type SendResultFieldsFragment,
   type SessionFieldsFragment,
 } from "../gql/graphql";
+import { isAdmin, useAuth } from "../auth";
 import { useAsync } from "../hooks";
 import { conversationTimeline, type SessionAttachment } from "../lib/timeline";
 import { linkHandler, matchPath, navigate } from "../router";
 import { AttachFile } from "./AttachFile";
+import { useVisibleModels } from "./visibleModels";
 import { AssistantMessage, UserMessage } from "./Messages";
 
 const MODEL_KEY = "ragql.model";
 
 export function ChatPage({ path }: { path: string }) {
   const sessionId = matchPath("/chat/:id", path)?.id ?? null;
-  const models = useAsync(() => request(ChatModelsDocument).then((data) => data.models.items), []);
+  const models = useVisibleModels();
   const sessions = useAsync(() => request(ChatSessionsDocument).then((data) => data.chatSessions.items), []);
   const [modelId, setModelId] = useState<string>(() => localStorage.getItem(MODEL_KEY) ?? "");
   const [sidebarOpen, setSidebarOpen] = useState(false);
@@ -97,10 +98,7 @@ export function ChatPage({ path }: { path: string }) {
         {models.loading && !models.data ? (
           <Loading what="models" />
         ) : models.data?.length === 0 ? (
-          <div className="empty">
-            <h1>No models yet</h1>
-            <p>You have not been given access to any model. Ask an administrator to add you to a group.</p>
-          </div>
+          <NoModels />
         ) : (
           <Conversation
             key={sessionId ?? `new-${modelId}`}
@@ -113,6 +111,34 @@ export function ChatPage({ path }: { path: string }) {
           />
         )}
       </main>
+    </div>
+  );
+}
+
+/** Nothing to chat with: an administrator is shown where models are made; a user, whom to ask. */
+function NoModels() {
+  const { user } = useAuth();
+  if (isAdmin(user)) {
+    return (
+      <div className="empty">
+        <h1>No models yet</h1>
+        <p>
+          A model is a collection of documents plus the answerer that reads them.{" "}
+          <a href="/admin/models" onClick={linkHandler("/admin/models")}>
+            Create the first one
+          </a>{" "}
+          (under Admin), upload documents to it, then grant it to users or groups.
+        </p>
+      </div>
+    );
+  }
+  return (
+    <div className="empty">
+      <h1>No models yet</h1>
+      <p>
+        You have not been given access to any model. Ask an administrator to grant you one; it appears here as soon as
+        they do.
+      </p>
     </div>
   );
 }
