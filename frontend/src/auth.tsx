@@ -2,12 +2,20 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { request, tokens } from "./api/client";
 import { resetSubscriptions } from "./api/ws";
-import { LogOutDocument, MeDocument, type AuthFieldsFragment, type UserFieldsFragment } from "./gql/graphql";
+import {
+  ExchangeLoginCodeDocument,
+  LogOutDocument,
+  MeDocument,
+  type AuthFieldsFragment,
+  type UserFieldsFragment,
+} from "./gql/graphql";
 
 interface AuthContextValue {
   user: UserFieldsFragment | null;
   loading: boolean;
   signIn: (payload: AuthFieldsFragment) => void;
+  /** Finish a single sign-on: exchange the one-time code for a session; the problem in words, or null. */
+  signInWithCode: (code: string) => Promise<string | null>;
   signOut: () => Promise<void>;
   reload: () => Promise<void>;
 }
@@ -64,6 +72,18 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     setUser(payload.user);
   }, []);
 
+  const signInWithCode = useCallback(
+    async (code: string) => {
+      const { exchangeLoginCode: result } = await request(ExchangeLoginCodeDocument, { code });
+      if (result.__typename === "AuthPayload") {
+        signIn(result);
+        return null;
+      }
+      return result.message;
+    },
+    [signIn],
+  );
+
   const signOut = useCallback(async () => {
     try {
       // Revokes the cookie's token family and clears the cookie.
@@ -77,7 +97,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     setUser(null);
   }, []);
 
-  const value = useMemo(() => ({ user, loading, signIn, signOut, reload }), [user, loading, signIn, signOut, reload]);
+  const value = useMemo(
+    () => ({ user, loading, signIn, signInWithCode, signOut, reload }),
+    [user, loading, signIn, signInWithCode, signOut, reload],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 
