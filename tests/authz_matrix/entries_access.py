@@ -117,6 +117,14 @@ ENTRIES = [
         variables=_vars(_ensure_own=("get", "model"), _ensure_foreign=("get", "foreign_model")),
     ),
     MatrixEntry(
+        field="visibleModels",
+        kind="subscription",
+        document="subscription { visibleModels(first: 100) { totalCount items { id name documentCount } } }",
+        expect=expect.signed_in(),
+        check=_models_visible,  # the same list as the models query, for every caller
+        variables=_vars(_ensure_own=("get", "model"), _ensure_foreign=("get", "foreign_model")),
+    ),
+    MatrixEntry(
         field="model",
         kind="query",
         case="usable model",
