@@ -127,7 +127,6 @@ class Settings(BaseSettings):
     ocr_max_image_pixels: int = Field(default=60_000_000, ge=1_000_000)
     ocr_max_image_pages: int = Field(default=500, ge=1)
 
-    ingest_concurrency: int = Field(default=1, ge=1, le=16)
     generation_timeout_seconds: float = 300.0
 
     # --- Tuning knobs: the defaults are right for most installs. Each also answers to its
@@ -146,6 +145,14 @@ class Settings(BaseSettings):
     # more only adds contention with the PDF reader and the event loop.
     embedding_threads: int = Field(
         default=2, ge=1, le=256, validation_alias=AliasChoices("EMBEDDING_THREADS", "RAGQL_TORCH_THREADS")
+    )
+    # Documents one process ingests at once, per lane (model documents, chat attachments).
+    # Default: the cores this process may use divided by EMBEDDING_THREADS (each document's
+    # embedding runs on that many threads, its PDF reader beside them), at least 1, so one
+    # lane's documents side by side keep every core busy without fighting over them — 1 on
+    # 2 cores, 4 on 8 (see `default_ingest_concurrency`).
+    ingest_concurrency: int = Field(
+        default_factory=lambda data: default_ingest_concurrency(data.get("embedding_threads", 2)), ge=1, le=16
     )
     # Redis stream of the ingestion tasks (chat attachments use "<name>:attachments").
     # Different names let test runs, or several installs on one Redis, not share a stream.
@@ -201,6 +208,19 @@ class Settings(BaseSettings):
         if self.encryption_keys is not None:
             return parse_keys(self.encryption_keys.get_secret_value())
         return load_key_file(self.data_dir / "encryption_keys")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's cpuset), or
+    the machine's count where affinity is not available."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_ingest_concurrency(embedding_threads: int) -> int:
+    return max(1, min(16, usable_cores() // max(1, embedding_threads)))
 
 
 def load_or_create_secret(path: Path, nbytes: int = 48) -> str:
