@@ -13,6 +13,7 @@ import {
   type DocumentFieldsFragment,
   type ModelDocumentsQuery,
 } from "../gql/graphql";
+import { ingestionLine, passagesLabel } from "../lib/ingestion";
 import { ACCEPTED_FILE_TYPES, ACCEPTED_KINDS, formatBytes, uploadPercent, uploadsReducer } from "../lib/uploads";
 import { linkHandler } from "../router";
 
@@ -23,12 +24,6 @@ function statusTone(status: string): "ok" | "error" | "warn" {
   if (status === "READY") return "ok";
   if (status === "FAILED") return "error";
   return "warn";
-}
-
-function eta(seconds: number | null | undefined): string {
-  if (seconds == null) return "";
-  if (seconds < 60) return ` · about ${Math.max(1, Math.round(seconds))} s left`;
-  return ` · about ${Math.round(seconds / 60)} min left`;
 }
 
 export function DocumentsPage({ modelId }: { modelId: string }) {
@@ -89,6 +84,8 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
                   status: event.status,
                   progress: event.progress,
                   chunkCount: event.chunkCount,
+                  chunkCountFinal: event.chunkCountFinal,
+                  documentsAhead: event.documentsAhead,
                   pageCount: event.pageCount ?? document.pageCount,
                   error: event.error,
                   warnings: event.warnings,
@@ -231,7 +228,7 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
                       {document.kind} · {formatBytes(document.sizeBytes)}
                       {document.pageCount != null && ` · ${document.pageCount} pages`}
                       {document.rowCount != null && ` · ${document.rowCount} rows`}
-                      {` · ${document.chunkCount} passages`} · added {formatDate(document.createdAt)}
+                      {` · ${passagesLabel(document.chunkCount, document.chunkCountFinal)}`} · added {formatDate(document.createdAt)}
                     </div>
                   </div>
                   <span className={`badge ${statusTone(document.status)}`} data-testid="document-status">
@@ -242,10 +239,15 @@ export function DocumentsPage({ modelId }: { modelId: string }) {
                   <>
                     <ProgressBar value={document.status === "READY" ? 100 : percent} label={`Ingestion of ${document.title}`} tone={document.status === "READY" ? "ok" : undefined} />
                     {working && (
-                      <p className="muted small-text">
-                        {document.status.toLowerCase()} {percent}%
-                        {live?.pagesDone != null && live.pageCount ? ` · page ${live.pagesDone} of ${live.pageCount}` : ""}
-                        {eta(live?.etaSeconds)}
+                      <p className="muted small-text" data-testid="ingestion-line">
+                        {ingestionLine({
+                          status: document.status,
+                          percent,
+                          documentsAhead: live ? live.documentsAhead : document.documentsAhead,
+                          pagesDone: live?.pagesDone,
+                          pageCount: live?.pageCount,
+                          etaSeconds: live?.etaSeconds,
+                        })}
                       </p>
                     )}
                   </>
