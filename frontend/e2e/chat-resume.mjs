@@ -172,3 +172,18 @@ export async function checkResumeAttachAndPhone(page, { check, results, log }) {
     await page.setViewportSize({ width: 1280, height: 860 });
   }
 }
+
+/** As the superadmin: the audit log names users, models and groups — no ids, no raw JSON. */
+export async function checkAuditLogNames(page, { check, model, group, member }) {
+  await page.getByRole("link", { name: "Audit log", exact: true }).click();
+  const table = page.getByRole("table", { name: "Audit log" });
+  await table.waitFor({ timeout: 10_000 });
+  const rows = (await table.locator("tbody tr").allTextContents()).map((row) => row.replace(/\s+/g, " "));
+  const has = (action, ...words) => rows.some((row) => row.includes(action) && words.every((word) => row.includes(word)));
+  check(has("group.add_member", `group ${group}`, `member ${member}`), "the audit log names the group and the member added to it");
+  check(has("model.grant", `model ${model}`, `to group ${group}`), "the audit log names the model and the group it was granted to");
+  check(has("model.create", `model ${model}`), "the audit log names the model created");
+  const ids = rows.filter((row) => /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.test(row) || /[{}]/.test(row));
+  check(ids.length === 0, `no audit row shows an id or raw JSON (${ids.slice(0, 2).join(" | ")})`);
+  await page.getByRole("link", { name: "Models", exact: true }).click();
+}

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { checkAdminModelsOnPhone, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
+import { checkAdminModelsOnPhone, checkAuditLogNames, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
 import { checkLiveModelList } from "./live-access.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -283,6 +283,7 @@ async function main() {
     await checkExtractiveSettings(page, { check });
     await page.getByRole("link", { name: "Models", exact: true }).click();
     await checkAdminModelsOnPhone(page, { check, results, model: MODEL });
+    await checkAuditLogNames(page, { check, model: MODEL, group: GROUP, member: READER.email });
     await page.getByRole("table", { name: "Models" }).getByRole("link", { name: MODEL }).click();
     await page.getByRole("heading", { name: MODEL }).waitFor();
 
