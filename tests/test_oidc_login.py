@@ -10,8 +10,11 @@ The provider's node_modules come from `make tests/oidc_provider/node_modules/.in
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 import pytest
 import pytest_asyncio
+from joserfc.errors import JoseError
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -199,12 +203,15 @@ async def browser_log_in(
     *,
     tamper_authorize: Callable[[str], str] | None = None,
     tamper_callback: Callable[[str], str] | None = None,
+    start_url: str = f"{RAGQL_BASE}/auth/oidc/login",
+    stop_at_callback: bool = False,
 ) -> Flow:
     """Sign in as `account` in a fresh browser: every redirect followed by hand, the IdP's
-    log-in and consent forms posted. Returns the fragment ragql redirected the SPA to."""
+    log-in and consent forms posted. Returns the fragment ragql redirected the SPA to (or,
+    with stop_at_callback, just the callback URL the IdP sent the browser to)."""
     flow = Flow(fragment={})
     async with httpx.AsyncClient(timeout=30, follow_redirects=False) as browser:
-        response = await browser.get(f"{RAGQL_BASE}/auth/oidc/login")
+        response = await browser.get(start_url)
         for _ in range(40):
             if response.is_redirect:
                 location = urljoin(str(response.url), response.headers["location"])
@@ -218,6 +225,8 @@ async def browser_log_in(
                         location = tamper_callback(location)
                     flow.callback_url = location
                     flow.cookies_before_callback = httpx.Cookies(browser.cookies)
+                    if stop_at_callback:
+                        return flow
                 response = await browser.get(location)
                 continue
             assert response.status_code == 200, (response.status_code, response.text[:500])
@@ -544,3 +553,62 @@ async def test_admins_set_and_clear_a_groups_external_name(oidc_server: RunningS
     assert cleared == {"__typename": "AccessGroup", "externalName": None}
     moved = (await admin.execute(change, {"id": second["id"], "external": "idp-one"}))["setGroupExternalName"]
     assert moved == {"__typename": "AccessGroup", "externalName": "idp-one"}
+
+
+async def _id_token_for(
+    provider: Provider, client_id: str, secret: str, account: str, nonce: str
+) -> dict[str, Any]:
+    """A real token response of the provider for `client_id` (the test as that client's RP)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    authorize = f"{provider.issuer}/auth?" + urlencode(
+        {
+            "client_id": client_id,
+            "response_type": "code",
+            "scope": "openid email profile",
+            "redirect_uri": CALLBACK,
+            "state": secrets.token_urlsafe(16),
+            "nonce": nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    flow = await browser_log_in(account, start_url=authorize, stop_at_callback=True)
+    assert flow.callback_url is not None
+    code = dict(parse_qsl(urlsplit(flow.callback_url).query))["code"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{provider.issuer}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": CALLBACK,
+                "code_verifier": verifier,
+            },
+            auth=(client_id, secret),
+        )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_id_tokens_of_another_audience_tampered_or_another_nonce_are_refused(
+    oidc_server: RunningServer, provider: Provider
+) -> None:
+    provider.set_account("omar", email="omar@example.com", email_verified=True, name="Omar", groups=[])
+    client = oidc_server.state.oidc
+    own = await _id_token_for(provider, CLIENT_ID, CLIENT_SECRET, "omar", "nonce-own")
+    claims = await client.verify_id_token(own, "nonce-own")
+    assert (claims["sub"], claims["aud"]) == ("omar", CLIENT_ID)
+    # The same token, checked for another nonce.
+    with pytest.raises(JoseError):
+        await client.verify_id_token(own, "another-nonce")
+    # One character of the signature changed.
+    header, payload, signature = own["id_token"].split(".")
+    flipped = ("A" if signature[10] != "A" else "B").join([signature[:10], signature[11:]])
+    with pytest.raises(JoseError):
+        await client.verify_id_token({**own, "id_token": f"{header}.{payload}.{flipped}"}, "nonce-own")
+    # A genuine token of the same provider, issued to another client: not for us.
+    foreign = await _id_token_for(provider, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, "omar", "nonce-foreign")
+    with pytest.raises(JoseError, match="aud"):
+        await client.verify_id_token(foreign, "nonce-foreign")

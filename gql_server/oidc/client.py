@@ -76,6 +76,23 @@ class OidcClient:
         metadata = await self._app.load_server_metadata()
         return str(metadata["issuer"])
 
+    async def _claims_options(self) -> dict[str, Any]:
+        return {
+            "iss": {"essential": True, "value": await self.issuer()},
+            "aud": {"essential": True, "value": self.client_id},
+        }
+
+    async def verify_id_token(self, token: dict[str, Any], nonce: str) -> dict[str, Any]:
+        """The claims of a token response's ID token, checked exactly as at the callback
+        (authorize_access_token runs the same parse_id_token with the same options); a
+        JoseError when it is not for us, expired, tampered or of another nonce."""
+        claims = await self._app.parse_id_token(
+            token, nonce, claims_options=await self._claims_options(), leeway=ID_TOKEN_LEEWAY_SECONDS
+        )
+        if claims is None:
+            raise MissingIdToken()
+        return dict(claims)
+
     async def start(self, request: Request, redirect_uri: str) -> RedirectResponse:
         """The redirect to the provider's authorization endpoint; state, nonce and the PKCE
         verifier go into the flow cookie's session."""
@@ -85,14 +102,8 @@ class OidcClient:
     async def finish(self, request: Request) -> dict[str, Any]:
         """Exchange the callback's code and verify the ID token; the claims it proves,
         completed from userinfo when the ID token lacks email or groups."""
-        issuer = await self.issuer()
         token = await self._app.authorize_access_token(
-            request,
-            claims_options={
-                "iss": {"essential": True, "value": issuer},
-                "aud": {"essential": True, "value": self.client_id},
-            },
-            leeway=ID_TOKEN_LEEWAY_SECONDS,
+            request, claims_options=await self._claims_options(), leeway=ID_TOKEN_LEEWAY_SECONDS
         )
         claims = token.get("userinfo")
         if not claims:
