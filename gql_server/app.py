@@ -27,6 +27,7 @@ from gql_server.documents.downloads import download_route
 from gql_server.events.bus import RedisEventBus, create_event_bus
 from gql_server.graphql_view import DatabaseUnavailableError, RagqlGraphQL, database_unavailable_response
 from gql_server.http_limits import RequestLimits
+from gql_server.mcp_api.server import build_mcp_server, mcp_routes, running_mcp
 from gql_server.monitoring import metrics_route, running_lag_monitor
 from gql_server.oidc.client import OidcClient
 from gql_server.oidc.routes import oidc_routes
@@ -196,10 +197,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     schema = build_schema(settings)
     graphql_app = RagqlGraphQL(schema)
+    # The MCP server at /mcp (gql_server/mcp_api): tools over the same services as GraphQL.
+    mcp_server = build_mcp_server()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with build_state(settings) as state:
+        async with build_state(settings) as state, running_mcp(mcp_server):
             app.state.app_state = state
             # Start-up objects (schema, models, modules) live for the whole process: move them
             # out of the garbage collector's generations so collections stay cheap under load.
@@ -226,6 +229,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += [download_route(), metrics_route()]
     # The OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions): openai_api/routes.py.
     routes.append(openai_routes())
+    routes += mcp_routes(mcp_server)
     if settings.oidc_enabled:
         routes += oidc_routes(settings)
     if (FRONTEND_DIST / "index.html").exists():
