@@ -22,6 +22,12 @@ of its PDF reader child and of its other children (sampled with psutil every 50 
 the event loop's longest block inside the server during ingestion, read from the server's
 own `GET /metrics` (gql_server/monitoring.py's histogram, the difference of a scrape
 before and after each part; the figures are bucket edges, "at most").
+ETA (issue 16): each part-1 document is followed over the documentProgress subscription
+from its upload to READY; at the first event at or past 10 %, 50 % and 90 % progress the
+ETA the server gave (`etaSeconds`) is compared with the time that was actually left until
+READY arrived: error = (predicted - actual) / actual, reported per file and as the largest
+absolute error ("eta" in the JSON). The first file has no history on the fresh server (its
+ETA is its own pace); later files have the earlier ones' speed.
 The last line printed is one JSON object with every figure.
 """
 
@@ -230,6 +236,76 @@ async def _wait(http: httpx.AsyncClient, base: str, token: str, document_id: str
         if document["status"] in ("READY", "FAILED"):
             return dict(document)
         await asyncio.sleep(0.5)
+
+
+PROGRESS = """subscription($id: UUID!) { documentProgress(documentId: $id) {
+  status progress etaSeconds documentsAhead chunkCount chunkCountFinal } }"""
+ETA_POINTS = (0.1, 0.5, 0.9)
+
+
+async def _follow_progress(base: str, token: str, document_id: str) -> list[tuple[float, dict[str, Any]]]:
+    """Every documentProgress event until the stream ends, with time.perf_counter() on arrival."""
+    import websockets
+
+    events: list[tuple[float, dict[str, Any]]] = []
+    url = base.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"], max_size=2**24) as socket:  # type: ignore[list-item]
+        await socket.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        while json.loads(await socket.recv())["type"] != "connection_ack":
+            pass
+        await socket.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": PROGRESS, "variables": {"id": document_id}},
+                }
+            )
+        )
+        while True:
+            message = json.loads(await asyncio.wait_for(socket.recv(), 3600))
+            if message["type"] == "ping":
+                await socket.send(json.dumps({"type": "pong"}))
+            elif message["type"] == "next":
+                events.append((time.perf_counter(), message["payload"]["data"]["documentProgress"]))
+            elif message["type"] in ("complete", "error"):
+                return events
+
+
+def eta_errors(events: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
+    """Predicted vs actual time left at the first event at or past each of ETA_POINTS."""
+    ready = [at for at, event in events if event["status"] == "READY"]
+    if not ready:
+        return {"error": "no READY event"}
+    ready_at = ready[0]
+    figures: dict[str, Any] = {}
+    for point in ETA_POINTS:
+        found = next(
+            (
+                (at, event)
+                for at, event in events
+                if event["progress"] >= point and event["status"] != "READY"
+            ),
+            None,
+        )
+        key = f"{round(point * 100)}%"
+        if found is None:
+            figures[key] = None  # no event between that point and READY (a very short document)
+            continue
+        at, event = found
+        actual = ready_at - at
+        predicted = event["etaSeconds"]
+        figures[key] = {
+            "progress": event["progress"],
+            "predicted_seconds": round(predicted, 2) if predicted is not None else None,
+            "actual_seconds": round(actual, 2),
+            "error": round((predicted - actual) / actual, 3)
+            if predicted is not None and actual > 0
+            else None,
+        }
+    return figures
 
 
 def _tokens_from_log(log: str, document_id: str) -> int | None:
@@ -450,8 +526,12 @@ async def main() -> dict[str, Any]:
             started = time.perf_counter()
             pages = chunks = tokens = 0
             token_counts_known = True
+            eta: dict[str, Any] = {}
             for path in paths:
                 document_id, _ = await _upload(http, base, token, model_id, path)
+                events = await _follow_progress(base, token, document_id)
+                eta[path.name] = eta_errors(events)
+                print(f"ETA {path.name}: {json.dumps(eta[path.name])}", file=sys.stderr)
                 document = await _wait(http, base, token, document_id)
                 assert document["status"] == "READY", document
                 pages += document["pageCount"] or 0
@@ -461,6 +541,18 @@ async def main() -> dict[str, Any]:
                 token_counts_known &= counted is not None
                 tokens += counted or 0
             elapsed = time.perf_counter() - started
+            errors = [
+                abs(figure["error"])
+                for figures in eta.values()
+                for figure in figures.values()
+                if isinstance(figure, dict) and figure.get("error") is not None
+            ]
+            results["eta"] = {
+                "files": eta,
+                "max_abs_error": round(max(errors), 3) if errors else None,
+                "within_30_percent": sum(error <= 0.3 for error in errors),
+                "points": len(errors),
+            }
             server_cpu = sum(server.cpu_times()[:2]) - cpu_start
             forward_share = sampler.stop()
             scrape_after = await _scrape(http, base)
