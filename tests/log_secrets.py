@@ -13,6 +13,7 @@ The session fixture in conftest.py fails the run (an error at teardown) if any i
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -70,7 +71,8 @@ def remember_output(text: str) -> None:
 def install_log_capture() -> None:
     """Write every record of this process, as production formats and redacts it, to a file."""
     global _log_file
-    handle, name = tempfile.mkstemp(prefix="ragql-test-run-", suffix=".log")
+    descriptor, name = tempfile.mkstemp(prefix="ragql-test-run-", suffix=".log")
+    os.close(descriptor)
     _log_file = Path(name)
     handler = logging.FileHandler(name, encoding="utf-8")
     handler.setFormatter(KeyValueFormatter())

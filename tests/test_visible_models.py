@@ -27,7 +27,9 @@ GRANT = """mutation($m: UUID!, $u: UUID, $g: UUID) { grantModelAccess(modelId: $
   __typename } }"""
 REVOKE = """mutation($m: UUID!, $u: UUID, $g: UUID) { revokeModelAccess(modelId: $m, userId: $u, groupId: $g) {
   __typename } }"""
-CREATE_GROUP = """mutation($name: String!) { createGroup(name: $name) { __typename ... on AccessGroup { id } } }"""
+CREATE_GROUP = (
+    """mutation($name: String!) { createGroup(name: $name) { __typename ... on AccessGroup { id } } }"""
+)
 ADD_MEMBER = "mutation($g: UUID!, $u: UUID!) { addGroupMember(groupId: $g, userId: $u) { __typename } }"
 REMOVE_MEMBER = "mutation($g: UUID!, $u: UUID!) { removeGroupMember(groupId: $g, userId: $u) { __typename } }"
 PROMOTE = "mutation($u: UUID!) { promoteUser(userId: $u) { __typename } }"

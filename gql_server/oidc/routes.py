@@ -126,6 +126,15 @@ async def oidc_callback(request: Request) -> Response:
     if signed_in.demoted:
         change = AccessChanged.of(AccessChangeReason.USER_DEMOTED, user_ids=[signed_in.user_id])
         await publish_access_changed(app_state.bus, change)
+    # Widened: the user's pages already open elsewhere refresh their model list.
+    for group_id in signed_in.added_group_ids:
+        change = AccessChanged.of(
+            AccessChangeReason.MEMBERSHIP_ADDED, user_ids=[signed_in.user_id], group_id=group_id
+        )
+        await publish_access_changed(app_state.bus, change)
+    if signed_in.promoted:
+        change = AccessChanged.of(AccessChangeReason.USER_PROMOTED, user_ids=[signed_in.user_id])
+        await publish_access_changed(app_state.bus, change)
     return spa_redirect(code=signed_in.code)
 
 

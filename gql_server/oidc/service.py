@@ -76,6 +76,9 @@ class OidcSignIn:
     # Access that narrowed, for the resolvers' AccessChanged events after the commit.
     removed_group_ids: tuple[uuid.UUID, ...]
     demoted: bool
+    # Access that widened: the user's other open pages refresh their model list (visibleModels).
+    added_group_ids: tuple[uuid.UUID, ...] = ()
+    promoted: bool = False
 
 
 def read_identity(issuer: str, claims: Mapping[str, Any], groups_claim: str) -> OidcIdentity:
@@ -208,6 +211,7 @@ async def sign_in(
     if not user.is_active:
         raise OidcLoginRefusedError("account_deactivated", "This account is deactivated.")
     memberships = await groups_service.sync_external_memberships(session, user, identity.groups)
+    role_before = user.role
     demoted = await _sync_role(session, user, policy, identity.groups)
     now = datetime.now(UTC)
     user.last_login_at = now
@@ -222,7 +226,12 @@ async def sign_in(
     )
     await session.flush()
     return OidcSignIn(
-        user_id=user.id, code=code, removed_group_ids=tuple(memberships.removed), demoted=demoted
+        user_id=user.id,
+        code=code,
+        removed_group_ids=tuple(memberships.removed),
+        demoted=demoted,
+        added_group_ids=tuple(memberships.added),
+        promoted=role_before is Role.USER and user.role is Role.ADMIN,
     )
 
 
