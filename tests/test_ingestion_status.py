@@ -231,3 +231,53 @@ def test_ingest_concurrency_follows_the_cores(monkeypatch: pytest.MonkeyPatch) -
         settings = Settings(_env_file=None, embedding_threads=threads)  # type: ignore[call-arg]
         assert settings.ingest_concurrency == expected
     assert Settings(_env_file=None, ingest_concurrency=3).ingest_concurrency == 3  # type: ignore[call-arg]
+
+
+PLACE = "query Place($id: UUID!) { document(id: $id) { id status documentsAhead } }"
+
+
+@pytest.mark.asyncio
+async def test_an_attachments_place_follows_the_round_robin(one_slot_server: RunningServer) -> None:
+    """Attachments take turns over users: the place told is the place it gets."""
+    from tests.chat_support import chat_world, start_session
+    from tests.test_ingestion_fairness import attach_ok
+
+    server = one_slot_server
+    model = await create_model(server.state.sessionmaker)
+    first = await chat_world(server, model=model)
+    second = await chat_world(server, model=model)
+    first_session = await start_session(first.client, model.id)
+    second_session = await start_session(second.client, model.id)
+    running = await attach_ok(first.client, first_session, "a0.txt", slow_text(40, 220))
+    for _ in range(600):  # until it runs: its owner is then served last
+        if (await first.client.execute(PLACE, {"id": running}))["document"]["status"] != "QUEUED":
+            break
+        await asyncio.sleep(0.05)
+    later = [await attach_ok(first.client, first_session, f"a{i}.txt", slow_text(40 + i, 60)) for i in (1, 2)]
+    other = await attach_ok(second.client, second_session, "b.txt", slow_text(50, 60))
+    told = {
+        document_id: (await client.execute(PLACE, {"id": document_id}))["document"]["documentsAhead"]
+        for client, document_id in (
+            (first.client, later[0]),
+            (first.client, later[1]),
+            (second.client, other),
+        )
+    }
+    # The first user's attachment is running: the second user's goes next, then the first's two.
+    assert told == {other: 1, later[0]: 2, later[1]: 3}, told
+    async with server.state.sessionmaker() as session:
+        for _ in range(2400):
+            rows = (
+                await session.execute(
+                    select(Document.id, Document.processing_started_at, Document.status).where(
+                        Document.id.in_([uuid.UUID(i) for i in (running, *later, other)])
+                    )
+                )
+            ).all()
+            if all(row.status.value in ("READY", "FAILED") for row in rows):
+                break
+            await asyncio.sleep(0.25)
+            session.expire_all()
+    assert all(row.status.value == "READY" for row in rows), rows
+    started = sorted(rows, key=lambda row: row.processing_started_at)
+    assert [str(row.id) for row in started] == [running, other, *later]
