@@ -4,6 +4,7 @@ import { uploadFile } from "../api/upload";
 import { subscribe } from "../api/ws";
 import { ProgressBar } from "../components/ui";
 import { AttachFileDocument, DocumentProgressDocument, type DocumentStatus } from "../gql/graphql";
+import { ingestionLine } from "../lib/ingestion";
 import { ACCEPTED_FILE_TYPES, ACCEPTED_KINDS, uploadPercent, uploadsReducer } from "../lib/uploads";
 
 interface Ingestion {
@@ -11,6 +12,9 @@ interface Ingestion {
   status: DocumentStatus;
   percent: number;
   error: string | null;
+  // Its place in the queue while QUEUED, and the server's ETA while it is worked on (issue 16).
+  documentsAhead?: number | null;
+  etaSeconds?: number | null;
 }
 
 /** Attach a file to the chat: upload progress, then ingestion progress until it is searchable. */
@@ -87,12 +91,13 @@ function AttachedIngestion({ item, onUpdate }: { item: Ingestion & { name: strin
   useEffect(() => {
     if (final) return;
     return subscribe(DocumentProgressDocument, { documentId: item.documentId }, {
-      next: ({ documentProgress: event }) => onUpdate({ status: event.status, percent: event.percent, error: event.error }),
+      next: ({ documentProgress: event }) =>
+        onUpdate({ status: event.status, percent: event.percent, error: event.error, documentsAhead: event.documentsAhead, etaSeconds: event.etaSeconds }),
       error: (message) => onUpdate({ error: message }),
     });
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [item.documentId, final]);
-  const label = item.status === "READY" ? "ready — used for your next questions" : item.status === "FAILED" ? item.error ?? "failed" : `${item.status.toLowerCase()} ${item.percent}%`;
+  const label = item.status === "READY" ? "ready — used for your next questions" : item.status === "FAILED" ? item.error ?? "failed" : ingestionLine(item);
   return (
     <div>
       <span>{item.name}: {label}</span>
