@@ -79,8 +79,9 @@ tests/oidc_provider/node_modules/.installed: tests/oidc_provider/package.json te
 	cd tests/oidc_provider && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test-frontend: install install-system
-	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent check && npm run --silent test:unit && npm run --silent test:e2e; fi
+# The second e2e signs in through a real OpenID Provider (tests/oidc_provider) in Chromium.
+test-frontend: install install-system tests/oidc_provider/node_modules/.installed
+	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent check && npm run --silent test:unit && npm run --silent test:e2e && node e2e/oidc-login.mjs; fi
 
 # The graphql-http GraphQL-over-HTTP audit suite (npm graphql-http, serverAudits) against a
 # real `ragql serve` on a fresh data dir; fails when any MUST or SHOULD fails.
