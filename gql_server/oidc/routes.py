@@ -81,7 +81,8 @@ async def _verified_claims(request: Request, client: OidcClient) -> tuple[str, d
         if error := params.get("error"):
             # The IdP's own refusal (the user cancelled, no access): its short code, our words.
             reason = "access_denied" if error == "access_denied" else "idp_error"
-            raise OidcLoginRefusedError(reason, f"The identity provider refused: {error[:60]}")
+            # repr: the value comes from the query string and must not break the log line.
+            raise OidcLoginRefusedError(reason, f"The identity provider refused: {error[:60]!r}")
         issuer = await client.issuer()
         # RFC 9207: an `iss` on the callback must be ours (a mix-up with another IdP otherwise).
         if "iss" in params and params["iss"] != issuer:
