@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from gql_server.db.models import Role, User
 from tests.conftest import RunningServer
-from tests.factories import client_for, create_user
+from tests.factories import client_for, create_model, create_user, grant_model
 from tests.graphql_client import GraphQLClient, WebSocketSession
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -235,3 +235,24 @@ async def test_administrators_list_and_revoke_anyones_tokens_others_cannot(
     assert revoked["status"] == "REVOKED"
     refused = error_of(await client.with_token(created["secret"]).raw(MODELS))
     assert refused["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_revocation_ends_an_open_subscription_of_the_token(server: RunningServer) -> None:
+    user, client = await signed_in_user(server)
+    model = await create_model(server.state.sessionmaker)
+    await grant_model(server.state.sessionmaker, model, user=user)
+    created = await create_token(client, ["CHAT"])
+    async with client.with_token(created["secret"]).subscription_connection() as socket:
+        operation = await socket.subscribe(
+            "subscription($m: UUID!) { documentEvents(modelId: $m) { documentId status } }",
+            {"m": str(model.id)},
+        )
+        with pytest.raises(TimeoutError):  # open and quiet: no documents are being processed
+            await socket.next_message(1.5)
+        await client.execute(REVOKE, {"id": created["token"]["id"]})
+        message = await socket.next_message(10)
+        assert message["id"] == operation and message["type"] in ("error", "next"), message
+        payload = message["payload"]
+        errors = payload if isinstance(payload, list) else payload.get("errors")
+        assert errors and errors[0]["extensions"]["code"] == "UNAUTHENTICATED", message
+        assert "revoked" in errors[0]["message"]

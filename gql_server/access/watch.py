@@ -33,6 +33,7 @@ from typing import TypeVar
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gql_server.access_tokens.service import TokenGrant, still_valid
 from gql_server.db.availability import DATABASE_UNAVAILABLE_CODE, is_database_unavailable
 from gql_server.db.models import User
 from gql_server.events.bus import ACCESS_CHANNEL, AccessChanged, EventBus, Subscription
@@ -87,8 +88,11 @@ class AccessWatch:
         check: AccessCheck,
         lost_message: str,
         model_ids: set[uuid.UUID],
+        personal_token: TokenGrant | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # The personal access token the subscription authenticated with: re-read with the account.
+        self._personal_token = personal_token
         self._changes = changes
         self._user_id = user.id
         self._token_version = user.token_version
@@ -118,6 +122,10 @@ class AccessWatch:
             user = await session.get(User, self._user_id)
             if user is None or not user.is_active or user.token_version != self._token_version:
                 return AccessLost("UNAUTHENTICATED", ACCOUNT_LOST_MESSAGE)
+            if self._personal_token is not None and (
+                problem := await still_valid(session, self._personal_token)
+            ):
+                return AccessLost("UNAUTHENTICATED", problem)
             if not await self._check(session, user):
                 return AccessLost("NOT_FOUND", self._lost_message)
         return None
@@ -230,11 +238,12 @@ async def watch_access(
     check: AccessCheck,
     lost_message: str,
     model_ids: tuple[uuid.UUID, ...] = (),
+    personal_token: TokenGrant | None = None,
 ) -> AsyncIterator[AccessWatch]:
     """Watch `user`'s access for one subscription. Enter it BEFORE the subscription's own
     initial access check: a change committed after that check is then always seen."""
     async with bus.subscribe(ACCESS_CHANNEL) as changes:
-        watch = AccessWatch(sessionmaker, changes, user, check, lost_message, set(model_ids))
+        watch = AccessWatch(sessionmaker, changes, user, check, lost_message, set(model_ids), personal_token)
         runner = asyncio.create_task(watch.run(), name=f"access-watch:{user.id}")
         try:
             yield watch

@@ -16,6 +16,7 @@ from gql_server.access_tokens.types import AccessToken, AccessTokenCreated, Acce
 from gql_server.context import Info
 from gql_server.db.base import utcnow
 from gql_server.errors import Forbidden, InvalidInput, NotFound, maps_domain_errors
+from gql_server.events.bus import AccessChanged, AccessChangeReason, publish_access_changed
 from gql_server.kit.field_permissions import admin_only, session_only
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 
@@ -113,4 +114,7 @@ class AccessTokensMutation:
         user = info.context.require_user()
         async with info.context.sessionmaker.begin() as session:
             row = await service.revoke_token(session, user, id)
+        # After the commit: the owner's open subscriptions re-check (gql_server/access/watch.py).
+        change = AccessChanged.of(AccessChangeReason.ACCESS_TOKEN_REVOKED, user_ids=[row.user_id])
+        await publish_access_changed(info.context.state.bus, change)
         return AccessToken.from_row(row, utcnow())

@@ -445,6 +445,7 @@ class ChatSubscription:
             state.bus,
             sessionmaker,
             info.context.require_user(),
+            personal_token=info.context.personal_token,
             check=still_readable,
             lost_message=service.MESSAGE_NOT_FOUND,
         ) as watch:

@@ -372,6 +372,7 @@ class DocumentSubscription:
             state.bus,
             state.sessionmaker,
             info.context.require_user(),
+            personal_token=info.context.personal_token,
             check=still_readable,
             lost_message=DOCUMENT_ACCESS_LOST,
         ) as watch:
@@ -401,6 +402,7 @@ class DocumentSubscription:
             state.bus,
             state.sessionmaker,
             info.context.require_user(),
+            personal_token=info.context.personal_token,
             check=still_readable,
             lost_message=MODEL_ACCESS_LOST,
             model_ids=(model_id,),

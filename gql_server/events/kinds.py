@@ -131,6 +131,7 @@ class AccessChangeReason(enum.StrEnum):
     USER_DEACTIVATED = "USER_DEACTIVATED"
     USER_DEMOTED = "USER_DEMOTED"
     SESSIONS_REVOKED = "SESSIONS_REVOKED"  # token_version bumped (password change)
+    ACCESS_TOKEN_REVOKED = "ACCESS_TOKEN_REVOKED"  # a personal access token of the user
     MODEL_DELETED = "MODEL_DELETED"
     RESYNC = "RESYNC"  # events may have been lost: everyone re-checks
     # Widening: someone may now see more. Open streams have nothing to re-check (AccessWatch

@@ -333,6 +333,7 @@ class ModelsSubscription:
             state.bus,
             state.sessionmaker,
             info.context.require_user(),
+            personal_token=info.context.personal_token,
             check=account_only,
             lost_message="",
         ) as watch:
