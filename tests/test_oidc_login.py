@@ -205,6 +205,7 @@ async def browser_log_in(
     tamper_callback: Callable[[str], str] | None = None,
     start_url: str = f"{RAGQL_BASE}/auth/oidc/login",
     stop_at_callback: bool = False,
+    cancel: bool = False,
 ) -> Flow:
     """Sign in as `account` in a fresh browser: every redirect followed by hand, the IdP's
     log-in and consent forms posted. Returns the fragment ragql redirected the SPA to (or,
@@ -234,6 +235,9 @@ async def browser_log_in(
             action = re.search(r'<form[^>]*action="([^"]+)"', html)
             prompt = re.search(r'name="prompt" value="(\w+)"', html)
             assert action and prompt, html[:500]
+            if cancel:  # the person cancels on the IdP's log-in page
+                response = await browser.get(urljoin(str(response.url), action.group(1) + "/abort"))
+                continue
             form = {"prompt": prompt.group(1)}
             if prompt.group(1) == "login":
                 form |= {"login": account, "password": "any password"}
@@ -612,3 +616,13 @@ async def test_id_tokens_of_another_audience_tampered_or_another_nonce_are_refus
     foreign = await _id_token_for(provider, OTHER_CLIENT_ID, OTHER_CLIENT_SECRET, "omar", "nonce-foreign")
     with pytest.raises(JoseError, match="aud"):
         await client.verify_id_token(foreign, "nonce-foreign")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_cancelling_at_the_idp_comes_back_as_access_denied(
+    oidc_server: RunningServer, provider: Provider
+) -> None:
+    provider.set_account("pia", email="pia@example.com", email_verified=True, name="Pia", groups=[])
+    flow = await browser_log_in("pia", cancel=True)
+    assert flow.fragment == {"error": "access_denied"}
+    assert flow.callback_url is not None and "error=access_denied" in flow.callback_url
