@@ -2,6 +2,15 @@
 
     .venv/bin/python bench/chat_load.py [--clients 50,200,500] [--tokens 200] [--token-delay 0.05]
                                         [--ramp SECONDS] [--client-processes 2]
+                                        [--api graphql,openai]
+
+Two doors, one round each per N in the same run (`--api`, default both): `graphql` sends
+sendMessage over a WebSocket and reads messageStream; `openai` POSTs a streaming
+/v1/chat/completions (the OpenAI-compatible API, same access token) over HTTP and reads the
+SSE chunks. The same answer pipeline serves both, so the difference is the door. For
+`openai`, `send_message_ms` is the time to the response headers, which /v1 sends with the
+first token (it waits for the first token or a failure, so a failure is an HTTP error).
+Run it at N = 200 only on a machine nobody shares (not run at 200 here; N = 10 checked).
 
 Two workloads:
   concurrent (the default): arrivals are spread over a ramp equal to one answer's duration
@@ -100,8 +109,11 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return round(ordered[index], 2)
 
 
-async def prepare_database(url: str, users: int, fake_base_url: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Users, one model, grants and one chat session per user; returns (user id, session id)."""
+async def prepare_database(
+    url: str, users: int, fake_base_url: str
+) -> tuple[list[tuple[uuid.UUID, uuid.UUID]], uuid.UUID]:
+    """Users, one model, grants and one chat session per user; returns the (user id, session
+    id) pairs and the model's id."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from gql_server.db.models import ChatSession, ModelAccessGrant, ProviderKind, RagModel, User
@@ -122,6 +134,7 @@ async def prepare_database(url: str, users: int, fake_base_url: str) -> list[tup
         )
         session.add(model)
         await session.flush()
+        model_id = model.id
         for index in range(users):
             user = User(id=uuid.uuid4(), email=f"bench-{index}@example.com", password_hash=password_hash)
             session.add(user)
@@ -131,7 +144,7 @@ async def prepare_database(url: str, users: int, fake_base_url: str) -> list[tup
             session.add(chat)
             pairs.append((user.id, chat.id))
     await engine.dispose()
-    return pairs
+    return pairs, model_id
 
 
 class Client:
@@ -239,6 +252,69 @@ class Client:
             self.error = f"{type(failure).__name__}: {failure}"
 
 
+class OpenAIClient(Client):
+    """The same question through POST /v1/chat/completions with stream: true (SSE)."""
+
+    http: httpx.AsyncClient | None = None  # one per client process, set by the process
+
+    def __init__(self, index: int, token: str, session_id: str, base_url: str, model: str) -> None:
+        super().__init__(index, token, session_id)
+        self.base_url = base_url
+        self.model = model
+
+    async def connect(self, ws_url: str) -> None:
+        self.socket = True  # no connection to set up: one HTTP request per answer
+
+    async def _run(self, round_name: str, send_at: float, expected_text: str, timeout: float) -> None:
+        await asyncio.sleep(max(0.0, send_at - time.perf_counter()))
+        self.marker = f"bench question {round_name}-{self.index} {uuid.uuid4().hex[:8]}"
+        assert OpenAIClient.http is not None
+        body = {
+            "model": self.model,
+            "stream": True,
+            "messages": [{"role": "user", "content": self.marker}],
+        }
+        try:
+            self.sent_at = time.perf_counter()
+            async with OpenAIClient.http.stream(
+                "POST",
+                self.base_url + "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=timeout,
+            ) as response:
+                self.reply_at = time.perf_counter()
+                if response.status_code != 200:
+                    self.error = f"HTTP {response.status_code}: {(await response.aread())[:200]!r}"
+                    return
+                finished = False
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        self.error = f"stream error: {chunk['error'].get('message')}"
+                        return
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            if self.first_token_at is None:
+                                self.first_token_at = time.perf_counter()
+                            self.events += 1
+                            self.text.append(content)
+                        if choice.get("finish_reason"):
+                            finished = True
+                if not finished:
+                    self.error = "stream ended without finish_reason"
+                elif "".join(self.text) != expected_text:
+                    self.error = f"answer text differs ({len(''.join(self.text))} characters)"
+        except Exception as failure:
+            self.error = f"{type(failure).__name__}: {failure}"
+
+
 async def _loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
     """How late this client process's event loop wakes up (harness starvation, ms)."""
     while not stop.is_set():
@@ -248,7 +324,17 @@ async def _loop_lag(stop: asyncio.Event, lags: list[float]) -> None:
 
 
 async def _client_process_async(job: dict[str, Any], control: Any, results: Any) -> None:
-    clients = [Client(index, token, session_id) for index, token, session_id in job["clients"]]
+    clients: list[Client]
+    if job["api"] == "openai":
+        OpenAIClient.http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        )
+        clients = [
+            OpenAIClient(index, token, session_id, job["base_url"], job["model"])
+            for index, token, session_id in job["clients"]
+        ]
+    else:
+        clients = [Client(index, token, session_id) for index, token, session_id in job["clients"]]
     connect_errors = 0
     for start in range(0, len(clients), 50):
         outcomes = await asyncio.gather(
@@ -276,9 +362,11 @@ async def _client_process_async(job: dict[str, Any], control: Any, results: Any)
     stop.set()
     await lag_task
     for client in clients:
-        if client.socket is not None:
+        if client.socket is not None and not isinstance(client, OpenAIClient):
             with contextlib.suppress(Exception):
                 await client.socket.close()
+    if OpenAIClient.http is not None:
+        await OpenAIClient.http.aclose()
     results.put(
         (
             "done",
@@ -331,6 +419,8 @@ async def run_round(
     fake_pid: int,
     args: argparse.Namespace,
     server_pid: int,
+    api: str = "graphql",
+    model_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     workers = max(1, min(args.client_processes, n))
     expected_text = "".join(f"tok{i} " for i in range(args.tokens))
@@ -342,7 +432,10 @@ async def run_round(
         indexes = list(range(worker, n, workers))
         job = {
             "worker": worker,
-            "round": f"n{n}",
+            "round": f"n{n}-{api}",
+            "api": api,
+            "base_url": ws_url.replace("ws://", "http://").removesuffix("/graphql"),
+            "model": str(model_id),
             "ws_url": ws_url,
             "expected_text": expected_text,
             "timeout": args.timeout,
@@ -425,6 +518,7 @@ async def run_round(
     answers = len(overhead)
     return {
         "clients": n,
+        "api": api,
         "workload": args.workload,
         "client_processes": workers,
         "tokens_per_answer": args.tokens,
@@ -486,7 +580,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         assert fake.stdout is not None
         fake_info = json.loads(await asyncio.to_thread(fake.stdout.readline))
-        pairs = await prepare_database(url, max(counts), fake_info["base_url"])
+        pairs, model_id = await prepare_database(url, max(counts), fake_info["base_url"])
         port = free_port()
         env = {
             **os.environ,
@@ -521,12 +615,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         ws_url = f"ws://127.0.0.1:{port}/graphql"
         rounds = []
         for n in counts:
-            result = await run_round(
-                n, pairs, codec, ws_url, fake_info["root_url"], fake_info["pid"], args, serve.pid
-            )
-            print(json.dumps(result), flush=True)
-            rounds.append(result)
-            await asyncio.sleep(1.0)
+            for api in args.api.split(","):
+                result = await run_round(
+                    n,
+                    pairs,
+                    codec,
+                    ws_url,
+                    fake_info["root_url"],
+                    fake_info["pid"],
+                    args,
+                    serve.pid,
+                    api,
+                    model_id,
+                )
+                print(json.dumps(result), flush=True)
+                rounds.append(result)
+                await asyncio.sleep(1.0)
         return {
             "benchmark": "chat_load",
             "tokens_per_answer": args.tokens,
@@ -572,6 +676,11 @@ def main() -> None:
         "--client-processes", type=int, default=2, help="client processes (each runs its share of clients)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (server log)")
+    parser.add_argument(
+        "--api",
+        default="graphql,openai",
+        help="the doors to measure, one round each per N: graphql (WebSocket), openai (/v1 SSE)",
+    )
     args = parser.parse_args()
     answer_seconds = args.tokens * args.token_delay
     if args.ramp is None:
