@@ -2,6 +2,7 @@ import { lazy, Suspense, useEffect } from "react";
 import { isAdmin, useAuth } from "./auth";
 import { AuthPage } from "./pages/AuthPage";
 import { ChatPage } from "./pages/ChatPage";
+import { AccessTokensPage } from "./pages/AccessTokensPage";
 import { Header } from "./components/Header";
 import { navigate, usePath } from "./router";
 
@@ -40,6 +41,8 @@ export function App() {
         <p>The admin console is for administrators.</p>
       </main>
     );
+  } else if (path === "/tokens") {
+    page = <AccessTokensPage />;
   } else {
     page = <ChatPage path={path} />;
   }

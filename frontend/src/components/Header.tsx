@@ -27,7 +27,8 @@ export function Header() {
         ragql
       </a>
       <nav aria-label="Main">
-        {nav("/", "Chat", !path.startsWith("/admin"))}
+        {nav("/", "Chat", !path.startsWith("/admin") && path !== "/tokens")}
+        {nav("/tokens", "Access tokens", path === "/tokens")}
         {isAdmin(user) && nav("/admin/models", "Admin", path.startsWith("/admin"))}
       </nav>
       <div className="topbar-right">
