@@ -96,6 +96,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         superadmin_password=SUPERADMIN_PASSWORD,  # type: ignore[arg-type]
         migrate_on_start=False,
         allow_private_provider_urls=True,  # the fake LLM servers listen on 127.0.0.1
+        # The default follows the cores (INGEST_CONCURRENCY); the ordering tests assume one slot a lane.
+        ingest_concurrency=1,
     )
 
 
