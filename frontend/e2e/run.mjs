@@ -266,6 +266,15 @@ async function main() {
     await groupCard.getByRole("button", { name: `Add ${READER.email} to ${GROUP}` }).click();
     await groupCard.getByText("1 member").waitFor();
     check(true, "reader added to the group");
+    // Issue 14: admins see and set which identity-provider group a group mirrors.
+    const sync = groupCard.getByTestId("group-sync");
+    check(await visibleWithin(sync.getByText("Not synced with the identity provider")), "an unsynced group says so");
+    await sync.getByLabel("Identity provider group").fill("ragql-readers");
+    await sync.getByRole("button", { name: "Save" }).click();
+    check(
+      await visibleWithin(groupCard.getByText(/Synced with the identity provider's group ragql-readers .* last sync not yet/)),
+      "a synced group names its identity-provider group and its last sync",
+    );
 
     await page.getByRole("link", { name: "Models" }).click();
     await page.getByLabel("Model name").fill(MODEL);

@@ -9,6 +9,7 @@ import {
   DeleteGroupDocument,
   RemoveGroupMemberDocument,
   RenameGroupDocument,
+  SetGroupExternalNameDocument,
   type GroupFieldsFragment,
 } from "../gql/graphql";
 import { useAsync } from "../hooks";
@@ -142,6 +143,7 @@ function GroupCard({
         </div>
       </div>
       {group.description && <p className="muted" style={{ margin: 0 }}>{group.description}</p>}
+      <SyncSetting group={group} run={run} />
       {group.members && group.members.length > 0 ? (
         <ul className="member-list">
           {group.members.map((member) => (
@@ -190,5 +192,48 @@ function GroupCard({
         </ul>
       )}
     </article>
+  );
+}
+
+/** Which identity-provider group this group mirrors (OIDC group sync), and when it last synced. */
+function SyncSetting({
+  group,
+  run,
+}: {
+  group: GroupFieldsFragment;
+  run: (promise: Promise<{ __typename: string; message?: string }>, success: string) => Promise<void>;
+}) {
+  const [external, setExternal] = useState(group.externalName ?? "");
+  const synced = group.lastSyncedAt ? new Date(group.lastSyncedAt).toLocaleString() : "not yet";
+  return (
+    <form
+      className="row"
+      data-testid="group-sync"
+      onSubmit={(event) => {
+        event.preventDefault();
+        const value = external.trim() || null;
+        void run(
+          request(SetGroupExternalNameDocument, { groupId: group.id, externalName: value }).then((d) => d.setGroupExternalName),
+          value ? `“${group.name}” now mirrors the identity provider's group “${value}”.` : `“${group.name}” is no longer synced.`,
+        );
+      }}
+    >
+      <p className="muted" style={{ margin: 0, flex: "1 1 100%" }}>
+        {group.externalName ? (
+          <>
+            Synced with the identity provider's group <strong>{group.externalName}</strong> at each sign-in · last sync {synced}
+          </>
+        ) : (
+          <>Not synced with the identity provider: members are managed here.</>
+        )}
+      </p>
+      <label>
+        Identity provider group
+        <input name="externalName" value={external} maxLength={200} onChange={(event) => setExternal(event.target.value)} />
+      </label>
+      <button type="submit" className="small" disabled={(group.externalName ?? "") === external.trim()}>
+        Save
+      </button>
+    </form>
   );
 }
