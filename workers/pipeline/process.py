@@ -416,6 +416,7 @@ class DocumentProcessing:
             chunks = chunker.chunk_located_texts(
                 [LocatedText(block.text, first_line=block.first_line) for block in window],
                 first_chunk_index=self.chunk_count,
+                on_embedded=self._window_progress(characters_before, characters_done, total),
             )
             self.on_progress(ProcessingStage.CHUNKING, characters_done, total)
             self._report_work(split=characters_done)
