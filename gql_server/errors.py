@@ -86,6 +86,8 @@ def domain_result(error: exceptions.DomainError) -> Any:
         UnsupportedFileType,
     )
     from gql_server.oidc.types import InvalidLoginCode
+    from gql_server.quotas.limits import QuotaKind
+    from gql_server.quotas.types import UsageQuotaExceeded
 
     match error:
         case exceptions.NotFoundError():
@@ -110,6 +112,14 @@ def domain_result(error: exceptions.DomainError) -> Any:
             return InvalidLoginCode(message=error.message)
         case exceptions.GenerationInProgressError():
             return GenerationInProgress(message=error.message, message_id=error.message_id)
+        case exceptions.UsageQuotaExceededError():
+            return UsageQuotaExceeded(
+                message=error.message,
+                kind=QuotaKind(error.kind),
+                limit=error.limit,
+                used=min(error.used, 2**31 - 1),
+                resets_at=error.resets_at,
+            )
         case exceptions.DuplicateDocumentError():
             return DuplicateDocument(message=error.message, existing=Document.from_row(error.existing))
         case exceptions.UnsupportedFileTypeError():

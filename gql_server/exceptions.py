@@ -10,6 +10,7 @@ repositories, retrieval and the workers can raise them without knowing about the
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 
@@ -105,6 +106,23 @@ class GenerationInProgressError(DomainError):
     def __init__(self, message_id: uuid.UUID) -> None:
         super().__init__()
         self.message_id = message_id
+
+
+class UsageQuotaExceededError(DomainError):
+    """A usage quota is used up; nothing was stored. `kind` is the limit's name
+    (MESSAGES_PER_DAY, TOKENS_PER_DAY, TOKENS_PER_MONTH), `resets_at` when it frees up."""
+
+    def __init__(self, kind: str, limit: int, used: int, resets_at: datetime) -> None:
+        noun = "messages" if kind == "MESSAGES_PER_DAY" else "tokens"
+        period = "this month" if kind == "TOKENS_PER_MONTH" else "today"
+        super().__init__(
+            f"You have used {used} of your {limit} {noun} {period}; "
+            f"the quota resets at {resets_at:%Y-%m-%d %H:%M} UTC."
+        )
+        self.kind = kind
+        self.limit = limit
+        self.used = used
+        self.resets_at = resets_at
 
 
 # --- documents --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from gql_server.kit.mapper import mapper
 from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery, ModelsSubscription
 from gql_server.oidc.resolvers import OidcMutation, OidcQuery
+from gql_server.quotas.resolvers import QuotasMutation, QuotasQuery
 from gql_server.rag.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
@@ -47,6 +48,7 @@ QUERY_TYPES: tuple[type, ...] = (
     DocumentQuery,
     RetrievalQuery,
     AccessTokensQuery,
+    QuotasQuery,
 )
 MUTATION_TYPES: tuple[type, ...] = (
     AuthMutation,
@@ -57,6 +59,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     ChatMutation,
     DocumentMutation,
     AccessTokensMutation,
+    QuotasMutation,
 )
 SUBSCRIPTION_TYPES: tuple[type, ...] = (
     AuthSubscription,

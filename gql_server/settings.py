@@ -117,6 +117,11 @@ class Settings(BaseSettings):
 
     # Chat attachments a user may keep, in MB in total (model documents are not counted).
     attachment_quota_mb_per_user: int = Field(default=500, ge=1)
+    # Usage quotas for a user whom neither a per-user quota nor any of their groups' quotas
+    # limits (see README "Usage quotas"). Unset: no limit.
+    quota_default_messages_per_day: int | None = Field(default=None, ge=0, le=2_000_000_000)
+    quota_default_tokens_per_day: int | None = Field(default=None, ge=0, le=2_000_000_000)
+    quota_default_tokens_per_month: int | None = Field(default=None, ge=0, le=2_000_000_000)
     # CSV/spreadsheet shape limits: wider tables or bigger cells fail with a clear message.
     csv_max_columns: int = Field(default=512, ge=1)
     csv_max_cell_chars: int = Field(default=65_536, ge=16)

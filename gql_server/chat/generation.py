@@ -64,6 +64,7 @@ from gql_server.llm.failure_messages import detailed_failure_message, public_fai
 from gql_server.llm.guarded_http import ProviderHttpxClient
 from gql_server.llm.registry import build_provider
 from gql_server.llm.url_policy import policy_from_settings
+from gql_server.quotas import service as quota_service
 from gql_server.rag.citations import (
     csv_source_table,
     extract_citations,
@@ -579,8 +580,8 @@ class GenerationManager:
         timings["total_ms"] = round((finished_at - job.enqueued_at) * 1000, 2)
         usage_dict = _usage_dict(usage, text)
         try:
-            if job.persist:
-                async with self.sessionmaker.begin() as session:
+            async with self.sessionmaker.begin() as session:
+                if job.persist:
                     await repository.save_result(
                         session,
                         job.message_id,
@@ -593,6 +594,9 @@ class GenerationManager:
                         truncated=truncated,
                         evidence=evidence.value if evidence is not None else None,
                     )
+                # The user's token quota counts what the provider reported, whatever the
+                # answer's status (a stopped answer's tokens were spent too), stored or not.
+                await quota_service.record_answer_tokens(session, job.user_id, usage_dict)
         except Exception:
             logger.exception("could not save the answer of message %s", job.message_id)
         final: AnswerDone | AnswerFailed

@@ -22,6 +22,7 @@ from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, ChatSession, MessageRole, MessageStatus, User
 from gql_server.documents import service as document_service
 from gql_server.exceptions import GenerationInProgressError, InvalidInputError, NotFoundError
+from gql_server.quotas import service as quota_service
 from gql_server.settings import Settings
 from gql_server.state import AppState
 
@@ -167,6 +168,8 @@ async def send_message(
     chat_session, readable = await repository.get_session_for_sending(session, user, chat_session_id)
     if chat_session is None or not readable or not can_read_chat_session(user, chat_session):
         raise NotFoundError(SESSION_NOT_FOUND)
+    # Before anything is stored, under the user's row lock: UsageQuotaExceededError rolls back.
+    await quota_service.reserve_message(session, state.settings, user.id)
     # Sending in an ended chat continues it: it becomes the active one, the other one ends.
     await _make_active(session, chat_session)
     # Under the lock, in a statement of its own (it must see answers committed while we waited).
@@ -226,6 +229,8 @@ async def regenerate(
         raise InvalidInputError.of(
             "messageId", "This chat has ended because a newer one was started. Continue this chat first."
         )
+    # A regenerated answer counts as a message too (it costs a generation).
+    await quota_service.reserve_message(session, state.settings, user.id)
     await _check_no_generation(session, state, user)
     rows = await repository.latest_messages(session, chat_session.id, 2)
     question = next((row for row in reversed(rows) if row.role is MessageRole.USER), None)

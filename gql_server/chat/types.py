@@ -24,6 +24,7 @@ from gql_server.documents.types import (
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
 from gql_server.kit.page import Page
+from gql_server.quotas.types import UsageQuotaExceeded
 from gql_server.rag.types import SourceLocation
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
@@ -282,7 +283,8 @@ StartChatSessionResult = Annotated[
 ChatSessionResult = Annotated[ChatSession | NotFound, strawberry.union("ChatSessionResult")]
 MessagesResult = Annotated[Page[ChatMessage] | NotFound, strawberry.union("MessagesResult")]
 SendMessageResult = Annotated[
-    MessageSent | NotFound | InvalidInput | GenerationInProgress, strawberry.union("SendMessageResult")
+    MessageSent | NotFound | InvalidInput | GenerationInProgress | UsageQuotaExceeded,
+    strawberry.union("SendMessageResult"),
 ]
 SetMessageFeedbackResult = Annotated[
     ChatMessage | NotFound | InvalidInput, strawberry.union("SetMessageFeedbackResult")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -560,6 +561,61 @@ class PendingFileDeletion(Base):
     )
 
 
+# A quota value meaning "no limit", stored explicitly so that it can override a level below
+# (a user's UNLIMITED beats their groups' limits; a group's UNLIMITED is the most generous).
+# NULL means "not set at this level". Never shown to clients: the API lists unlimited kinds.
+QUOTA_UNLIMITED = -1
+
+
+class UsageLimit(Base):
+    """The quota of one user or one access group: per limit kind NULL (not set here),
+    QUOTA_UNLIMITED, or a limit >= 0. How the levels combine: gql_server/quotas/service.py."""
+
+    __tablename__ = "usage_limits"
+    __table_args__ = (
+        CheckConstraint("(group_id IS NULL) <> (user_id IS NULL)", name="exactly_one_subject"),
+        CheckConstraint(
+            "coalesce(messages_per_day, 0) >= -1 AND coalesce(tokens_per_day, 0) >= -1"
+            " AND coalesce(tokens_per_month, 0) >= -1",
+            name="values_known",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("access_groups.id", ondelete="CASCADE"), unique=True
+    )
+    messages_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+class UsageCounter(Base):
+    """What one user used on one UTC day: messages counted when sent (sendMessage,
+    regenerateMessage), tokens as the provider reported them when the answer finished.
+    A month's tokens are the sum of its days. Rows outlive the chats they came from."""
+
+    __tablename__ = "usage_counters"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default=text("0"))
+    prompt_tokens: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    completion_tokens: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+
+
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "AccessGroup",
@@ -584,6 +640,8 @@ __all__ = [
     "RagModel",
     "RefreshToken",
     "Role",
+    "UsageCounter",
+    "UsageLimit",
     "User",
     "UserIdentity",
 ]

@@ -14,6 +14,7 @@ from gql_server.kit.field_permissions import admin_only
 from gql_server.kit.mapper import mapper
 
 if TYPE_CHECKING:
+    from gql_server.quotas.types import Quota
     from gql_server.users.types import User
 
 
@@ -65,3 +66,18 @@ class AccessGroup:
 
         row: models.AccessGroup = self  # type: ignore[assignment]
         return await info.context.loader("groups.members", members).load(row.id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description=(
+            "The group's quota (setGroupQuota): a member gets the most generous limit among "
+            "their groups that set it, unless their own quota sets it. Administrators only."
+        ),
+        extensions=admin_only(),
+    )
+    async def quota(self, info: Info) -> Annotated[Quota, strawberry.lazy("gql_server.quotas.types")] | None:
+        from gql_server.quotas.loaders import quota_of_group
+        from gql_server.quotas.types import Quota
+
+        row: models.AccessGroup = self  # type: ignore[assignment]
+        values = await info.context.loader("quotas.quota_of_group", quota_of_group).load(row.id)
+        return Quota.from_values(values)

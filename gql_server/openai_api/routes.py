@@ -24,7 +24,12 @@ from gql_server.db.availability import DATABASE_UNAVAILABLE_MESSAGE, is_database
 from gql_server.db.models import AccessTokenScope, User
 from gql_server.documents.downloads import download_url
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
-from gql_server.exceptions import GenerationInProgressError, InvalidInputError, NotFoundError
+from gql_server.exceptions import (
+    GenerationInProgressError,
+    InvalidInputError,
+    NotFoundError,
+    UsageQuotaExceededError,
+)
 from gql_server.openai_api import service, wire
 from gql_server.openai_api.errors import (
     OpenAIError,
@@ -160,6 +165,9 @@ async def chat_completions(request: Request) -> Response:
         raise invalid_request(error.message, "messages", "context_length_exceeded") from None
     except GenerationInProgressError as error:
         raise OpenAIError(429, error.message, "requests", None, "generation_in_progress") from None
+    except UsageQuotaExceededError as error:
+        # OpenAI's own answer to a used-up quota: 429 insufficient_quota.
+        raise OpenAIError(429, error.message, "insufficient_quota", None, "insufficient_quota") from None
     base = str(request.base_url).rstrip("/")
     secret = state.settings.jwt_secret
 

@@ -30,6 +30,7 @@ from gql_server.models import repository as models_repository
 from gql_server.models.repository import ModelOrder
 from gql_server.openai_api import repository
 from gql_server.openai_api.request import CompletionRequest
+from gql_server.quotas import service as quota_service
 from gql_server.state import AppState
 
 # GET /v1/models lists at most this many models (no paging in OpenAI's list).
@@ -126,12 +127,15 @@ async def start_completion(
     state: AppState, user: User, request: CompletionRequest, listener: AnswerListener
 ) -> StartedCompletion:
     """Check and (with store) write everything, commit, then submit the answer: a refused
-    request (unknown model, too long, an answer in flight) leaves nothing behind."""
+    request (unknown model, too long, an answer in flight, a used-up quota) leaves nothing
+    behind."""
     validate_content(request.question)
     chat_session_id: uuid.UUID | None = None
     async with state.sessionmaker.begin() as session:
         model = await usable_model(session, user, request.model)
         await _check_no_generation(session, state, user)
+        # The same usage quota as sendMessage: a message counted, or UsageQuotaExceededError.
+        await quota_service.reserve_message(session, state.settings, user.id)
         if request.store:
             now = utcnow()
             chat_session = await repository.create_ended_session(

@@ -8,11 +8,12 @@ import strawberry
 
 from gql_server.context import Info
 from gql_server.db import models
-from gql_server.kit.field_permissions import admin_or_self
+from gql_server.kit.field_permissions import admin_only, admin_or_self
 from gql_server.kit.mapper import mapper
 
 if TYPE_CHECKING:
     from gql_server.groups.types import AccessGroup
+    from gql_server.quotas.types import Quota
 
 
 @mapper.type(models.User)
@@ -36,3 +37,18 @@ class User:
 
         row: models.User = self  # type: ignore[assignment]
         return await info.context.loader("users.groups_of_user", groups_of_user).load(row.id)  # type: ignore[no-any-return]
+
+    @strawberry.field(
+        description=(
+            "The user's own quota (setUserQuota); its limits override the groups'. "
+            "Their effective limits: `usage(userId:)`. Administrators only."
+        ),
+        extensions=admin_only(),
+    )
+    async def quota(self, info: Info) -> Annotated[Quota, strawberry.lazy("gql_server.quotas.types")] | None:
+        from gql_server.quotas.loaders import quota_of_user
+        from gql_server.quotas.types import Quota
+
+        row: models.User = self  # type: ignore[assignment]
+        values = await info.context.loader("quotas.quota_of_user", quota_of_user).load(row.id)
+        return Quota.from_values(values)

@@ -1,0 +1,159 @@
+"""GraphQL types of usage quotas: a level's quota, a user's usage with their effective
+limits, and the UsageQuotaExceeded result of sendMessage / regenerateMessage (QuotaExceeded was
+already attachFile's storage quota)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from gql_server.errors import Error
+from gql_server.quotas import limits, service
+
+if TYPE_CHECKING:
+    from gql_server.users.types import User
+
+# GraphQL's Int is 32-bit; a counter past it (2 billion tokens) is shown as the maximum.
+INT_MAX = 2**31 - 1
+
+QuotaKind = strawberry.enum(
+    limits.QuotaKind,
+    name="QuotaKind",
+    description="A usage limit: messages per UTC day, LLM tokens per UTC day, LLM tokens per UTC month.",
+)
+QuotaSource = strawberry.enum(
+    limits.QuotaSource,
+    name="QuotaSource",
+    description=(
+        "Which level decided an effective limit: the user's own quota, their groups' (the most "
+        "generous), the server default (QUOTA_DEFAULT_*), or NONE (nothing sets it: no limit)."
+    ),
+)
+
+
+def _int(value: int) -> int:
+    return min(value, INT_MAX)
+
+
+@strawberry.type(
+    description=(
+        "One level's quota (a user's or an access group's). Per limit: a number (0 refuses "
+        "every request), listed in `unlimited` (explicitly no limit: a user's overrides their "
+        "groups, a group's is the most generous), or neither — null, not set at this level (a "
+        "user then gets their groups' limits; a group has no say)."
+    )
+)
+class Quota:
+    messages_per_day: int | None
+    tokens_per_day: int | None
+    tokens_per_month: int | None
+    unlimited: list[QuotaKind]  # type: ignore[valid-type]
+
+    @classmethod
+    def from_values(cls, values: service.QuotaValues) -> Quota:
+        return cls(
+            messages_per_day=values.messages_per_day,
+            tokens_per_day=values.tokens_per_day,
+            tokens_per_month=values.tokens_per_month,
+            unlimited=[kind for kind in limits.QuotaKind if kind in values.unlimited],
+        )
+
+
+@strawberry.input(
+    description=(
+        "A user's or group's whole quota (it replaces the previous one). Per limit: a number "
+        "from 0 to 2,000,000,000, or the kind listed in `unlimited`, or null/omitted: not set "
+        "at this level. Negative numbers are refused."
+    )
+)
+class QuotaInput:
+    messages_per_day: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+    unlimited: list[QuotaKind] = strawberry.field(default_factory=list)  # type: ignore[valid-type]
+
+    def to_values(self) -> service.QuotaValues:
+        return service.QuotaValues(
+            messages_per_day=self.messages_per_day,
+            tokens_per_day=self.tokens_per_day,
+            tokens_per_month=self.tokens_per_month,
+            unlimited=frozenset(self.unlimited),
+        )
+
+
+@strawberry.type(description="One effective limit of a user and how much of it is used.")
+class QuotaLimitStatus:
+    kind: QuotaKind  # type: ignore[valid-type]
+    limit: int | None = strawberry.field(description="Null: no limit.")
+    source: QuotaSource  # type: ignore[valid-type]
+    used: int
+    remaining: int | None = strawberry.field(description="Null: no limit.")
+    resets_at: datetime = strawberry.field(
+        description="When the counter starts again: the next 00:00 UTC, or the 1st of next month 00:00 UTC."
+    )
+
+    @classmethod
+    def from_status(cls, status: service.LimitStatus) -> QuotaLimitStatus:
+        remaining = status.remaining
+        return cls(
+            kind=status.kind,
+            limit=status.limit,
+            source=status.source,
+            used=_int(status.used),
+            remaining=None if remaining is None else _int(remaining),
+            resets_at=status.resets_at,
+        )
+
+
+@strawberry.type(
+    description=(
+        "A user's usage today and this month (UTC) with their effective limits. Messages count "
+        "when sent (sendMessage and regenerateMessage); tokens are the provider's reported "
+        "prompt + completion tokens of finished answers (the extractive answerer and providers "
+        "that report nothing count 0)."
+    )
+)
+class UsageSummary:
+    user: Annotated[User, strawberry.lazy("gql_server.users.types")]
+    day: date = strawberry.field(description="Today (UTC): the day the daily figures are for.")
+    messages_today: int
+    prompt_tokens_today: int
+    completion_tokens_today: int
+    tokens_today: int
+    tokens_this_month: int
+    limits: list[QuotaLimitStatus]
+    day_resets_at: datetime
+    month_resets_at: datetime
+
+    @classmethod
+    def from_summary(cls, summary: service.UsageSummary) -> UsageSummary:
+        used = summary.used
+        return cls(
+            user=summary.user,  # type: ignore[arg-type]  # the mapper's type is the row
+            day=summary.day,
+            messages_today=_int(used.messages_today),
+            prompt_tokens_today=_int(used.prompt_tokens_today),
+            completion_tokens_today=_int(used.completion_tokens_today),
+            tokens_today=_int(used.tokens_today),
+            tokens_this_month=_int(used.tokens_this_month),
+            limits=[QuotaLimitStatus.from_status(status) for status in summary.limits],
+            day_resets_at=summary.day_resets_at,
+            month_resets_at=summary.month_resets_at,
+        )
+
+
+@strawberry.type(
+    description=(
+        "A usage quota (messages or LLM tokens) is used up: `kind` says which, `limit` and "
+        "`used` the figures, `resetsAt` when it frees up. Nothing was stored. (QuotaExceeded "
+        "is the chat-attachment storage quota of attachFile.)"
+    )
+)
+class UsageQuotaExceeded(Error):
+    message: str
+    kind: QuotaKind  # type: ignore[valid-type]
+    limit: int
+    used: int
+    resets_at: datetime
