@@ -424,3 +424,15 @@ async def test_the_openai_compatible_api_counts_against_the_same_quota(server: R
             .where(ChatSession.user_id == world.user.id)
         )
     assert stored == 2  # the GraphQL question and its answer; nothing from /v1 (store false, then refused)
+
+
+async def test_the_mcp_ask_tool_is_refused_with_the_quota_sentence(server: RunningServer) -> None:
+    from tests.test_mcp_server import error_text, mcp_client
+
+    world = await chat_world(server)
+    admin = await _admin(server)
+    await _set_user_quota(admin, world.user.id, messagesPerDay=0)
+    created = (await world.client.execute(CREATE_TOKEN))["createAccessToken"]
+    async with mcp_client(server, created["secret"]) as client:
+        result = await client.call_tool("ask", {"model": str(world.model.id), "question": "Walruses?"})
+    assert "0 of your 0 messages today" in error_text(result)

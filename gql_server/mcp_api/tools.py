@@ -14,7 +14,12 @@ from gql_server.db.models import RagModel, User
 from gql_server.documents.downloads import download_url
 from gql_server.embedding.embedder import EmbeddingOptions
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources
-from gql_server.exceptions import InvalidInputError, NotFoundError
+from gql_server.exceptions import (
+    GenerationInProgressError,
+    InvalidInputError,
+    NotFoundError,
+    UsageQuotaExceededError,
+)
 from gql_server.openai_api import service as completions
 from gql_server.openai_api.request import CompletionRequest
 from gql_server.openai_api.wire import public_source
@@ -106,7 +111,8 @@ async def ask(state: AppState, user: User, base_url: str, model: str, question: 
         raise ToolRefusal(
             f"The model {model!r} does not exist or you may not use it (list_models)."
         ) from None
-    except InvalidInputError as error:
+    except (InvalidInputError, GenerationInProgressError, UsageQuotaExceededError) as error:
+        # Each says in a sentence what is wrong and what to do (wait, or when the quota resets).
         raise ToolRefusal(error.message) from None
     sources: list[dict[str, Any]] = []
 
