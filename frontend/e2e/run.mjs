@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { checkAdminModelsOnPhone, checkAuditLogNames, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
 import { checkLiveModelList } from "./live-access.mjs";
+import { checkAccessTokens } from "./access-tokens.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontend = resolve(here, "..");
@@ -523,6 +524,8 @@ async function main() {
     await logIn(page, base, OUTSIDER);
     await page.getByRole("heading", { name: "No models yet" }).waitFor({ timeout: 15_000 });
     await checkSessionStorage(page, "outsider");
+    // Issue 15: the Access tokens page (create, copy once, revoke) and the token on /v1.
+    await checkAccessTokens(page, { base, check, results });
     // The page's access token is in its memory only: ask the API as the outsider from here.
     const outsiderLogin = await (
       await fetch(`${base}/graphql`, {

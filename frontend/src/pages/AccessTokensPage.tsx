@@ -79,7 +79,8 @@ export function AccessTokensPage() {
   };
 
   return (
-    <main className="page stack" id="main" aria-labelledby="tokens-title">
+    <main className="page" id="main">
+      <section className="stack" aria-labelledby="tokens-title">
       <h1 id="tokens-title">Access tokens</h1>
       <p>
         Personal access tokens let scripts, editors and chat apps use ragql as you: send one as{" "}
@@ -118,8 +119,8 @@ export function AccessTokensPage() {
       {secret && (
         <div className="card stack" role="status" aria-label="New token">
           <strong>Copy the token now: it is shown this once and never again.</strong>
-          <div className="row">
-            <input readOnly aria-label="Token" value={secret} onFocus={(event) => event.target.select()} />
+          <div className="actions">
+            <input readOnly aria-label="Token" size={56} value={secret} onFocus={(event) => event.target.select()} />
             <button type="button" onClick={() => void copy()}>
               {copied ? "Copied" : "Copy"}
             </button>
@@ -170,6 +171,7 @@ export function AccessTokensPage() {
           </table>
         </div>
       )}
+      </section>
     </main>
   );
 }
