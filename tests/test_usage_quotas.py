@@ -436,3 +436,51 @@ async def test_the_mcp_ask_tool_is_refused_with_the_quota_sentence(server: Runni
     async with mcp_client(server, created["secret"]) as client:
         result = await client.call_tool("ask", {"model": str(world.model.id), "question": "Walruses?"})
     assert "0 of your 0 messages today" in error_text(result)
+
+
+async def test_usage_per_day_and_the_months_sum(server: RunningServer) -> None:
+    admin = await _admin(server)
+    user = await create_user(server.state.sessionmaker)
+    today = datetime.now(UTC).date()
+    yesterday, long_ago = today - timedelta(days=1), today - timedelta(days=40)
+    async with server.state.sessionmaker.begin() as session:
+        session.add(
+            UsageCounter(user_id=user.id, day=today, messages=2, prompt_tokens=10, completion_tokens=5)
+        )
+        session.add(
+            UsageCounter(user_id=user.id, day=yesterday, messages=3, prompt_tokens=7, completion_tokens=1)
+        )
+        session.add(
+            UsageCounter(user_id=user.id, day=long_ago, messages=9, prompt_tokens=900, completion_tokens=9)
+        )
+    data = await admin.execute(
+        """query($id: UUID) { usage(userId: $id) { totalCount items {
+             messagesToday tokensToday tokensThisMonth days(last: 3) { day messages promptTokens completionTokens tokens }
+           } } }""",
+        {"id": str(user.id)},
+    )
+    assert data["usage"]["totalCount"] == 1
+    [item] = data["usage"]["items"]
+    assert (item["messagesToday"], item["tokensToday"]) == (2, 15)
+    # The month's tokens: every day of this UTC month so far (yesterday only if it is in it).
+    assert item["tokensThisMonth"] == 15 + (8 if yesterday.month == today.month else 0)
+    assert item["days"] == [
+        {
+            "day": (today - timedelta(days=2)).isoformat(),
+            "messages": 0,
+            "promptTokens": 0,
+            "completionTokens": 0,
+            "tokens": 0,
+        },
+        {"day": yesterday.isoformat(), "messages": 3, "promptTokens": 7, "completionTokens": 1, "tokens": 8},
+        {"day": today.isoformat(), "messages": 2, "promptTokens": 10, "completionTokens": 5, "tokens": 15},
+    ]
+    long = await admin.raw(
+        "query($id: UUID) { usage(userId: $id) { items { days(last: 41) { day messages } } } }",
+        {"id": str(user.id)},
+    )
+    assert long["data"]["usage"]["items"][0]["days"][0] == {"day": long_ago.isoformat(), "messages": 9}
+    too_many = await admin.raw(
+        "query($id: UUID) { usage(userId: $id) { items { days(last: 367) { day } } } }", {"id": str(user.id)}
+    )
+    assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", too_many

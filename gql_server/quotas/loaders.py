@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 from strawberry.dataloader import DataLoader
 
 from gql_server.context import Context
 from gql_server.quotas import repository
-from gql_server.quotas.service import QuotaValues
+from gql_server.quotas.service import DailyUsage, QuotaValues
 
 
 def quota_of_user(context: Context) -> DataLoader[uuid.UUID, QuotaValues]:
@@ -26,5 +27,35 @@ def quota_of_group(context: Context) -> DataLoader[uuid.UUID, QuotaValues]:
         async with context.sessionmaker() as session:
             rows = {row.group_id: row for row in await repository.limits_of_subjects(session, group_ids=ids)}
         return [QuotaValues.from_row(rows.get(group_id)) for group_id in ids]
+
+    return DataLoader(load_fn=load)
+
+
+DailyKey = tuple[uuid.UUID, date, date]  # (user, first day, last day)
+
+
+def daily_usage(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
+    """Each user's usage per day, every day of the range (zeros where nothing was used):
+    one statement for a whole page of users."""
+
+    async def load(keys: Sequence[DailyKey]) -> list[list[DailyUsage]]:
+        first, last = min(key[1] for key in keys), max(key[2] for key in keys)
+        async with context.sessionmaker() as session:
+            rows = await repository.daily_counters(session, list({key[0] for key in keys}), first, last)
+        by_day = {(row.user_id, row.day): row for row in rows}
+        result = []
+        for user_id, first_day, last_day in keys:
+            days = []
+            day = first_day
+            while day <= last_day:
+                row = by_day.get((user_id, day))
+                days.append(
+                    DailyUsage(day, row.messages, row.prompt_tokens, row.completion_tokens)
+                    if row is not None
+                    else DailyUsage(day, 0, 0, 0)
+                )
+                day += timedelta(days=1)
+            result.append(days)
+        return result
 
     return DataLoader(load_fn=load)

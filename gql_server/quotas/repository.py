@@ -118,6 +118,20 @@ async def used_so_far(
     }
 
 
+async def daily_counters(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID], first_day: date, last_day: date
+) -> list[UsageCounter]:
+    """The users' counters of the days from `first_day` to `last_day` (days without use have none)."""
+    rows = await session.scalars(
+        select(UsageCounter).where(
+            UsageCounter.user_id.in_(list(user_ids)),
+            UsageCounter.day >= first_day,
+            UsageCounter.day <= last_day,
+        )
+    )
+    return list(rows)
+
+
 async def count_message(session: AsyncSession, user_id: uuid.UUID, day: date) -> None:
     statement = insert(UsageCounter).values(user_id=user_id, day=day, messages=1)
     await session.execute(

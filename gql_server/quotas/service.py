@@ -88,6 +88,18 @@ class LimitStatus:
         return None if self.limit is None else max(0, self.limit - self.used)
 
 
+@dataclass(frozen=True)
+class DailyUsage:
+    day: date
+    messages: int
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 @dataclass
 class UsageSummary:
     user: User

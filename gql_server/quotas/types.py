@@ -4,12 +4,14 @@ already attachFile's storage quota)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import uuid
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from gql_server.errors import Error
+from gql_server.context import Info
+from gql_server.errors import Error, PublicError
 from gql_server.quotas import limits, service
 
 if TYPE_CHECKING:
@@ -107,6 +109,28 @@ class QuotaLimitStatus:
         )
 
 
+MAX_DAYS = 366
+
+
+@strawberry.type(description="A user's usage on one UTC day.")
+class UsageDay:
+    day: date
+    messages: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens: int
+
+    @classmethod
+    def from_usage(cls, usage: service.DailyUsage) -> UsageDay:
+        return cls(
+            day=usage.day,
+            messages=_int(usage.messages),
+            prompt_tokens=_int(usage.prompt_tokens),
+            completion_tokens=_int(usage.completion_tokens),
+            tokens=_int(usage.tokens),
+        )
+
+
 @strawberry.type(
     description=(
         "A user's usage today and this month (UTC) with their effective limits. Messages count "
@@ -126,11 +150,28 @@ class UsageSummary:
     limits: list[QuotaLimitStatus]
     day_resets_at: datetime
     month_resets_at: datetime
+    user_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(
+        description=(
+            f"Usage per UTC day, oldest first: the `last` days up to today (1 to {MAX_DAYS}), "
+            "each one listed, zeros where nothing was used."
+        )
+    )
+    async def days(self, info: Info, last: int = 30) -> list[UsageDay]:
+        from gql_server.quotas.loaders import daily_usage
+
+        if not 1 <= last <= MAX_DAYS:
+            raise PublicError(f"`last` must be between 1 and {MAX_DAYS}.", "BAD_USER_INPUT")
+        first_day = self.day - timedelta(days=last - 1)
+        loader = info.context.loader("quotas.daily_usage", daily_usage)
+        return [UsageDay.from_usage(day) for day in await loader.load((self.user_id, first_day, self.day))]
 
     @classmethod
     def from_summary(cls, summary: service.UsageSummary) -> UsageSummary:
         used = summary.used
         return cls(
+            user_id=summary.user.id,
             user=summary.user,  # type: ignore[arg-type]  # the mapper's type is the row
             day=summary.day,
             messages_today=_int(used.messages_today),
