@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gql_server.db.models import ChatMessage, ChatSession, ProviderKind, Role, UsageCounter
+from gql_server.exceptions import UsageQuotaExceededError
 from gql_server.quotas import service as quota_service
 from gql_server.quotas.limits import QuotaKind, QuotaSource, month_resets_at
 from tests.chat_support import chat_world, start_session, stream_all
@@ -484,3 +485,32 @@ async def test_usage_per_day_and_the_months_sum(server: RunningServer) -> None:
         "query($id: UUID) { usage(userId: $id) { items { days(last: 367) { day } } } }", {"id": str(user.id)}
     )
     assert too_many["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", too_many
+
+
+async def test_concurrent_reservations_in_separate_transactions_never_overshoot(
+    server: RunningServer,
+) -> None:
+    """The quota's own serialisation, without the one-answer-in-flight rule of chat: ten
+    transactions on ten connections reserve at once against a limit of 3."""
+    sessionmaker = server.state.sessionmaker
+    admin = await _admin(server)
+    user = await create_user(sessionmaker)
+    await _set_user_quota(admin, user.id, messagesPerDay=3)
+    start = asyncio.Event()
+
+    async def reserve() -> bool:
+        async with sessionmaker.begin() as session:
+            await start.wait()
+            try:
+                await quota_service.reserve_message(session, server.settings, user.id)
+            except UsageQuotaExceededError:
+                return False
+            await asyncio.sleep(0.05)  # hold the transaction open: others must wait, not read stale
+            return True
+
+    tasks = [asyncio.create_task(reserve()) for _ in range(10)]
+    await asyncio.sleep(0.1)
+    start.set()
+    results = await asyncio.gather(*tasks)
+    assert results.count(True) == 3, results
+    assert await _counted_messages(server.state, user.id) == 3
