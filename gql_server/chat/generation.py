@@ -596,7 +596,15 @@ class GenerationManager:
                     )
                 # The user's token quota counts what the provider reported, whatever the
                 # answer's status (a stopped answer's tokens were spent too), stored or not.
-                await quota_service.record_answer_tokens(session, job.user_id, usage_dict)
+                # In a savepoint: a failure here (the user deleted meanwhile) keeps the answer.
+                if any(quota_service.answer_tokens(usage_dict)):
+                    try:
+                        async with session.begin_nested():
+                            await quota_service.record_answer_tokens(session, job.user_id, usage_dict)
+                    except Exception:
+                        logger.warning(
+                            "could not count the tokens of message %s", job.message_id, exc_info=True
+                        )
         except Exception:
             logger.exception("could not save the answer of message %s", job.message_id)
         final: AnswerDone | AnswerFailed
