@@ -18,7 +18,7 @@ import openai
 import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from gql_server.db.models import ChatMessage, ChatSession, MessageStatus, ProviderKind, RagModel, Role, User
 from tests.conftest import RunningServer
@@ -280,6 +280,26 @@ async def test_tokens_refused_with_401_and_403_in_openai_shape(
     assert forbidden.value.body["code"] == "insufficient_scope"  # type: ignore[index]
     assert await message_count(server, extractive.user) == 0
     assert await message_count(server, admin_user) == 0
+
+    # An expired token, then a deactivated account: 401 with the reason, on /v1 too.
+    expiring, expiring_id = await new_token(extractive.session_client, ["CHAT"])
+    async with server.state.sessionmaker.begin() as session:
+        await session.execute(
+            text("UPDATE personal_access_tokens SET expires_at = now() - interval '1 second' WHERE id = :id"),
+            {"id": uuid.UUID(expiring_id)},
+        )
+    with pytest.raises(openai.AuthenticationError) as expired:
+        await extractive.sdk(expiring).models.list()
+    assert "expired" in expired.value.message
+    working, _ = await new_token(extractive.session_client, ["CHAT"])
+    assert (await extractive.sdk(working).models.list()).data
+    async with server.state.sessionmaker.begin() as session:
+        await session.execute(
+            text("UPDATE users SET is_active = false WHERE id = :id"), {"id": extractive.user.id}
+        )
+    with pytest.raises(openai.AuthenticationError) as deactivated:
+        await extractive.sdk(working).chat.completions.create(model=model, messages=messages)
+    assert "deactivated" in deactivated.value.message
 
 
 async def test_bad_requests_are_refused_with_400_and_nothing_is_stored(
