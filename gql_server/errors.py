@@ -87,7 +87,7 @@ def domain_result(error: exceptions.DomainError) -> Any:
     )
     from gql_server.oidc.types import InvalidLoginCode
     from gql_server.quotas.limits import QuotaKind
-    from gql_server.quotas.types import UsageQuotaExceeded
+    from gql_server.quotas.types import QuotaExceeded
 
     match error:
         case exceptions.NotFoundError():
@@ -113,7 +113,7 @@ def domain_result(error: exceptions.DomainError) -> Any:
         case exceptions.GenerationInProgressError():
             return GenerationInProgress(message=error.message, message_id=error.message_id)
         case exceptions.UsageQuotaExceededError():
-            return UsageQuotaExceeded(
+            return QuotaExceeded(
                 message=error.message,
                 kind=QuotaKind(error.kind),
                 limit=error.limit,

@@ -37,7 +37,7 @@ mutation Attach($sessionId: UUID!, $file: Upload!) {
   attachFile(sessionId: $sessionId, file: $file) {
     __typename
     ... on DocumentUploaded { document { id status } }
-    ... on QuotaExceeded { message limitBytes usedBytes }
+    ... on StorageQuotaExceeded { message limitBytes usedBytes }
     ... on Error { message }
   }
 }
@@ -213,7 +213,7 @@ async def test_attachment_quota_refuses_and_stores_nothing(small_quota_server: R
     await attach_ok(world.client, session_id, "first.csv", _filler(1, 600_000))
     files_before = _stored_files(server)
     result = await attach(world.client, session_id, "second.csv", _filler(2, 600_000))
-    assert result["__typename"] == "QuotaExceeded", result
+    assert result["__typename"] == "StorageQuotaExceeded", result
     assert result["limitBytes"] == 1024 * 1024
     assert result["usedBytes"] == 600_000
     assert "1 MB" in result["message"], result
@@ -239,7 +239,10 @@ async def test_concurrent_attachments_cannot_both_slip_under_the_quota(
             )
         )
         kinds = sorted(result["__typename"] for result in results)
-        assert kinds == ["DocumentUploaded", "QuotaExceeded", "QuotaExceeded"], (round_number, results)
+        assert kinds == ["DocumentUploaded", "StorageQuotaExceeded", "StorageQuotaExceeded"], (
+            round_number,
+            results,
+        )
         async with server.state.sessionmaker() as session:
             used = await session.scalar(
                 text(

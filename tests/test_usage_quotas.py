@@ -31,7 +31,7 @@ mutation Send($sessionId: UUID!, $content: String!) {
   sendMessage(sessionId: $sessionId, content: $content) {
     __typename
     ... on MessageSent { messageId }
-    ... on UsageQuotaExceeded { message kind limit used resetsAt }
+    ... on QuotaExceeded { message kind limit used resetsAt }
     ... on Error { message }
   }
 }
@@ -42,7 +42,7 @@ mutation Regenerate($id: UUID!) {
   regenerateMessage(messageId: $id) {
     __typename
     ... on MessageSent { messageId }
-    ... on UsageQuotaExceeded { message kind limit used resetsAt }
+    ... on QuotaExceeded { message kind limit used resetsAt }
     ... on Error { message }
   }
 }
@@ -149,13 +149,13 @@ async def test_a_user_at_the_message_limit_is_refused_and_nothing_is_stored(serv
     assert await _stored_messages(server, session_id) == 4
 
     refused = await _send(world.client, session_id, "One more")
-    assert refused["__typename"] == "UsageQuotaExceeded", refused
+    assert refused["__typename"] == "QuotaExceeded", refused
     assert (refused["kind"], refused["limit"], refused["used"]) == ("MESSAGES_PER_DAY", 2, 2)
     assert datetime.fromisoformat(refused["resetsAt"]) == datetime.fromisoformat(_next_utc_midnight())
     assert "2 of your 2 messages" in refused["message"]
     # Regenerating costs a message too: refused the same way, the answer left in place.
     regenerated = (await world.client.execute(REGENERATE, {"id": second}))["regenerateMessage"]
-    assert regenerated["__typename"] == "UsageQuotaExceeded", regenerated
+    assert regenerated["__typename"] == "QuotaExceeded", regenerated
     assert await _stored_messages(server, session_id) == 4
 
     usage = (await world.client.execute(MY_USAGE))["myUsage"]
@@ -173,7 +173,7 @@ async def test_a_user_at_the_message_limit_is_refused_and_nothing_is_stored(serv
     # Raising the limit lets the user go on at once.
     await _set_user_quota(admin, world.user.id, messagesPerDay=3)
     await _send_and_finish(world.client, session_id, "One more")
-    assert (await _send(world.client, session_id, "Again"))["__typename"] == "UsageQuotaExceeded"
+    assert (await _send(world.client, session_id, "Again"))["__typename"] == "QuotaExceeded"
 
 
 async def test_tokens_are_the_providers_reported_counts_and_limit_the_next_message(
@@ -211,7 +211,7 @@ async def test_tokens_are_the_providers_reported_counts_and_limit_the_next_messa
         # in advance) — by one answer at most: the one after is refused.
         await _send_and_finish(world.client, session_id, "And their tusks?")
         refused = await _send(world.client, session_id, "And their diet?")
-        assert refused["__typename"] == "UsageQuotaExceeded", refused
+        assert refused["__typename"] == "QuotaExceeded", refused
         assert (refused["kind"], refused["limit"], refused["used"]) == ("TOKENS_PER_DAY", 100, 122)
         # The month's limit resets on the 1st, 00:00 UTC.
         await _set_group_quota(admin, group.id, tokensPerMonth=122)
@@ -329,13 +329,13 @@ async def _rounds_until_refused(clients: list[GraphQLClient], session_id: str, p
             )
         )
         kinds = {result["__typename"] for result in results}
-        assert kinds <= {"MessageSent", "GenerationInProgress", "UsageQuotaExceeded"}, results
+        assert kinds <= {"MessageSent", "GenerationInProgress", "QuotaExceeded"}, results
         sent = [result["messageId"] for result in results if result["__typename"] == "MessageSent"]
         accepted.extend(sent)
         for message_id in sent:
             events = await stream_all(clients[0], message_id)
             assert events[-1]["__typename"] == "DoneEvent", events[-1]
-        if kinds == {"UsageQuotaExceeded"}:
+        if kinds == {"QuotaExceeded"}:
             return accepted
     raise AssertionError(f"the quota never refused a whole round; accepted {len(accepted)}")
 
@@ -380,7 +380,7 @@ async def test_the_limit_holds_across_two_api_processes(two_servers: Any) -> Non
     assert len(accepted) == 2
     for client in (on_a, on_b):
         refused = await _send(client, session_id, "Past the limit")
-        assert refused["__typename"] == "UsageQuotaExceeded", refused
+        assert refused["__typename"] == "QuotaExceeded", refused
         assert (refused["kind"], refused["limit"], refused["used"]) == ("MESSAGES_PER_DAY", 4, 4)
     assert await _counted_messages(state, user.id) == 4
     usage = (await on_b.execute(MY_USAGE))["myUsage"]

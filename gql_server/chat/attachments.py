@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.chat import repository
-from gql_server.chat.types import AttachFileResult, QuotaExceeded
+from gql_server.chat.types import AttachFileResult, StorageQuotaExceeded
 from gql_server.context import Info
 from gql_server.documents import repository as documents_repository
 from gql_server.documents import service as documents_service
@@ -98,7 +98,7 @@ async def attach_file(
             admit=admit,
         )
     except AttachmentQuotaExceeded as refused:
-        return QuotaExceeded(
+        return StorageQuotaExceeded(
             message=str(refused), limit_bytes=float(refused.limit_bytes), used_bytes=float(refused.used_bytes)
         )
     return DocumentUploaded(document=Document.from_row(document))

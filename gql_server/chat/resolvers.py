@@ -248,7 +248,7 @@ class ChatMutation:
     @strawberry.mutation(
         description="Attach a file (PDF, CSV, text) to one of your chat sessions (GraphQL multipart "
         "request). It is ingested in the background (follow it with documentProgress) and used to "
-        "answer this session's next questions only; it is deleted with the session. QuotaExceeded when "
+        "answer this session's next questions only; it is deleted with the session. StorageQuotaExceeded when "
         "your attachments would total more than ATTACHMENT_QUOTA_MB_PER_USER.",
         extensions=signed_in(),
     )

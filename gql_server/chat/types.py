@@ -24,7 +24,7 @@ from gql_server.documents.types import (
 from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
 from gql_server.kit.page import Page
-from gql_server.quotas.types import UsageQuotaExceeded
+from gql_server.quotas.types import QuotaExceeded
 from gql_server.rag.types import SourceLocation
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
@@ -283,7 +283,7 @@ StartChatSessionResult = Annotated[
 ChatSessionResult = Annotated[ChatSession | NotFound, strawberry.union("ChatSessionResult")]
 MessagesResult = Annotated[Page[ChatMessage] | NotFound, strawberry.union("MessagesResult")]
 SendMessageResult = Annotated[
-    MessageSent | NotFound | InvalidInput | GenerationInProgress | UsageQuotaExceeded,
+    MessageSent | NotFound | InvalidInput | GenerationInProgress | QuotaExceeded,
     strawberry.union("SendMessageResult"),
 ]
 SetMessageFeedbackResult = Annotated[
@@ -306,7 +306,7 @@ MessageStreamEvent = Annotated[
     description="The file would take your chat attachments over ATTACHMENT_QUOTA_MB_PER_USER; nothing was "
     "stored. Deleting chats with attachments frees space."
 )
-class QuotaExceeded(Error):
+class StorageQuotaExceeded(Error):
     limit_bytes: float
     used_bytes: float = strawberry.field(description="What your attachments use now, before this file.")
 
@@ -319,7 +319,7 @@ AttachFileResult = Annotated[
     | UnsupportedFileType
     | FileTooLarge
     | InvalidInput
-    | QuotaExceeded
+    | StorageQuotaExceeded
     | StorageFull,
     strawberry.union("AttachFileResult"),
 ]

@@ -1,6 +1,6 @@
 """GraphQL types of usage quotas: a level's quota, a user's usage with their effective
-limits, and the UsageQuotaExceeded result of sendMessage / regenerateMessage (QuotaExceeded was
-already attachFile's storage quota)."""
+limits, and the QuotaExceeded result of sendMessage / regenerateMessage (attachFile's storage
+quota is StorageQuotaExceeded)."""
 
 from __future__ import annotations
 
@@ -188,11 +188,11 @@ class UsageSummary:
 @strawberry.type(
     description=(
         "A usage quota (messages or LLM tokens) is used up: `kind` says which, `limit` and "
-        "`used` the figures, `resetsAt` when it frees up. Nothing was stored. (QuotaExceeded "
-        "is the chat-attachment storage quota of attachFile.)"
+        "`used` the figures, `resetsAt` when it frees up. Nothing was stored. (attachFile's "
+        "chat-attachment storage quota is StorageQuotaExceeded.)"
     )
 )
-class UsageQuotaExceeded(Error):
+class QuotaExceeded(Error):
     message: str
     kind: QuotaKind  # type: ignore[valid-type]
     limit: int
