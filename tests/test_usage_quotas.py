@@ -495,6 +495,7 @@ async def test_concurrent_reservations_in_separate_transactions_never_overshoot(
     sessionmaker = server.state.sessionmaker
     admin = await _admin(server)
     user = await create_user(sessionmaker)
+    model = await create_model(sessionmaker)
     await _set_user_quota(admin, user.id, messagesPerDay=3)
     start = asyncio.Event()
 
@@ -502,7 +503,7 @@ async def test_concurrent_reservations_in_separate_transactions_never_overshoot(
         async with sessionmaker.begin() as session:
             await start.wait()
             try:
-                await quota_service.reserve_message(session, server.settings, user.id)
+                await quota_service.reserve_message(session, server.settings, user.id, model.id)
             except UsageQuotaExceededError:
                 return False
             await asyncio.sleep(0.05)  # hold the transaction open: others must wait, not read stale

@@ -600,7 +600,9 @@ class GenerationManager:
                 if any(quota_service.answer_tokens(usage_dict)):
                     try:
                         async with session.begin_nested():
-                            await quota_service.record_answer_tokens(session, job.user_id, usage_dict)
+                            await quota_service.record_answer_tokens(
+                                session, job.user_id, job.model_id, usage_dict
+                            )
                     except Exception:
                         logger.warning(
                             "could not count the tokens of message %s", job.message_id, exc_info=True

@@ -169,7 +169,7 @@ async def send_message(
     if chat_session is None or not readable or not can_read_chat_session(user, chat_session):
         raise NotFoundError(SESSION_NOT_FOUND)
     # Before anything is stored, under the user's row lock: UsageQuotaExceededError rolls back.
-    await quota_service.reserve_message(session, state.settings, user.id)
+    await quota_service.reserve_message(session, state.settings, user.id, chat_session.model_id)
     # Sending in an ended chat continues it: it becomes the active one, the other one ends.
     await _make_active(session, chat_session)
     # Under the lock, in a statement of its own (it must see answers committed while we waited).
@@ -230,7 +230,7 @@ async def regenerate(
             "messageId", "This chat has ended because a newer one was started. Continue this chat first."
         )
     # A regenerated answer counts as a message too (it costs a generation).
-    await quota_service.reserve_message(session, state.settings, user.id)
+    await quota_service.reserve_message(session, state.settings, user.id, chat_session.model_id)
     await _check_no_generation(session, state, user)
     rows = await repository.latest_messages(session, chat_session.id, 2)
     question = next((row for row in reversed(rows) if row.role is MessageRole.USER), None)

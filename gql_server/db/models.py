@@ -616,6 +616,28 @@ class UsageCounter(Base):
     )
 
 
+class UsageModelCounter(Base):
+    """What one user used of one model on one UTC day (the usage view per model), counted
+    alongside UsageCounter. Rows go with their model; UsageCounter's stay for the quota."""
+
+    __tablename__ = "usage_model_counters"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    messages: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default=text("0"))
+    prompt_tokens: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    completion_tokens: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+
+
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "AccessGroup",
@@ -642,6 +664,7 @@ __all__ = [
     "Role",
     "UsageCounter",
     "UsageLimit",
+    "UsageModelCounter",
     "User",
     "UserIdentity",
 ]

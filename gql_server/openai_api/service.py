@@ -135,7 +135,7 @@ async def start_completion(
         model = await usable_model(session, user, request.model)
         await _check_no_generation(session, state, user)
         # The same usage quota as sendMessage: a message counted, or UsageQuotaExceededError.
-        await quota_service.reserve_message(session, state.settings, user.id)
+        await quota_service.reserve_message(session, state.settings, user.id, model.id)
         if request.store:
             now = utcnow()
             chat_session = await repository.create_ended_session(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from gql_server.context import Context
@@ -31,24 +32,25 @@ def quota_of_group(context: Context) -> DataLoader[uuid.UUID, QuotaValues]:
     return DataLoader(load_fn=load)
 
 
-DailyKey = tuple[uuid.UUID, date, date]  # (user, first day, last day)
+DailyKey = tuple[uuid.UUID, date, date]  # (user, group or model; first day; last day)
+FetchDays = Callable[[AsyncSession, list[uuid.UUID], date, date], Awaitable[list[repository.DayCounts]]]
 
 
-def daily_usage(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
-    """Each user's usage per day, every day of the range (zeros where nothing was used):
-    one statement for a whole page of users."""
+def _daily_loader(context: Context, fetch: FetchDays) -> DataLoader[DailyKey, list[DailyUsage]]:
+    """Each subject's usage per day, every day of the range (zeros where nothing was used):
+    one statement for a whole page of subjects."""
 
     async def load(keys: Sequence[DailyKey]) -> list[list[DailyUsage]]:
         first, last = min(key[1] for key in keys), max(key[2] for key in keys)
         async with context.sessionmaker() as session:
-            rows = await repository.daily_counters(session, list({key[0] for key in keys}), first, last)
-        by_day = {(row.user_id, row.day): row for row in rows}
+            rows = await fetch(session, list({key[0] for key in keys}), first, last)
+        by_day = {(row.subject_id, row.day): row for row in rows}
         result = []
-        for user_id, first_day, last_day in keys:
+        for subject_id, first_day, last_day in keys:
             days = []
             day = first_day
             while day <= last_day:
-                row = by_day.get((user_id, day))
+                row = by_day.get((subject_id, day))
                 days.append(
                     DailyUsage(day, row.messages, row.prompt_tokens, row.completion_tokens)
                     if row is not None
@@ -59,3 +61,15 @@ def daily_usage(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
         return result
 
     return DataLoader(load_fn=load)
+
+
+def daily_usage(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
+    return _daily_loader(context, repository.daily_counters)
+
+
+def daily_usage_of_groups(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
+    return _daily_loader(context, repository.daily_counters_of_groups)
+
+
+def daily_usage_of_models(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
+    return _daily_loader(context, repository.daily_counters_of_models)

@@ -1,4 +1,5 @@
-"""All SQL of usage quotas: the limits of users and groups, and the per-day usage counters."""
+"""All SQL of usage quotas: the limits of users and groups, and the per-day usage counters
+(per user, and per user and model; a group's usage is its current members')."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_server.db.models import GroupMembership, UsageCounter, UsageLimit, User
+from gql_server.db.models import (
+    AccessGroup,
+    GroupMembership,
+    RagModel,
+    UsageCounter,
+    UsageLimit,
+    UsageModelCounter,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,7 @@ class UsedSoFar:
     prompt_tokens_today: int = 0
     completion_tokens_today: int = 0
     tokens_this_month: int = 0
+    messages_this_month: int = 0
 
     @property
     def tokens_today(self) -> int:
@@ -93,71 +104,185 @@ async def group_limits_of_users(
     return grouped
 
 
+Counters = type[UsageCounter] | type[UsageModelCounter]
+
+
+def _figures(table: Counters, day: date) -> tuple[ColumnElement[int], ...]:
+    """Today's messages, prompt and completion tokens, then the range's tokens and messages."""
+    today = table.day == day
+    return (
+        func.coalesce(func.sum(table.messages).filter(today), 0),
+        func.coalesce(func.sum(table.prompt_tokens).filter(today), 0),
+        func.coalesce(func.sum(table.completion_tokens).filter(today), 0),
+        func.coalesce(func.sum(table.prompt_tokens + table.completion_tokens), 0),
+        func.coalesce(func.sum(table.messages), 0),
+    )
+
+
+def _used(rows: Any) -> dict[uuid.UUID, UsedSoFar]:
+    return {
+        key: UsedSoFar(int(messages), int(prompt), int(completion), int(tokens), int(month_messages))
+        for key, messages, prompt, completion, tokens, month_messages in rows
+    }
+
+
 async def used_so_far(
     session: AsyncSession, user_ids: Sequence[uuid.UUID], day: date, month_start: date
 ) -> dict[uuid.UUID, UsedSoFar]:
-    """Today's messages and tokens and this month's tokens, per user, in one statement."""
-    today = UsageCounter.day == day
-    tokens = UsageCounter.prompt_tokens + UsageCounter.completion_tokens
+    """Today's messages and tokens and this month's, per user, in one statement."""
     rows = await session.execute(
-        select(
-            UsageCounter.user_id,
-            func.coalesce(func.sum(UsageCounter.messages).filter(today), 0),
-            func.coalesce(func.sum(UsageCounter.prompt_tokens).filter(today), 0),
-            func.coalesce(func.sum(UsageCounter.completion_tokens).filter(today), 0),
-            func.coalesce(func.sum(tokens), 0),
-        )
+        select(UsageCounter.user_id, *_figures(UsageCounter, day))
         .where(
             UsageCounter.user_id.in_(list(user_ids)), UsageCounter.day >= month_start, UsageCounter.day <= day
         )
         .group_by(UsageCounter.user_id)
     )
-    return {
-        user_id: UsedSoFar(int(messages), int(prompt), int(completion), int(month))
-        for user_id, messages, prompt, completion, month in rows
-    }
+    return _used(rows)
+
+
+async def used_so_far_by_groups(
+    session: AsyncSession, group_ids: Sequence[uuid.UUID], day: date, month_start: date
+) -> dict[uuid.UUID, UsedSoFar]:
+    """The same figures per group: the sum over the group's current members."""
+    rows = await session.execute(
+        select(GroupMembership.group_id, *_figures(UsageCounter, day))
+        .join(UsageCounter, UsageCounter.user_id == GroupMembership.user_id)
+        .where(
+            GroupMembership.group_id.in_(list(group_ids)),
+            UsageCounter.day >= month_start,
+            UsageCounter.day <= day,
+        )
+        .group_by(GroupMembership.group_id)
+    )
+    return _used(rows)
+
+
+async def used_so_far_by_models(
+    session: AsyncSession, model_ids: Sequence[uuid.UUID], day: date, month_start: date
+) -> dict[uuid.UUID, UsedSoFar]:
+    """The same figures per model, over every user."""
+    rows = await session.execute(
+        select(UsageModelCounter.model_id, *_figures(UsageModelCounter, day))
+        .where(
+            UsageModelCounter.model_id.in_(list(model_ids)),
+            UsageModelCounter.day >= month_start,
+            UsageModelCounter.day <= day,
+        )
+        .group_by(UsageModelCounter.model_id)
+    )
+    return _used(rows)
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """One subject's (user's, group's or model's) figures of one day."""
+
+    subject_id: uuid.UUID
+    day: date
+    messages: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _day_sums(table: Counters) -> tuple[ColumnElement[int], ...]:
+    return (func.sum(table.messages), func.sum(table.prompt_tokens), func.sum(table.completion_tokens))
+
+
+def _days(rows: Any) -> list[DayCounts]:
+    return [
+        DayCounts(subject, day, int(messages), int(prompt), int(completion))
+        for subject, day, messages, prompt, completion in rows
+    ]
 
 
 async def daily_counters(
     session: AsyncSession, user_ids: Sequence[uuid.UUID], first_day: date, last_day: date
-) -> list[UsageCounter]:
-    """The users' counters of the days from `first_day` to `last_day` (days without use have none)."""
-    rows = await session.scalars(
-        select(UsageCounter).where(
+) -> list[DayCounts]:
+    """The users' figures of the days from `first_day` to `last_day` (days without use have none)."""
+    rows = await session.execute(
+        select(UsageCounter.user_id, UsageCounter.day, *_day_sums(UsageCounter))
+        .where(
             UsageCounter.user_id.in_(list(user_ids)),
             UsageCounter.day >= first_day,
             UsageCounter.day <= last_day,
         )
+        .group_by(UsageCounter.user_id, UsageCounter.day)
     )
-    return list(rows)
+    return _days(rows)
 
 
-async def count_message(session: AsyncSession, user_id: uuid.UUID, day: date) -> None:
-    statement = insert(UsageCounter).values(user_id=user_id, day=day, messages=1)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UsageCounter.user_id, UsageCounter.day],
-            set_={"messages": UsageCounter.messages + 1},
+async def daily_counters_of_groups(
+    session: AsyncSession, group_ids: Sequence[uuid.UUID], first_day: date, last_day: date
+) -> list[DayCounts]:
+    """Per group and day, the sum over the group's current members."""
+    rows = await session.execute(
+        select(GroupMembership.group_id, UsageCounter.day, *_day_sums(UsageCounter))
+        .join(UsageCounter, UsageCounter.user_id == GroupMembership.user_id)
+        .where(
+            GroupMembership.group_id.in_(list(group_ids)),
+            UsageCounter.day >= first_day,
+            UsageCounter.day <= last_day,
         )
+        .group_by(GroupMembership.group_id, UsageCounter.day)
     )
+    return _days(rows)
+
+
+async def daily_counters_of_models(
+    session: AsyncSession, model_ids: Sequence[uuid.UUID], first_day: date, last_day: date
+) -> list[DayCounts]:
+    rows = await session.execute(
+        select(UsageModelCounter.model_id, UsageModelCounter.day, *_day_sums(UsageModelCounter))
+        .where(
+            UsageModelCounter.model_id.in_(list(model_ids)),
+            UsageModelCounter.day >= first_day,
+            UsageModelCounter.day <= last_day,
+        )
+        .group_by(UsageModelCounter.model_id, UsageModelCounter.day)
+    )
+    return _days(rows)
+
+
+async def count_message(session: AsyncSession, user_id: uuid.UUID, model_id: uuid.UUID, day: date) -> None:
+    """One message for the user (the quota's counter) and for the user on the model."""
+    for table, keys in (
+        (UsageCounter, {"user_id": user_id, "day": day}),
+        (UsageModelCounter, {"model_id": model_id, "day": day, "user_id": user_id}),
+    ):
+        statement = insert(table).values(**keys, messages=1)
+        await session.execute(
+            statement.on_conflict_do_update(index_elements=list(keys), set_={"messages": table.messages + 1})
+        )
 
 
 async def count_tokens(
-    session: AsyncSession, user_id: uuid.UUID, day: date, prompt_tokens: int, completion_tokens: int
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    model_id: uuid.UUID,
+    day: date,
+    prompt_tokens: int,
+    completion_tokens: int,
 ) -> None:
-    """Add an answer's tokens atomically (no lock: concurrent additions add up)."""
-    statement = insert(UsageCounter).values(
-        user_id=user_id, day=day, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UsageCounter.user_id, UsageCounter.day],
-            set_={
-                "prompt_tokens": UsageCounter.prompt_tokens + statement.excluded.prompt_tokens,
-                "completion_tokens": UsageCounter.completion_tokens + statement.excluded.completion_tokens,
-            },
+    """Add an answer's tokens atomically (no lock: concurrent additions add up), to the user
+    and to the user on the model. The model's row is skipped if the model is gone."""
+    for table, keys in (
+        (UsageCounter, {"user_id": user_id, "day": day}),
+        (UsageModelCounter, {"model_id": model_id, "day": day, "user_id": user_id}),
+    ):
+        if table is UsageModelCounter and await session.get(RagModel, model_id) is None:
+            continue
+        statement = insert(table).values(
+            **keys, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
-    )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    "prompt_tokens": table.prompt_tokens + statement.excluded.prompt_tokens,
+                    "completion_tokens": table.completion_tokens + statement.excluded.completion_tokens,
+                },
+            )
+        )
 
 
 async def list_users(
@@ -173,5 +298,46 @@ async def list_users(
     total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
     rows = await session.scalars(
         select(User).where(*conditions).order_by(func.lower(User.email), User.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def list_groups(
+    session: AsyncSession, *, group_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[AccessGroup], int]:
+    """Groups for the usage view, by name."""
+    conditions = [AccessGroup.id == group_id] if group_id is not None else []
+    total = await session.scalar(select(func.count()).select_from(AccessGroup).where(*conditions))
+    rows = await session.scalars(
+        select(AccessGroup)
+        .where(*conditions)
+        .order_by(func.lower(AccessGroup.name), AccessGroup.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def member_counts(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = await session.execute(
+        select(GroupMembership.group_id, func.count())
+        .where(GroupMembership.group_id.in_(list(group_ids)))
+        .group_by(GroupMembership.group_id)
+    )
+    return {group_id: int(count) for group_id, count in rows}
+
+
+async def list_models(
+    session: AsyncSession, *, model_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[RagModel], int]:
+    """Models for the usage view, by name."""
+    conditions = [RagModel.id == model_id] if model_id is not None else []
+    total = await session.scalar(select(func.count()).select_from(RagModel).where(*conditions))
+    rows = await session.scalars(
+        select(RagModel)
+        .where(*conditions)
+        .order_by(func.lower(RagModel.name), RagModel.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list(rows), int(total or 0)

@@ -1,4 +1,5 @@
-"""Quota queries and mutations: myUsage (signed in), usage, setUserQuota, setGroupQuota (admins)."""
+"""Quota queries and mutations: myUsage (signed in); usage, groupUsage, modelUsage, setUserQuota,
+setGroupQuota (admins)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gql_server.groups.types import AccessGroup
 from gql_server.kit.field_permissions import admin_only, signed_in
 from gql_server.kit.page import Page, build_page, parse_page_arguments
 from gql_server.quotas import service
-from gql_server.quotas.types import QuotaInput, UsageSummary
+from gql_server.quotas.types import GroupUsage, ModelUsage, QuotaInput, UsageSummary
 from gql_server.users.types import User
 
 SetUserQuotaResult = Annotated[User | NotFound | InvalidInput, strawberry.union("SetUserQuotaResult")]
@@ -64,6 +65,50 @@ class QuotasQuery:
                 offset=request.offset,
             )
         return build_page([UsageSummary.from_summary(row) for row in rows], total, request)
+
+    @strawberry.field(
+        description=(
+            "Every access group's usage today and this month, by name (or one group's with "
+            "`groupId`): the sum over each group's current members. Administrators only."
+        ),
+        extensions=admin_only(),
+    )
+    async def group_usage(
+        self,
+        info: Info,
+        group_id: uuid.UUID | None = None,
+        first: int = 50,
+        offset: int | None = None,
+        after: str | None = None,
+    ) -> Page[GroupUsage]:
+        request = parse_page_arguments(first, offset, after)
+        async with info.context.sessionmaker() as session:
+            rows, total = await service.group_usage_page(
+                session, group_id=group_id, limit=request.limit, offset=request.offset
+            )
+        return build_page([GroupUsage.from_usage(row) for row in rows], total, request)
+
+    @strawberry.field(
+        description=(
+            "Every model's usage today and this month over all users, by name (or one model's "
+            "with `modelId`). Administrators only."
+        ),
+        extensions=admin_only(),
+    )
+    async def model_usage(
+        self,
+        info: Info,
+        model_id: uuid.UUID | None = None,
+        first: int = 50,
+        offset: int | None = None,
+        after: str | None = None,
+    ) -> Page[ModelUsage]:
+        request = parse_page_arguments(first, offset, after)
+        async with info.context.sessionmaker() as session:
+            rows, total = await service.model_usage_page(
+                session, model_id=model_id, limit=request.limit, offset=request.offset
+            )
+        return build_page([ModelUsage.from_usage(row) for row in rows], total, request)
 
 
 @strawberry.type

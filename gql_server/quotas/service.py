@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.audit import service as audit
 from gql_server.db.base import utcnow
-from gql_server.db.models import QUOTA_UNLIMITED, AccessGroup, UsageLimit, User
+from gql_server.db.models import QUOTA_UNLIMITED, AccessGroup, RagModel, UsageLimit, User
 from gql_server.exceptions import InvalidInputError, NotFoundError, UsageQuotaExceededError
 from gql_server.quotas import repository
 from gql_server.quotas.limits import (
@@ -246,9 +246,13 @@ async def usage_page(
 
 
 async def reserve_message(
-    session: AsyncSession, settings: Settings, user_id: uuid.UUID, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    model_id: uuid.UUID,
+    now: datetime | None = None,
 ) -> None:
-    """Count one message for the user today, or raise UsageQuotaExceededError (nothing counted).
+    """Count one message for the user today (and for the user on `model_id`), or raise UsageQuotaExceededError (nothing counted).
 
     Call inside the transaction that stores the message: the row lock taken here is held
     until it ends, so the next request of this user sees this message counted (or, on a
@@ -264,7 +268,7 @@ async def reserve_message(
         used = _used(kind, so_far)
         if limit.limit is not None and used >= limit.limit:
             raise UsageQuotaExceededError(kind.value, limit.limit, used, resets_at(kind, now))
-    await repository.count_message(session, user_id, day)
+    await repository.count_message(session, user_id, model_id, day)
 
 
 def answer_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
@@ -276,9 +280,68 @@ def answer_tokens(usage: dict[str, Any] | None) -> tuple[int, int]:
 
 
 async def record_answer_tokens(
-    session: AsyncSession, user_id: uuid.UUID, usage: dict[str, Any] | None, now: datetime | None = None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    model_id: uuid.UUID,
+    usage: dict[str, Any] | None,
+    now: datetime | None = None,
 ) -> None:
-    """Add a finished answer's tokens to the user's counter of the day it finished (UTC)."""
+    """Add a finished answer's tokens to the user's counters (and the model's) of the day it
+    finished (UTC)."""
     prompt, completion = answer_tokens(usage)
     if prompt or completion:
-        await repository.count_tokens(session, user_id, utc_day(now or utcnow()), prompt, completion)
+        await repository.count_tokens(
+            session, user_id, model_id, utc_day(now or utcnow()), prompt, completion
+        )
+
+
+@dataclass
+class GroupUsage:
+    """A group's usage: the sum over its current members (someone who left takes their usage
+    along; someone who joined brings theirs)."""
+
+    group: AccessGroup
+    member_count: int
+    day: date
+    used: UsedSoFar
+
+
+@dataclass
+class ModelUsage:
+    model: RagModel
+    day: date
+    used: UsedSoFar
+
+
+async def group_usage_page(
+    session: AsyncSession,
+    *,
+    group_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+    now: datetime | None = None,
+) -> tuple[list[GroupUsage], int]:
+    day = utc_day(now or utcnow())
+    groups, total = await repository.list_groups(session, group_id=group_id, limit=limit, offset=offset)
+    ids = [group.id for group in groups]
+    used = await repository.used_so_far_by_groups(session, ids, day, month_start(day))
+    members = await repository.member_counts(session, ids)
+    return [
+        GroupUsage(group, members.get(group.id, 0), day, used.get(group.id, UsedSoFar())) for group in groups
+    ], total
+
+
+async def model_usage_page(
+    session: AsyncSession,
+    *,
+    model_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+    now: datetime | None = None,
+) -> tuple[list[ModelUsage], int]:
+    day = utc_day(now or utcnow())
+    models, total = await repository.list_models(session, model_id=model_id, limit=limit, offset=offset)
+    used = await repository.used_so_far_by_models(
+        session, [model.id for model in models], day, month_start(day)
+    )
+    return [ModelUsage(model, day, used.get(model.id, UsedSoFar())) for model in models], total

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
@@ -15,6 +15,8 @@ from gql_server.errors import Error, PublicError
 from gql_server.quotas import limits, service
 
 if TYPE_CHECKING:
+    from gql_server.groups.types import AccessGroup
+    from gql_server.models.types import Model
     from gql_server.users.types import User
 
 # GraphQL's Int is 32-bit; a counter past it (2 billion tokens) is shown as the maximum.
@@ -112,7 +114,23 @@ class QuotaLimitStatus:
 MAX_DAYS = 366
 
 
-@strawberry.type(description="A user's usage on one UTC day.")
+DAYS_DESCRIPTION = (
+    f"Usage per UTC day, oldest first: the `last` days up to today (1 to {MAX_DAYS}), "
+    "each one listed, zeros where nothing was used."
+)
+
+
+async def _days(
+    info: Info, name: str, factory: Any, subject_id: uuid.UUID, today: date, last: int
+) -> list[UsageDay]:
+    if not 1 <= last <= MAX_DAYS:
+        raise PublicError(f"`last` must be between 1 and {MAX_DAYS}.", "BAD_USER_INPUT")
+    first_day = today - timedelta(days=last - 1)
+    loader = info.context.loader(name, factory)
+    return [UsageDay.from_usage(day) for day in await loader.load((subject_id, first_day, today))]
+
+
+@strawberry.type(description="Usage (a user's, a group's or a model's) on one UTC day.")
 class UsageDay:
     day: date
     messages: int
@@ -147,25 +165,17 @@ class UsageSummary:
     completion_tokens_today: int
     tokens_today: int
     tokens_this_month: int
+    messages_this_month: int
     limits: list[QuotaLimitStatus]
     day_resets_at: datetime
     month_resets_at: datetime
     user_id: strawberry.Private[uuid.UUID]
 
-    @strawberry.field(
-        description=(
-            f"Usage per UTC day, oldest first: the `last` days up to today (1 to {MAX_DAYS}), "
-            "each one listed, zeros where nothing was used."
-        )
-    )
+    @strawberry.field(description=DAYS_DESCRIPTION)
     async def days(self, info: Info, last: int = 30) -> list[UsageDay]:
         from gql_server.quotas.loaders import daily_usage
 
-        if not 1 <= last <= MAX_DAYS:
-            raise PublicError(f"`last` must be between 1 and {MAX_DAYS}.", "BAD_USER_INPUT")
-        first_day = self.day - timedelta(days=last - 1)
-        loader = info.context.loader("quotas.daily_usage", daily_usage)
-        return [UsageDay.from_usage(day) for day in await loader.load((self.user_id, first_day, self.day))]
+        return await _days(info, "quotas.daily_usage", daily_usage, self.user_id, self.day, last)
 
     @classmethod
     def from_summary(cls, summary: service.UsageSummary) -> UsageSummary:
@@ -179,9 +189,98 @@ class UsageSummary:
             completion_tokens_today=_int(used.completion_tokens_today),
             tokens_today=_int(used.tokens_today),
             tokens_this_month=_int(used.tokens_this_month),
+            messages_this_month=_int(used.messages_this_month),
             limits=[QuotaLimitStatus.from_status(status) for status in summary.limits],
             day_resets_at=summary.day_resets_at,
             month_resets_at=summary.month_resets_at,
+        )
+
+
+@strawberry.type(
+    description=(
+        "An access group's usage today and this month (UTC): the sum over its CURRENT members "
+        "(someone who left takes their usage along, someone who joined brings theirs), counted "
+        "as for UsageSummary. A user in two groups counts in both."
+    )
+)
+class GroupUsage:
+    group: Annotated[AccessGroup, strawberry.lazy("gql_server.groups.types")]
+    member_count: int
+    day: date = strawberry.field(description="Today (UTC).")
+    messages_today: int
+    prompt_tokens_today: int
+    completion_tokens_today: int
+    tokens_today: int
+    messages_this_month: int
+    tokens_this_month: int
+    group_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description=DAYS_DESCRIPTION)
+    async def days(self, info: Info, last: int = 30) -> list[UsageDay]:
+        from gql_server.quotas.loaders import daily_usage_of_groups
+
+        return await _days(
+            info, "quotas.daily_usage_of_groups", daily_usage_of_groups, self.group_id, self.day, last
+        )
+
+    @classmethod
+    def from_usage(cls, usage: service.GroupUsage) -> GroupUsage:
+        used = usage.used
+        return cls(
+            group_id=usage.group.id,
+            group=usage.group,  # type: ignore[arg-type]  # the mapper's type is the row
+            member_count=usage.member_count,
+            day=usage.day,
+            messages_today=_int(used.messages_today),
+            prompt_tokens_today=_int(used.prompt_tokens_today),
+            completion_tokens_today=_int(used.completion_tokens_today),
+            tokens_today=_int(used.tokens_today),
+            messages_this_month=_int(used.messages_this_month),
+            tokens_this_month=_int(used.tokens_this_month),
+        )
+
+
+@strawberry.type(
+    description=(
+        "A model's usage today and this month (UTC), over every user: messages sent to it "
+        "(sendMessage, regenerateMessage, /v1, MCP ask) and its answers' reported tokens. "
+        "Counted per model since migration 0013."
+    )
+)
+class ModelUsage:
+    model: Annotated[Model, strawberry.lazy("gql_server.models.types")]
+    day: date = strawberry.field(description="Today (UTC).")
+    messages_today: int
+    prompt_tokens_today: int
+    completion_tokens_today: int
+    tokens_today: int
+    messages_this_month: int
+    tokens_this_month: int
+    model_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description=DAYS_DESCRIPTION)
+    async def days(self, info: Info, last: int = 30) -> list[UsageDay]:
+        from gql_server.quotas.loaders import daily_usage_of_models
+
+        return await _days(
+            info, "quotas.daily_usage_of_models", daily_usage_of_models, self.model_id, self.day, last
+        )
+
+    @classmethod
+    def from_usage(cls, usage: service.ModelUsage) -> ModelUsage:
+        from gql_server.models.types import Model
+
+        used = usage.used
+        return cls(
+            model_id=usage.model.id,
+            model=Model.from_row(usage.model),
+            day=usage.day,
+            messages_today=_int(used.messages_today),
+            prompt_tokens_today=_int(used.prompt_tokens_today),
+            completion_tokens_today=_int(used.completion_tokens_today),
+            tokens_today=_int(used.tokens_today),
+            messages_this_month=_int(used.messages_this_month),
+            tokens_this_month=_int(used.tokens_this_month),
         )
 
 

@@ -1,5 +1,5 @@
-"""Matrix entries for usage quotas (issue 14): myUsage, usage, setUserQuota, setGroupQuota,
-and the administrators-only User.quota / AccessGroup.quota."""
+"""Matrix entries for usage quotas (issue 14): myUsage, usage, groupUsage, modelUsage,
+setUserQuota, setGroupQuota, and the administrators-only User.quota / AccessGroup.quota."""
 
 from __future__ import annotations
 
@@ -54,6 +54,25 @@ ENTRIES = [
         field="usage",
         kind="query",
         document="query { usage(first: 5) { totalCount items { user { id } messagesToday } } }",
+        expect=expect.admin_only(),
+    ),
+    MatrixEntry(
+        field="groupUsage",
+        kind="query",
+        document=(
+            "query { groupUsage(first: 5) { totalCount items { group { id } memberCount "
+            "messagesToday tokensThisMonth days(last: 30) { day messages tokens } } } }"
+        ),
+        variables=_fresh_group,  # at least one group to list
+        expect=expect.admin_only(),
+    ),
+    MatrixEntry(
+        field="modelUsage",
+        kind="query",
+        document=(
+            "query { modelUsage(first: 5) { totalCount items { model { id } "
+            "messagesToday tokensThisMonth days(last: 30) { day messages tokens } } } }"
+        ),
         expect=expect.admin_only(),
     ),
     MatrixEntry(
