@@ -14,7 +14,7 @@ const config: CodegenConfig = {
         documentMode: "string",
         enumsAsTypes: true,
         useTypeImports: true,
-        scalars: { DateTime: "string", UUID: "string", Upload: "File" },
+        scalars: { Date: "string", DateTime: "string", UUID: "string", Upload: "File" },
         strictScalars: false,
         skipTypename: false,
         nonOptionalTypename: true,

@@ -11,6 +11,7 @@ import { chromium } from "playwright-core";
 import { checkAdminModelsOnPhone, checkAuditLogNames, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
 import { checkLiveModelList } from "./live-access.mjs";
 import { checkAccessTokens } from "./access-tokens.mjs";
+import { checkUsagePage } from "./usage.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const frontend = resolve(here, "..");
@@ -293,6 +294,7 @@ async function main() {
     await checkExtractiveSettings(page, { check });
     await page.getByRole("link", { name: "Models", exact: true }).click();
     await checkAdminModelsOnPhone(page, { check, results, model: MODEL });
+    await checkUsagePage(page, { base, check, results, admin: ADMIN, user: READER.email, group: GROUP, model: MODEL });
     await checkAuditLogNames(page, { check, model: MODEL, group: GROUP, member: READER.email });
     await page.getByRole("table", { name: "Models" }).getByRole("link", { name: MODEL }).click();
     await page.getByRole("heading", { name: MODEL }).waitFor();

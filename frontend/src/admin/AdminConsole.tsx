@@ -4,6 +4,7 @@ import { AuditLogPage } from "./AuditLogPage";
 import { DocumentsPage } from "./DocumentsPage";
 import { GroupsPage } from "./GroupsPage";
 import { ModelEditPage, ModelsPage } from "./ModelsPage";
+import { UsagePage } from "./UsagePage";
 import { UsersPage } from "./UsersPage";
 
 export default function AdminConsole({ path }: { path: string }) {
@@ -13,6 +14,7 @@ export default function AdminConsole({ path }: { path: string }) {
     ["/admin/models", "Models"],
     ["/admin/users", "Users"],
     ["/admin/groups", "Groups"],
+    ["/admin/usage", "Usage"],
     ...(superadmin ? ([["/admin/audit", "Audit log"]] as [string, string][]) : []),
   ];
   let page: React.ReactNode;
@@ -21,6 +23,7 @@ export default function AdminConsole({ path }: { path: string }) {
   else if ((params = matchPath("/admin/models/:id", path))) page = <ModelEditPage modelId={params.id} />;
   else if (path.startsWith("/admin/users")) page = <UsersPage />;
   else if (path.startsWith("/admin/groups")) page = <GroupsPage />;
+  else if (path.startsWith("/admin/usage")) page = <UsagePage />;
   else if (path.startsWith("/admin/audit") && superadmin) page = <AuditLogPage />;
   else page = <ModelsPage />;
   return (

@@ -1,0 +1,434 @@
+import { useId, useState, type FormEvent } from "react";
+import { errorMessage, request } from "../api/client";
+import { Alert, Loading, resultMessage } from "../components/ui";
+import {
+  SetGroupQuotaDocument,
+  SetUserQuotaDocument,
+  UsagePerGroupDocument,
+  UsagePerModelDocument,
+  UsagePerUserDocument,
+  type QuotaFieldsFragment,
+  type QuotaKind,
+  type UsageDayFieldsFragment,
+} from "../gql/graphql";
+import { useAsync, useDebounced } from "../hooks";
+
+const PAGE = 50;
+const DAYS = 30;
+
+type Mode = "user" | "group" | "model";
+type Notice = { tone: "ok" | "error"; text: string } | null;
+
+/** One table row, whatever the mode. */
+interface UsageRow {
+  id: string;
+  name: string;
+  detail?: string;
+  messagesToday: number;
+  tokensToday: number;
+  messagesThisMonth: number;
+  tokensThisMonth: number;
+  limits?: string;
+  quota?: QuotaFieldsFragment | null;
+  days: UsageDayFieldsFragment[];
+}
+
+interface UsageList {
+  rows: UsageRow[];
+  totalCount: number;
+  hasNextPage: boolean;
+}
+
+const KIND_LABELS: Record<QuotaKind, string> = {
+  MESSAGES_PER_DAY: "messages/day",
+  TOKENS_PER_DAY: "tokens/day",
+  TOKENS_PER_MONTH: "tokens/month",
+};
+
+const number = (value: number) => value.toLocaleString();
+
+function limitsText(limits: { kind: QuotaKind; limit?: number | null; source: string; used: number }[]): string {
+  const set = limits.filter((limit) => limit.limit != null);
+  if (set.length === 0) return "no limits";
+  return set
+    .map((limit) => `${KIND_LABELS[limit.kind]}: ${number(limit.used)} of ${number(limit.limit ?? 0)} (${limit.source.toLowerCase()})`)
+    .join(" · ");
+}
+
+async function loadUsage(mode: Mode, offset: number, search: string): Promise<UsageList> {
+  if (mode === "user") {
+    const { usage } = await request(UsagePerUserDocument, { first: PAGE, offset, search: search || null });
+    return {
+      totalCount: usage.totalCount,
+      hasNextPage: usage.hasNextPage,
+      rows: usage.items.map((item) => ({
+        id: item.user.id,
+        name: item.user.email,
+        detail: item.user.displayName || undefined,
+        messagesToday: item.messagesToday,
+        tokensToday: item.tokensToday,
+        messagesThisMonth: item.messagesThisMonth,
+        tokensThisMonth: item.tokensThisMonth,
+        limits: limitsText(item.limits),
+        quota: item.user.quota,
+        days: item.days,
+      })),
+    };
+  }
+  if (mode === "group") {
+    const { groupUsage } = await request(UsagePerGroupDocument, { first: PAGE, offset });
+    return {
+      totalCount: groupUsage.totalCount,
+      hasNextPage: groupUsage.hasNextPage,
+      rows: groupUsage.items.map((item) => ({
+        id: item.group.id,
+        name: item.group.name,
+        detail: `${item.memberCount} member${item.memberCount === 1 ? "" : "s"}`,
+        messagesToday: item.messagesToday,
+        tokensToday: item.tokensToday,
+        messagesThisMonth: item.messagesThisMonth,
+        tokensThisMonth: item.tokensThisMonth,
+        quota: item.group.quota,
+        days: item.days,
+      })),
+    };
+  }
+  const { modelUsage } = await request(UsagePerModelDocument, { first: PAGE, offset });
+  return {
+    totalCount: modelUsage.totalCount,
+    hasNextPage: modelUsage.hasNextPage,
+    rows: modelUsage.items.map((item) => ({
+      id: item.model.id,
+      name: item.model.name,
+      messagesToday: item.messagesToday,
+      tokensToday: item.tokensToday,
+      messagesThisMonth: item.messagesThisMonth,
+      tokensThisMonth: item.tokensThisMonth,
+      days: item.days,
+    })),
+  };
+}
+
+/** The day-by-day sum of several series (all list the same days). */
+function sumDays(rows: UsageRow[]): UsageDayFieldsFragment[] {
+  if (rows.length === 0) return [];
+  return rows[0].days.map((day, index) => {
+    const sum = { ...day };
+    for (const row of rows.slice(1)) {
+      const other = row.days[index];
+      sum.messages += other.messages;
+      sum.tokens += other.tokens;
+      sum.promptTokens += other.promptTokens;
+      sum.completionTokens += other.completionTokens;
+    }
+    return sum;
+  });
+}
+
+const MODE_WORDS: Record<Mode, { plural: string; one: string }> = {
+  user: { plural: "users", one: "User" },
+  group: { plural: "groups", one: "Group" },
+  model: { plural: "models", one: "Model" },
+};
+const ALL = "all";
+
+export function UsagePage() {
+  const [mode, setMode] = useState<Mode>("user");
+  const [search, setSearch] = useState("");
+  const [page, setPage] = useState(0);
+  const [charted, setCharted] = useState(ALL);
+  const [editing, setEditing] = useState<UsageRow | null>(null);
+  const [notice, setNotice] = useState<Notice>(null);
+  const debounced = useDebounced(search);
+  const usage = useAsync(() => loadUsage(mode, page * PAGE, debounced), [mode, page, debounced]);
+  const words = MODE_WORDS[mode];
+  const rows = usage.data?.rows ?? [];
+  // A group's figures are its members': adding groups up would count a user in two groups twice.
+  const canSum = mode !== "group";
+  const selected = rows.find((row) => row.id === charted);
+  const chartRows = selected ? [selected] : canSum ? rows : rows.slice(0, 1);
+  const chartName = selected ? selected.name : canSum ? `all ${words.plural} listed` : (rows[0]?.name ?? "");
+
+  const switchMode = (next: Mode) => {
+    setMode(next);
+    setPage(0);
+    setCharted(ALL);
+    setEditing(null);
+    setNotice(null);
+  };
+
+  return (
+    <section aria-labelledby="usage-title" className="stack">
+      <h1 id="usage-title">Usage</h1>
+      <p className="muted">
+        Messages sent and LLM tokens the providers reported, today and this month (UTC). A group's figures are the sum of
+        its current members'.
+      </p>
+      <div className="row">
+        <label>
+          Show usage per
+          <select value={mode} onChange={(event) => switchMode(event.target.value as Mode)}>
+            <option value="user">user</option>
+            <option value="group">group</option>
+            <option value="model">model</option>
+          </select>
+        </label>
+        {mode === "user" && (
+          <label>
+            Search users
+            <input
+              type="search"
+              value={search}
+              placeholder="email or name"
+              onChange={(event) => {
+                setSearch(event.target.value);
+                setPage(0);
+              }}
+            />
+          </label>
+        )}
+        {rows.length > 0 && (
+          <label>
+            Chart
+            <select value={selected ? charted : ALL} onChange={(event) => setCharted(event.target.value)}>
+              <option value={ALL}>{canSum ? `All ${words.plural} listed` : `${rows[0].name} (first listed)`}</option>
+              {rows.map((row) => (
+                <option key={row.id} value={row.id}>
+                  {row.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+      </div>
+      {notice && <Alert tone={notice.tone}>{notice.text}</Alert>}
+      <Alert>{usage.error}</Alert>
+      {usage.loading && !usage.data && <Loading what="usage" />}
+      {usage.data && chartRows.length > 0 && (
+        <div className="card usage-charts">
+          <DayChart days={sumDays(chartRows)} pick={(day) => day.messages} unit="messages" subject={chartName} />
+          <DayChart days={sumDays(chartRows)} pick={(day) => day.tokens} unit="tokens" subject={chartName} />
+        </div>
+      )}
+      {usage.data?.rows.length === 0 && <p className="empty">No {words.plural}.</p>}
+      {editing && (
+        <QuotaEditor
+          key={editing.id}
+          mode={mode === "group" ? "group" : "user"}
+          row={editing}
+          onDone={async (text) => {
+            setEditing(null);
+            if (text) {
+              setNotice({ tone: "ok", text });
+              await usage.reload();
+            }
+          }}
+          onError={(text) => setNotice({ tone: "error", text })}
+        />
+      )}
+      {rows.length > 0 && (
+        <div className="table-wrap">
+          <table className="stacked" aria-label={`Usage per ${mode}`}>
+            <thead>
+              <tr>
+                <th>{words.one}</th>
+                <th>Messages today</th>
+                <th>Tokens today</th>
+                <th>Messages this month</th>
+                <th>Tokens this month</th>
+                {mode === "user" && <th>Effective limits</th>}
+                {mode !== "model" && <th>Actions</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <tr key={row.id} data-usage-row={row.name}>
+                  <td data-label={words.one}>
+                    {row.name}
+                    {row.detail && <span className="muted"> · {row.detail}</span>}
+                  </td>
+                  <td data-label="Messages today">{number(row.messagesToday)}</td>
+                  <td data-label="Tokens today">{number(row.tokensToday)}</td>
+                  <td data-label="Messages this month">{number(row.messagesThisMonth)}</td>
+                  <td data-label="Tokens this month">{number(row.tokensThisMonth)}</td>
+                  {mode === "user" && <td data-label="Effective limits">{row.limits}</td>}
+                  {mode !== "model" && (
+                    <td className="actions">
+                      <button type="button" className="small" onClick={() => setEditing(row)}>
+                        Set limits
+                      </button>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {usage.data && (usage.data.hasNextPage || page > 0) && (
+        <div className="actions">
+          <button type="button" disabled={page === 0} onClick={() => setPage(page - 1)}>
+            Previous
+          </button>
+          <button type="button" disabled={!usage.data.hasNextPage} onClick={() => setPage(page + 1)}>
+            Next
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
+
+const WIDTH = 600;
+const HEIGHT = 120;
+const AXIS = 16;
+
+/** A 30-day bar chart in plain SVG: one bar a day, its figure in the bar's title (tooltip). */
+function DayChart({
+  days,
+  pick,
+  unit,
+  subject,
+}: {
+  days: UsageDayFieldsFragment[];
+  pick: (day: UsageDayFieldsFragment) => number;
+  unit: string;
+  subject: string;
+}) {
+  const titleId = useId();
+  const descriptionId = useId();
+  const values = days.map(pick);
+  const max = Math.max(1, ...values);
+  const total = values.reduce((sum, value) => sum + value, 0);
+  const slot = WIDTH / Math.max(1, days.length);
+  const first = days[0]?.day ?? "";
+  const last = days[days.length - 1]?.day ?? "";
+  return (
+    <figure className="usage-chart">
+      <svg
+        viewBox={`0 0 ${WIDTH} ${HEIGHT + AXIS}`}
+        role="img"
+        aria-labelledby={`${titleId} ${descriptionId}`}
+        data-chart={unit}
+        preserveAspectRatio="none"
+      >
+        <title id={titleId}>{`${unit[0].toUpperCase()}${unit.slice(1)} per day, last ${days.length} days — ${subject}`}</title>
+        <desc id={descriptionId}>{`${number(total)} ${unit} from ${first} to ${last}; at most ${number(Math.max(0, ...values))} on one day.`}</desc>
+        <line x1={0} x2={WIDTH} y1={HEIGHT} y2={HEIGHT} className="usage-axis" />
+        {days.map((day, index) => {
+          const value = values[index];
+          const height = value === 0 ? 0 : Math.max(2, (value / max) * (HEIGHT - 4));
+          return (
+            <rect
+              key={day.day}
+              className="usage-bar"
+              data-day={day.day}
+              data-value={value}
+              x={index * slot + slot * 0.15}
+              width={slot * 0.7}
+              y={HEIGHT - height}
+              height={height}
+            >
+              <title>{`${day.day}: ${number(value)} ${unit}`}</title>
+            </rect>
+          );
+        })}
+        <text x={0} y={HEIGHT + AXIS - 3} className="usage-label">
+          {first}
+        </text>
+        <text x={WIDTH} y={HEIGHT + AXIS - 3} textAnchor="end" className="usage-label">
+          {last}
+        </text>
+      </svg>
+      <figcaption className="muted">
+        {unit[0].toUpperCase() + unit.slice(1)} per day ({DAYS} days, UTC) — {subject}: {number(total)} in all
+      </figcaption>
+    </figure>
+  );
+}
+
+const QUOTA_FIELDS: { key: "messagesPerDay" | "tokensPerDay" | "tokensPerMonth"; kind: QuotaKind; label: string }[] = [
+  { key: "messagesPerDay", kind: "MESSAGES_PER_DAY", label: "Messages per day" },
+  { key: "tokensPerDay", kind: "TOKENS_PER_DAY", label: "Tokens per day" },
+  { key: "tokensPerMonth", kind: "TOKENS_PER_MONTH", label: "Tokens per month" },
+];
+
+/** A user's or group's own limits: a number, "unlimited", or empty (not set at this level). */
+function QuotaEditor({
+  mode,
+  row,
+  onDone,
+  onError,
+}: {
+  mode: "user" | "group";
+  row: UsageRow;
+  onDone: (notice: string | null) => Promise<void>;
+  onError: (text: string) => void;
+}) {
+  const initial = Object.fromEntries(
+    QUOTA_FIELDS.map(({ key, kind }) => [
+      key,
+      row.quota?.unlimited.includes(kind) ? "unlimited" : row.quota?.[key] != null ? String(row.quota[key]) : "",
+    ]),
+  ) as Record<(typeof QUOTA_FIELDS)[number]["key"], string>;
+  const [values, setValues] = useState(initial);
+  const [saving, setSaving] = useState(false);
+
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    const input: { messagesPerDay?: number | null; tokensPerDay?: number | null; tokensPerMonth?: number | null; unlimited: QuotaKind[] } = {
+      unlimited: [],
+    };
+    for (const { key, kind, label } of QUOTA_FIELDS) {
+      const text = values[key].trim().toLowerCase();
+      if (text === "") input[key] = null;
+      else if (text === "unlimited") input.unlimited.push(kind);
+      else if (/^\d+$/.test(text)) input[key] = Number(text);
+      else return onError(`${label}: a whole number of 0 or more, “unlimited”, or empty (not set here).`);
+    }
+    setSaving(true);
+    try {
+      const result =
+        mode === "user"
+          ? (await request(SetUserQuotaDocument, { userId: row.id, input })).setUserQuota
+          : (await request(SetGroupQuotaDocument, { groupId: row.id, input })).setGroupQuota;
+      if (result.__typename === "User" || result.__typename === "AccessGroup") await onDone(`Limits of ${row.name} saved.`);
+      else onError(resultMessage(result));
+    } catch (caught) {
+      onError(errorMessage(caught));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  return (
+    <form className="card stack" aria-label={`Limits of ${row.name}`} onSubmit={save}>
+      <h2 style={{ margin: 0 }}>Limits of {row.name}</h2>
+      <p className="muted">
+        A number (0 refuses every request), “unlimited”, or empty: not set here —{" "}
+        {mode === "user" ? "the user then gets their groups' limits." : "a group without it has no say."}
+      </p>
+      <div className="row">
+        {QUOTA_FIELDS.map(({ key, label }) => (
+          <label key={key}>
+            {label}
+            <input
+              inputMode="numeric"
+              value={values[key]}
+              onChange={(event) => setValues({ ...values, [key]: event.target.value })}
+              placeholder="not set"
+            />
+          </label>
+        ))}
+      </div>
+      <div className="actions">
+        <button type="submit" className="primary" disabled={saving}>
+          Save limits
+        </button>
+        <button type="button" onClick={() => void onDone(null)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
