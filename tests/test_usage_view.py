@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete
 
 from gql_server.db.models import GroupMembership, ProviderKind, Role
+from gql_server.quotas import service as quota_service
 from tests.chat_support import chat_world, start_session, stream_all
 from tests.conftest import RunningServer
 from tests.factories import client_for, create_group, create_model, create_user, grant_model
@@ -172,3 +173,26 @@ async def test_the_per_day_series_refuses_a_range_outside_1_to_366(server: Runni
                 {"id": str(subject)},
             )
             assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", answer
+
+
+async def test_deleting_a_model_keeps_the_users_usage(server: RunningServer) -> None:
+    """The quota's counters outlive a deleted model; its per-model rows go with it."""
+    sessionmaker = server.state.sessionmaker
+    world = await chat_world(server)
+    admin = client_for(server.client, server.state.tokens, await create_user(sessionmaker, role=Role.ADMIN))
+    await _ask(world.client, await start_session(world.client, world.model.id), "Anything?")
+    assert (await _one(admin, MODEL_USAGE, "modelUsage", world.model.id))["messagesToday"] == 1
+    deleted = await admin.execute(
+        "mutation($id: UUID!) { deleteModel(id: $id) { __typename } }", {"id": str(world.model.id)}
+    )
+    assert deleted["deleteModel"]["__typename"] == "ModelDeleted", deleted
+    gone = await admin.execute(MODEL_USAGE, {"id": str(world.model.id)})
+    assert gone["modelUsage"] == {"totalCount": 0, "items": []}
+    # An answer that ends after its model was deleted still counts for the user.
+    async with sessionmaker.begin() as session:
+        await quota_service.record_answer_tokens(
+            session, world.user.id, world.model.id, {"prompt_tokens": 5, "completion_tokens": 2}
+        )
+    of_user = await _one(admin, USER_USAGE, "usage", world.user.id)
+    assert (of_user["messagesToday"], of_user["messagesThisMonth"], of_user["tokensToday"]) == (1, 1, 7)
+    _check_days(of_user, 1, 7)

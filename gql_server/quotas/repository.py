@@ -264,12 +264,14 @@ async def count_tokens(
     completion_tokens: int,
 ) -> None:
     """Add an answer's tokens atomically (no lock: concurrent additions add up), to the user
-    and to the user on the model. The model's row is skipped if the model is gone."""
+    and to the user on the model. The model's row is skipped if the model was deleted while
+    the answer ran (its per-model rows went with it; the user's counter stays)."""
+    model_exists = await session.scalar(select(RagModel.id).where(RagModel.id == model_id)) is not None
     for table, keys in (
         (UsageCounter, {"user_id": user_id, "day": day}),
         (UsageModelCounter, {"model_id": model_id, "day": day, "user_id": user_id}),
     ):
-        if table is UsageModelCounter and await session.get(RagModel, model_id) is None:
+        if table is UsageModelCounter and not model_exists:
             continue
         statement = insert(table).values(
             **keys, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
