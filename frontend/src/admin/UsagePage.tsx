@@ -8,10 +8,10 @@ import {
   UsagePerModelDocument,
   UsagePerUserDocument,
   type QuotaFieldsFragment,
-  type QuotaKind,
   type UsageDayFieldsFragment,
 } from "../gql/graphql";
 import { useAsync, useDebounced } from "../hooks";
+import { formatCount as number, limitsText, parseQuota, QUOTA_FIELDS, quotaTexts, sumDays, type DaySeries } from "../lib/usage";
 
 const PAGE = 50;
 const DAYS = 30;
@@ -37,22 +37,6 @@ interface UsageList {
   rows: UsageRow[];
   totalCount: number;
   hasNextPage: boolean;
-}
-
-const KIND_LABELS: Record<QuotaKind, string> = {
-  MESSAGES_PER_DAY: "messages/day",
-  TOKENS_PER_DAY: "tokens/day",
-  TOKENS_PER_MONTH: "tokens/month",
-};
-
-const number = (value: number) => value.toLocaleString();
-
-function limitsText(limits: { kind: QuotaKind; limit?: number | null; source: string; used: number }[]): string {
-  const set = limits.filter((limit) => limit.limit != null);
-  if (set.length === 0) return "no limits";
-  return set
-    .map((limit) => `${KIND_LABELS[limit.kind]}: ${number(limit.used)} of ${number(limit.limit ?? 0)} (${limit.source.toLowerCase()})`)
-    .join(" · ");
 }
 
 async function loadUsage(mode: Mode, offset: number, search: string): Promise<UsageList> {
@@ -107,22 +91,6 @@ async function loadUsage(mode: Mode, offset: number, search: string): Promise<Us
       days: item.days,
     })),
   };
-}
-
-/** The day-by-day sum of several series (all list the same days). */
-function sumDays(rows: UsageRow[]): UsageDayFieldsFragment[] {
-  if (rows.length === 0) return [];
-  return rows[0].days.map((day, index) => {
-    const sum = { ...day };
-    for (const row of rows.slice(1)) {
-      const other = row.days[index];
-      sum.messages += other.messages;
-      sum.tokens += other.tokens;
-      sum.promptTokens += other.promptTokens;
-      sum.completionTokens += other.completionTokens;
-    }
-    return sum;
-  });
 }
 
 const MODE_WORDS: Record<Mode, { plural: string; one: string }> = {
@@ -206,8 +174,8 @@ export function UsagePage() {
       {usage.loading && !usage.data && <Loading what="usage" />}
       {usage.data && chartRows.length > 0 && (
         <div className="card usage-charts">
-          <DayChart days={sumDays(chartRows)} pick={(day) => day.messages} unit="messages" subject={chartName} />
-          <DayChart days={sumDays(chartRows)} pick={(day) => day.tokens} unit="tokens" subject={chartName} />
+          <DayChart days={sumDays(chartRows.map((row) => row.days))} pick={(day) => day.messages} unit="messages" subject={chartName} />
+          <DayChart days={sumDays(chartRows.map((row) => row.days))} pick={(day) => day.tokens} unit="tokens" subject={chartName} />
         </div>
       )}
       {usage.data?.rows.length === 0 && <p className="empty">No {words.plural}.</p>}
@@ -290,8 +258,8 @@ function DayChart({
   unit,
   subject,
 }: {
-  days: UsageDayFieldsFragment[];
-  pick: (day: UsageDayFieldsFragment) => number;
+  days: DaySeries[];
+  pick: (day: DaySeries) => number;
   unit: string;
   subject: string;
 }) {
@@ -347,12 +315,6 @@ function DayChart({
   );
 }
 
-const QUOTA_FIELDS: { key: "messagesPerDay" | "tokensPerDay" | "tokensPerMonth"; kind: QuotaKind; label: string }[] = [
-  { key: "messagesPerDay", kind: "MESSAGES_PER_DAY", label: "Messages per day" },
-  { key: "tokensPerDay", kind: "TOKENS_PER_DAY", label: "Tokens per day" },
-  { key: "tokensPerMonth", kind: "TOKENS_PER_MONTH", label: "Tokens per month" },
-];
-
 /** A user's or group's own limits: a number, "unlimited", or empty (not set at this level). */
 function QuotaEditor({
   mode,
@@ -365,27 +327,14 @@ function QuotaEditor({
   onDone: (notice: string | null) => Promise<void>;
   onError: (text: string) => void;
 }) {
-  const initial = Object.fromEntries(
-    QUOTA_FIELDS.map(({ key, kind }) => [
-      key,
-      row.quota?.unlimited.includes(kind) ? "unlimited" : row.quota?.[key] != null ? String(row.quota[key]) : "",
-    ]),
-  ) as Record<(typeof QUOTA_FIELDS)[number]["key"], string>;
-  const [values, setValues] = useState(initial);
+  const [values, setValues] = useState(() => quotaTexts(row.quota));
   const [saving, setSaving] = useState(false);
 
   const save = async (event: FormEvent) => {
     event.preventDefault();
-    const input: { messagesPerDay?: number | null; tokensPerDay?: number | null; tokensPerMonth?: number | null; unlimited: QuotaKind[] } = {
-      unlimited: [],
-    };
-    for (const { key, kind, label } of QUOTA_FIELDS) {
-      const text = values[key].trim().toLowerCase();
-      if (text === "") input[key] = null;
-      else if (text === "unlimited") input.unlimited.push(kind);
-      else if (/^\d+$/.test(text)) input[key] = Number(text);
-      else return onError(`${label}: a whole number of 0 or more, “unlimited”, or empty (not set here).`);
-    }
+    const parsed = parseQuota(values);
+    if ("problem" in parsed) return onError(parsed.problem);
+    const { input } = parsed;
     setSaving(true);
     try {
       const result =
