@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from gql_server.db.models import GroupMembership, ProviderKind, Role
+from gql_server.db.models import GroupMembership, ModelAccessGrant, ProviderKind, Role
 from gql_server.quotas import service as quota_service
 from tests.chat_support import chat_world, start_session, stream_all
 from tests.conftest import RunningServer
@@ -37,6 +37,10 @@ query($id: UUID) {{ groupUsage(groupId: $id) {{ totalCount items {{ group {{ id 
 USER_USAGE = f"""
 query($id: UUID) {{ usage(userId: $id) {{ totalCount items {{ user {{ id }} {FIGURES} }} }} }}
 """
+MODEL_FIGURES = (
+    "models { totalCount items { model { id } messagesToday tokensToday messagesThisMonth tokensThisMonth } }"
+)
+USER_MODELS = f"query($id: UUID) {{ usage(userId: $id) {{ items {{ {MODEL_FIGURES} }} }} }}"
 SEND = """
 mutation($sessionId: UUID!, $content: String!) {
   sendMessage(sessionId: $sessionId, content: $content) { __typename ... on MessageSent { messageId } }
@@ -122,6 +126,16 @@ async def test_usage_per_model_and_per_group_equal_what_was_sent(server: Running
     assert of_first["tokensToday"] == 2 * ANSWER_TOKENS
     _check_days(of_first, 3, 2 * ANSWER_TOKENS)
 
+    # Per user and model: the first user's two models.
+    per_model = (await admin.execute(USER_MODELS, {"id": str(first.user.id)}))["usage"]["items"][0]["models"]
+    assert per_model["totalCount"] == 2
+    assert {
+        item["model"]["id"]: (item["messagesToday"], item["tokensToday"]) for item in per_model["items"]
+    } == {
+        str(llm.id): (2, 2 * ANSWER_TOKENS),
+        str(extractive.id): (1, 0),
+    }
+
     # A group counts its current members: once `second` leaves, their usage goes with them.
     async with sessionmaker.begin() as session:
         await session.execute(
@@ -147,6 +161,22 @@ async def test_a_user_sees_only_their_own_usage(server: RunningServer) -> None:
     assert mine["user"]["id"] == str(world.user.id)
     assert mine["messagesToday"] == mine["messagesThisMonth"] == 1
     _check_days(mine, 1, 0)
+
+    # Their usage per model: the model they still may read; once its grant is revoked, it is
+    # no longer named to them (an administrator still sees it).
+    own = (await world.client.execute(f"query {{ myUsage {{ {MODEL_FIGURES} }} }}"))["myUsage"]["models"]
+    assert [(item["model"]["id"], item["messagesToday"]) for item in own["items"]] == [
+        (str(world.model.id), 1)
+    ]
+    async with sessionmaker.begin() as session:
+        await session.execute(delete(ModelAccessGrant).where(ModelAccessGrant.user_id == world.user.id))
+    own = (await world.client.execute(f"query {{ myUsage {{ {MODEL_FIGURES} }} }}"))["myUsage"]["models"]
+    assert own == {"totalCount": 0, "items": []}, own
+    admin = client_for(server.client, server.state.tokens, await create_user(sessionmaker, role=Role.ADMIN))
+    seen = (await admin.execute(USER_MODELS, {"id": str(world.user.id)}))["usage"]["items"][0]["models"]
+    assert [(item["model"]["id"], item["messagesThisMonth"]) for item in seen["items"]] == [
+        (str(world.model.id), 1)
+    ]
 
     for query, field, subject in (
         (USER_USAGE, "usage", other.user.id),

@@ -10,7 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from gql_server.context import Context
+from gql_server.db.models import RagModel
 from gql_server.quotas import repository
+from gql_server.quotas.limits import month_start
+from gql_server.quotas.repository import UsedSoFar
 from gql_server.quotas.service import DailyUsage, QuotaValues
 
 
@@ -73,3 +76,27 @@ def daily_usage_of_groups(context: Context) -> DataLoader[DailyKey, list[DailyUs
 
 def daily_usage_of_models(context: Context) -> DataLoader[DailyKey, list[DailyUsage]]:
     return _daily_loader(context, repository.daily_counters_of_models)
+
+
+ModelsKey = tuple[uuid.UUID, date]  # (user, today)
+
+
+def usage_by_model_of_users(context: Context) -> DataLoader[ModelsKey, list[tuple[RagModel, UsedSoFar]]]:
+    """Each user's usage per model this month, the models the signed-in viewer may read: one
+    statement for a whole page of users."""
+
+    async def load(keys: Sequence[ModelsKey]) -> list[list[tuple[RagModel, UsedSoFar]]]:
+        viewer = context.require_user()
+        result: list[list[tuple[RagModel, UsedSoFar]]] = []
+        async with context.sessionmaker() as session:
+            by_day: dict[date, dict[uuid.UUID, list[tuple[RagModel, UsedSoFar]]]] = {}
+            for day in {key[1] for key in keys}:
+                users = [key[0] for key in keys if key[1] == day]
+                by_day[day] = await repository.used_so_far_by_users_and_models(
+                    session, viewer, users, day, month_start(day)
+                )
+        for user_id, day in keys:
+            result.append(by_day[day].get(user_id, []))
+        return result
+
+    return DataLoader(load_fn=load)

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_server.access.policy import model_is_readable
 from gql_server.db.models import (
     AccessGroup,
     GroupMembership,
@@ -171,6 +172,30 @@ async def used_so_far_by_models(
         .group_by(UsageModelCounter.model_id)
     )
     return _used(rows)
+
+
+async def used_so_far_by_users_and_models(
+    session: AsyncSession, viewer: User, user_ids: Sequence[uuid.UUID], day: date, month_start: date
+) -> dict[uuid.UUID, list[tuple[RagModel, UsedSoFar]]]:
+    """Each user's figures per model they used this month, by model name — only models the
+    viewer may read (an administrator: all; a user looking at their own: those still granted)."""
+    rows = await session.execute(
+        select(UsageModelCounter.user_id, RagModel, *_figures(UsageModelCounter, day))
+        .join(RagModel, RagModel.id == UsageModelCounter.model_id)
+        .where(
+            UsageModelCounter.user_id.in_(list(user_ids)),
+            UsageModelCounter.day >= month_start,
+            UsageModelCounter.day <= day,
+            model_is_readable(viewer, RagModel.id),
+        )
+        .group_by(UsageModelCounter.user_id, RagModel.id)
+        .order_by(func.lower(RagModel.name), RagModel.id)
+    )
+    grouped: dict[uuid.UUID, list[tuple[RagModel, UsedSoFar]]] = defaultdict(list)
+    for row in rows:
+        user_id, model, *figures = row
+        grouped[user_id].append((model, UsedSoFar(*(int(value) for value in figures))))
+    return grouped
 
 
 @dataclass(frozen=True)

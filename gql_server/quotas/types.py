@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from gql_server.context import Info
+from gql_server.db.models import RagModel
 from gql_server.errors import Error, PublicError
+from gql_server.kit.page import Page, build_page, parse_page_arguments
 from gql_server.quotas import limits, service
+from gql_server.quotas.repository import UsedSoFar
 
 if TYPE_CHECKING:
     from gql_server.groups.types import AccessGroup
@@ -149,6 +152,27 @@ class UsageDay:
         )
 
 
+@strawberry.type(description="One user's usage of one model today and this month (UTC).")
+class ModelUsageOfUser:
+    model: Annotated[Model, strawberry.lazy("gql_server.models.types")]
+    messages_today: int
+    tokens_today: int
+    messages_this_month: int
+    tokens_this_month: int
+
+    @classmethod
+    def of(cls, model: RagModel, used: UsedSoFar) -> ModelUsageOfUser:
+        from gql_server.models.types import Model
+
+        return cls(
+            model=Model.from_row(model),
+            messages_today=_int(used.messages_today),
+            tokens_today=_int(used.tokens_today),
+            messages_this_month=_int(used.messages_this_month),
+            tokens_this_month=_int(used.tokens_this_month),
+        )
+
+
 @strawberry.type(
     description=(
         "A user's usage today and this month (UTC) with their effective limits. Messages count "
@@ -176,6 +200,25 @@ class UsageSummary:
         from gql_server.quotas.loaders import daily_usage
 
         return await _days(info, "quotas.daily_usage", daily_usage, self.user_id, self.day, last)
+
+    @strawberry.field(
+        description=(
+            "This user's usage per model this month (UTC), by model name: the models used this "
+            "month that you may read (an administrator: all of them)."
+        )
+    )
+    async def models(
+        self, info: Info, first: int = 50, offset: int | None = None, after: str | None = None
+    ) -> Page[ModelUsageOfUser]:
+        from gql_server.quotas.loaders import usage_by_model_of_users
+
+        request = parse_page_arguments(first, offset, after)
+        loader = info.context.loader("quotas.usage_by_model_of_users", usage_by_model_of_users)
+        used = await loader.load((self.user_id, self.day))
+        page = used[request.offset : request.offset + request.limit]
+        return build_page(
+            [ModelUsageOfUser.of(model, figures) for model, figures in page], len(used), request
+        )
 
     @classmethod
     def from_summary(cls, summary: service.UsageSummary) -> UsageSummary:

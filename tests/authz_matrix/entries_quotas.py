@@ -51,6 +51,13 @@ ENTRIES = [
         check=_own_usage,
     ),
     MatrixEntry(
+        field="myUsage",
+        case="models",
+        kind="query",
+        document="query { myUsage { models(first: 5) { totalCount items { model { id } messagesThisMonth } } } }",
+        expect=expect.signed_in(),
+    ),
+    MatrixEntry(
         field="usage",
         kind="query",
         document="query { usage(first: 5) { totalCount items { user { id } messagesToday } } }",
