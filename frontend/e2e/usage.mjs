@@ -74,13 +74,15 @@ export async function checkUsagePage(page, { base, check, results, admin, user, 
   check(await visible(row), `the usage table lists ${user}`);
   const headers = (await users.locator("thead th").allTextContents()).join(" | ");
   check(
-    ["Messages today", "Tokens today", "Messages this month", "Tokens this month", "Effective limits"].every((name) => headers.includes(name)),
+    ["Messages today", "Tokens today", "Messages this month", "Tokens this month", "Models this month", "Effective limits"].every((name) => headers.includes(name)),
     `the usage table has today's and this month's figures and the effective limits (${headers})`,
   );
   await checkCharts(page, check, "per user");
   const adminRow = users.locator(`[data-usage-row="${admin.email}"]`);
   const messagesToday = Number((await adminRow.locator('td[data-label="Messages today"]').textContent())?.trim());
   check(messagesToday >= 1, `the table counts today's message of ${admin.email} (${messagesToday})`);
+  const modelsCell = (await adminRow.locator('td[data-label="Models this month"]').textContent()) ?? "";
+  check(modelsCell.includes(`${model}: `), `the table names the model ${admin.email} used this month ("${modelsCell}")`);
   const today = await page.locator('svg[data-chart="messages"] rect.usage-bar').last();
   const todayValue = Number(await today.getAttribute("data-value"));
   const todayHeight = Number(await today.getAttribute("height"));

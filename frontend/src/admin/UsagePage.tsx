@@ -11,7 +11,7 @@ import {
   type UsageDayFieldsFragment,
 } from "../gql/graphql";
 import { useAsync, useDebounced } from "../hooks";
-import { formatCount as number, limitsText, parseQuota, QUOTA_FIELDS, quotaTexts, sumDays, type DaySeries } from "../lib/usage";
+import { formatCount as number, limitsText, modelsText, parseQuota, QUOTA_FIELDS, quotaTexts, sumDays, type DaySeries } from "../lib/usage";
 
 const PAGE = 50;
 const DAYS = 30;
@@ -29,6 +29,7 @@ interface UsageRow {
   messagesThisMonth: number;
   tokensThisMonth: number;
   limits?: string;
+  models?: string;
   quota?: QuotaFieldsFragment | null;
   days: UsageDayFieldsFragment[];
 }
@@ -54,6 +55,7 @@ async function loadUsage(mode: Mode, offset: number, search: string): Promise<Us
         messagesThisMonth: item.messagesThisMonth,
         tokensThisMonth: item.tokensThisMonth,
         limits: limitsText(item.limits),
+        models: modelsText(item.models.items, item.models.totalCount),
         quota: item.user.quota,
         days: item.days,
       })),
@@ -204,6 +206,7 @@ export function UsagePage() {
                 <th>Tokens today</th>
                 <th>Messages this month</th>
                 <th>Tokens this month</th>
+                {mode === "user" && <th>Models this month</th>}
                 {mode === "user" && <th>Effective limits</th>}
                 {mode !== "model" && <th>Actions</th>}
               </tr>
@@ -219,6 +222,7 @@ export function UsagePage() {
                   <td data-label="Tokens today">{number(row.tokensToday)}</td>
                   <td data-label="Messages this month">{number(row.messagesThisMonth)}</td>
                   <td data-label="Tokens this month">{number(row.tokensThisMonth)}</td>
+                  {mode === "user" && <td data-label="Models this month">{row.models}</td>}
                   {mode === "user" && <td data-label="Effective limits">{row.limits}</td>}
                   {mode !== "model" && (
                     <td className="actions">

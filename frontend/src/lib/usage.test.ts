@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { limitsText, parseQuota, quotaTexts, sumDays } from "./usage";
+import { limitsText, modelsText, parseQuota, quotaTexts, sumDays } from "./usage";
 
 const day = (date: string, messages: number, tokens: number) => ({ day: date, messages, tokens, promptTokens: tokens, completionTokens: 0 });
 
@@ -13,6 +13,16 @@ describe("usage page helpers", () => {
         { kind: "TOKENS_PER_MONTH", limit: 1_000_000, source: "GROUP", used: 1234 },
       ]),
     ).toBe("messages/day: 3 of 500 (user) · tokens/month: 1,234 of 1,000,000 (group)");
+  });
+
+  it("lists a user's models of the month and says how many more there are", () => {
+    expect(modelsText([], 0)).toBe("—");
+    const items = [
+      { model: { name: "R manuals" }, messagesThisMonth: 3, tokensThisMonth: 1830 },
+      { model: { name: "Notes" }, messagesThisMonth: 1, tokensThisMonth: 0 },
+    ];
+    expect(modelsText(items, 2)).toBe("R manuals: 3 messages, 1,830 tokens · Notes: 1 message, 0 tokens");
+    expect(modelsText(items, 4)).toBe("R manuals: 3 messages, 1,830 tokens · Notes: 1 message, 0 tokens (+2 more)");
   });
 
   it("adds series day by day and refuses series of different days", () => {

@@ -27,6 +27,18 @@ export function limitsText(limits: { kind: QuotaKind; limit?: number | null; sou
     .join(" · ");
 }
 
+/** "R manuals: 3 messages, 183 tokens · Notes: 1 message, 0 tokens (+2 more)", or "—". */
+export function modelsText(items: { model: { name: string }; messagesThisMonth: number; tokensThisMonth: number }[], totalCount: number): string {
+  if (items.length === 0) return "—";
+  const listed = items
+    .map(
+      (item) =>
+        `${item.model.name}: ${formatCount(item.messagesThisMonth)} message${item.messagesThisMonth === 1 ? "" : "s"}, ${formatCount(item.tokensThisMonth)} tokens`,
+    )
+    .join(" · ");
+  return totalCount > items.length ? `${listed} (+${totalCount - items.length} more)` : listed;
+}
+
 /** The day-by-day sum of several series that list the same days. */
 export function sumDays<T extends DaySeries>(series: T[][]): DaySeries[] {
   if (series.length === 0) return [];
