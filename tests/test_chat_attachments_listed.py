@@ -3,10 +3,13 @@ attached), through one dataloader statement for a whole page of sessions."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.chat_support import chat_world, start_session
 from tests.conftest import RunningServer
+from tests.document_helpers import wait_for_final
 from tests.test_audit_names import counted_statements
 from tests.test_chat_sources import attach
 
@@ -26,7 +29,12 @@ async def test_sessions_list_their_attachments(server: RunningServer) -> None:
     others = [await start_session(world.client, world.model.id, f"Empty {index}") for index in range(4)]
     other_user = await chat_world(server, model=world.model)
     foreign = await start_session(other_user.client, world.model.id, "Someone else's")
-    await attach(other_user.client, foreign, "theirs.txt", b"Not yours.\n")
+    theirs = await attach(other_user.client, foreign, "theirs.txt", b"Not yours.\n")
+    # Statements are counted on the whole engine: let the in-process ingestion of the three
+    # files finish first, or its statements land in one count and not the other (CI saw 6 - 6).
+    for client, document_id in ((world.client, first), (world.client, second), (other_user.client, theirs)):
+        await wait_for_final(client, document_id)
+    await asyncio.sleep(0.5)  # and the file clean-up that follows READY's commit
 
     with counted_statements(server) as plain:
         await world.client.execute(PLAIN)
