@@ -547,10 +547,20 @@ async def main() -> dict[str, Any]:
                 for figure in figures.values()
                 if isinstance(figure, dict) and figure.get("error") is not None
             ]
+            # A second, labelled reading: within 30 % or within 1 s (an ETA shown as "about N s"
+            # cannot be read closer than a second; most misses of short documents are sub-second).
+            tolerant = sum(
+                abs(figure["predicted_seconds"] - figure["actual_seconds"])
+                <= max(0.3 * figure["actual_seconds"], 1.0)
+                for figures in eta.values()
+                for figure in figures.values()
+                if isinstance(figure, dict) and figure.get("error") is not None
+            )
             results["eta"] = {
                 "files": eta,
                 "max_abs_error": round(max(errors), 3) if errors else None,
                 "within_30_percent": sum(error <= 0.3 for error in errors),
+                "within_30_percent_or_1_second": tolerant,
                 "points": len(errors),
             }
             server_cpu = sum(server.cpu_times()[:2]) - cpu_start

@@ -198,6 +198,10 @@ def test_the_estimate_blends_history_and_own_pace() -> None:
     assert fresh.remaining(1.0, 0.01, None) is None
     assert fresh.remaining(2.0, 0.25, None) == pytest.approx(6.0)
     # Paged kinds count pages (known once the file is open).
+    # A start-up cost before the first unit of work is paid once, not extrapolated: 2 s of
+    # start-up, then 1 s for 10 % of the work → 2 + 1 / 0.1 = 12 s in all, 9 s left.
+    assert fresh.remaining(3.0, 0.1, None, start_up=2.0) == pytest.approx(9.0)
+    assert fresh.remaining(3.0, 0.1, None) == pytest.approx(27.0)  # without it: 30 s in all
     paged = IngestionEstimate(0.5, 10**9, per_page=True)
     assert paged.remaining(0.0, 0.0, 40) == pytest.approx(20.0)
     assert paged.remaining(0.0, 0.0, None) is None

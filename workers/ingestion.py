@@ -129,6 +129,9 @@ class ProgressTracker:
         self.cancel = cancel
         self.stage = DocumentStatus.PARSING
         self.fraction = 0.0  # of the parse/chunk/embed work finished
+        # When the first unit of work was done (monotonic): the time before it (the parser
+        # child starting, the file opening) is a fixed cost, not a pace to extrapolate.
+        self.first_work_at: float | None = None
         self.pages_done: int | None = None
         self.page_count: int | None = None
         self.chunk_count = 0
@@ -153,6 +156,8 @@ class ProgressTracker:
             raise IngestionCancelled()
         with self._lock:
             if fraction > self.fraction:
+                if self.first_work_at is None:
+                    self.first_work_at = time.monotonic()
                 self.fraction = fraction
                 self.version += 1
 
@@ -499,7 +504,9 @@ async def _report_progress(
         elapsed = time.monotonic() - started_monotonic
         # Storing is the last (1 - PROCESSING_SHARE) of the work.
         progress = round(PROCESSING_SHARE * fraction, 4)
-        eta = estimate.remaining(elapsed, PROCESSING_SHARE * fraction, page_count)
+        first_work_at = tracker.first_work_at
+        start_up = first_work_at - started_monotonic if first_work_at is not None else 0.0
+        eta = estimate.remaining(elapsed, PROCESSING_SHARE * fraction, page_count, start_up=start_up)
         await _publish(
             resources,
             dataclasses.replace(
