@@ -626,3 +626,29 @@ async def test_cancelling_at_the_idp_comes_back_as_access_denied(
     flow = await browser_log_in("pia", cancel=True)
     assert flow.fragment == {"error": "access_denied"}
     assert flow.callback_url is not None and "error=access_denied" in flow.callback_url
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_expired_id_token_is_refused_and_nothing_is_created(
+    oidc_server: RunningServer, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's ID tokens live an hour: our clock (only the JWT claims check's, in this
+    process) is moved past exp + the allowed leeway, so the real token of a real flow arrives
+    expired at the callback. Refused with invalid_token; no account is created."""
+    import time
+
+    import joserfc._rfc7519.claims as jwt_claims
+
+    from gql_server.oidc.client import ID_TOKEN_LEEWAY_SECONDS
+
+    provider.set_account("eve", email="eve@example.com", email_verified=True, name="Eve", groups=[])
+    fresh = await _id_token_for(provider, CLIENT_ID, CLIENT_SECRET, "eve", "nonce-eve")
+    exp = int((await oidc_server.state.oidc.verify_id_token(fresh, "nonce-eve"))["exp"])
+    assert exp > time.time()
+    monkeypatch.setattr(jwt_claims, "_generate_now", lambda: exp + ID_TOKEN_LEEWAY_SECONDS + 1)
+    with pytest.raises(JoseError, match="expired"):
+        await oidc_server.state.oidc.verify_id_token(fresh, "nonce-eve")
+    flow = await browser_log_in("eve")
+    assert flow.fragment == {"error": "invalid_token"}
+    async with oidc_server.state.sessionmaker() as session:
+        assert (await session.scalars(select(User).where(User.email == "eve@example.com"))).first() is None
