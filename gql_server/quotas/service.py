@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,8 @@ from gql_server.quotas.limits import (
 )
 from gql_server.quotas.repository import UsedSoFar
 from gql_server.settings import Settings
+
+SubjectT = TypeVar("SubjectT", User, AccessGroup)
 
 FIELD_NAMES = {
     QuotaKind.MESSAGES_PER_DAY: "messagesPerDay",
@@ -145,27 +147,35 @@ async def _apply(session: AsyncSession, row: UsageLimit, values: QuotaValues) ->
 
 
 async def set_user_quota(session: AsyncSession, actor: User, user_id: uuid.UUID, values: QuotaValues) -> User:
-    validate(values)
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFoundError("User not found.")
-    row = await repository.create_limit(session, user_id=user_id)
-    await _apply(session, row, values)
-    await audit.record(session, actor, "user.set_quota", "user", user_id, _details(values))
-    return user
+    return await _set_quota(session, actor, values, User, "user", user_id)
 
 
 async def set_group_quota(
     session: AsyncSession, actor: User, group_id: uuid.UUID, values: QuotaValues
 ) -> AccessGroup:
+    return await _set_quota(session, actor, values, AccessGroup, "group", group_id)
+
+
+async def _set_quota(
+    session: AsyncSession,
+    actor: User,
+    values: QuotaValues,
+    subject_type: type[SubjectT],
+    subject: Literal["user", "group"],
+    subject_id: uuid.UUID,
+) -> SubjectT:
+    """Replace a user's or a group's whole quota (validated first; audit-logged)."""
     validate(values)
-    group = await session.get(AccessGroup, group_id)
-    if group is None:
-        raise NotFoundError("Group not found.")
-    row = await repository.create_limit(session, group_id=group_id)
+    found = await session.get(subject_type, subject_id)
+    if found is None:
+        raise NotFoundError(f"{subject.capitalize()} not found.")
+    if subject == "user":
+        row = await repository.create_limit(session, user_id=subject_id)
+    else:
+        row = await repository.create_limit(session, group_id=subject_id)
     await _apply(session, row, values)
-    await audit.record(session, actor, "group.set_quota", "group", group_id, _details(values))
-    return group
+    await audit.record(session, actor, f"{subject}.set_quota", subject, subject_id, _details(values))
+    return found
 
 
 async def effective_limits(

@@ -44,6 +44,18 @@ def _int(value: int) -> int:
     return min(value, INT_MAX)
 
 
+def _figures(used: UsedSoFar) -> dict[str, int]:
+    """The figures every usage type shows (users, groups, models), clamped to GraphQL's Int."""
+    return {
+        "messages_today": _int(used.messages_today),
+        "prompt_tokens_today": _int(used.prompt_tokens_today),
+        "completion_tokens_today": _int(used.completion_tokens_today),
+        "tokens_today": _int(used.tokens_today),
+        "messages_this_month": _int(used.messages_this_month),
+        "tokens_this_month": _int(used.tokens_this_month),
+    }
+
+
 @strawberry.type(
     description=(
         "One level's quota (a user's or an access group's). Per limit: a number (0 refuses "
@@ -227,12 +239,7 @@ class UsageSummary:
             user_id=summary.user.id,
             user=summary.user,  # type: ignore[arg-type]  # the mapper's type is the row
             day=summary.day,
-            messages_today=_int(used.messages_today),
-            prompt_tokens_today=_int(used.prompt_tokens_today),
-            completion_tokens_today=_int(used.completion_tokens_today),
-            tokens_today=_int(used.tokens_today),
-            tokens_this_month=_int(used.tokens_this_month),
-            messages_this_month=_int(used.messages_this_month),
+            **_figures(used),
             limits=[QuotaLimitStatus.from_status(status) for status in summary.limits],
             day_resets_at=summary.day_resets_at,
             month_resets_at=summary.month_resets_at,
@@ -274,12 +281,7 @@ class GroupUsage:
             group=usage.group,  # type: ignore[arg-type]  # the mapper's type is the row
             member_count=usage.member_count,
             day=usage.day,
-            messages_today=_int(used.messages_today),
-            prompt_tokens_today=_int(used.prompt_tokens_today),
-            completion_tokens_today=_int(used.completion_tokens_today),
-            tokens_today=_int(used.tokens_today),
-            messages_this_month=_int(used.messages_this_month),
-            tokens_this_month=_int(used.tokens_this_month),
+            **_figures(used),
         )
 
 
@@ -318,12 +320,7 @@ class ModelUsage:
             model_id=usage.model.id,
             model=Model.from_row(usage.model),
             day=usage.day,
-            messages_today=_int(used.messages_today),
-            prompt_tokens_today=_int(used.prompt_tokens_today),
-            completion_tokens_today=_int(used.completion_tokens_today),
-            tokens_today=_int(used.tokens_today),
-            messages_this_month=_int(used.messages_this_month),
-            tokens_this_month=_int(used.tokens_this_month),
+            **_figures(used),
         )
 
 
