@@ -8,14 +8,9 @@ import { join } from "node:path";
 
 const WITHIN_MS = 10_000;
 
-export async function checkLiveModelList(adminPage, { chromium, chromiumPath, base, user, model, check, results, logIn }) {
+export async function checkLiveModelList(adminPage, { launchBrowser, base, user, model, check, results, logIn }) {
   const profileDir = mkdtempSync(join(tmpdir(), "ragql-e2e-chromium-user-"));
-  const context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-    viewport: { width: 1280, height: 860 },
-  });
+  const context = await launchBrowser(profileDir);
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     await logIn(page, base, user);

@@ -152,6 +152,16 @@ async function checkHeaders(request, base) {
   check(/script-src [^;]*'sha256-/.test(graphiqlPolicy) && /frame-ancestors 'none'/.test(graphiqlPolicy), "GraphiQL has its own CSP (pinned scripts + hash)");
 }
 
+/** Debian's chromium, headless, with its own profile (a second profile is a second person). */
+function launchBrowser(profileDir) {
+  return chromium.launchPersistentContext(profileDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+    viewport: { width: 1280, height: 860 },
+  });
+}
+
 async function main() {
   if (!existsSync(ragql)) throw new Error(`${ragql} not found: run \`make install\` first`);
   if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} not found: apt-get install chromium`);
@@ -198,12 +208,7 @@ async function main() {
   try {
     await waitForHealth(base, server);
     log("server healthy");
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-      viewport: { width: 1280, height: 860 },
-    });
+    context = await launchBrowser(profileDir);
     const page = context.pages()[0] ?? (await context.newPage());
     const consoleErrors = [];
     const cspViolations = [];
@@ -289,7 +294,7 @@ async function main() {
     await page.getByText(`Access granted to group ${GROUP}.`).waitFor();
     check(await visibleWithin(page.locator(".member-list").getByText(GROUP)), "model granted to the group");
     // Issue 16: a grant and a revoke reach the outsider's already-open chat page.
-    await checkLiveModelList(page, { chromium, chromiumPath, base, user: OUTSIDER, model: MODEL, check, results, logIn });
+    await checkLiveModelList(page, { launchBrowser, base, user: OUTSIDER, model: MODEL, check, results, logIn });
     // Issue 16: settings that do not apply to EXTRACTIVE are hidden; the models table at phone width.
     await checkExtractiveSettings(page, { check });
     await page.getByRole("link", { name: "Models", exact: true }).click();
