@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from pgvector.asyncpg import register_vector
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gql_server.db.models import (
@@ -234,6 +234,41 @@ async def test_hybrid_finds_passages_only_one_ranking_finds(
     assert strict == []
     loose = await search(sessionmaker, admin, model, query, k=5, relevance_threshold=-1.0)
     assert len(loose) == 5
+
+
+async def test_hybrid_runs_the_dense_list_on_a_spare_connection_only_when_one_is_free(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """HYBRID borrows a second pooled connection for the dense list when one is idle (or the
+    pool may open one), and gives the same passages as on one connection; on a pool whose
+    only connection the request holds it runs both lists on it instead of waiting (a wait
+    would never end here: pool_timeout is short and nobody else returns a connection)."""
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    texts = [
+        "The spare part zq7781 is listed in the warehouse catalogue.",
+        "A kitten dozed on the sofa the whole afternoon.",
+        "The bridge was closed for repairs after the storm.",
+        "Photosynthesis converts light energy into chemical energy.",
+    ]
+    await add_document(sessionmaker, model, texts)
+    query = "young cat napping on a couch near the zq7781 catalogue"
+    results = {}
+    for pool_size in (1, 3):
+        engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=0, pool_timeout=2)
+        connections: list[int] = []
+        try:
+            event.listen(engine.sync_engine, "checkout", lambda *_, seen=connections: seen.append(1))
+            maker = async_sessionmaker(engine, expire_on_commit=False)
+            results[pool_size] = [
+                (passage.chunk_id, passage.dense_rank, passage.lexical_rank)
+                for passage in await search(maker, admin, model, query, k=4)
+            ]
+            checked_out = len(connections)
+        finally:
+            await engine.dispose()
+        assert checked_out == (1 if pool_size == 1 else 2)
+    assert results[1] == results[3] and len(results[1]) == 4
 
 
 async def test_reciprocal_rank_fusion_weights_and_ties() -> None:
