@@ -271,6 +271,31 @@ async def test_hybrid_runs_the_dense_list_on_a_spare_connection_only_when_one_is
     assert results[1] == results[3] and len(results[1]) == 4
 
 
+async def test_a_failing_lexical_list_leaves_the_spare_connection_returned(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When one of the two concurrent lists fails, the error reaches the caller and the
+    dense list finishes before its spare session closes: no connection stays checked out."""
+    import gql_server.rag.retrieval as retrieval
+
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    await add_document(sessionmaker, model, ["The spare part zq7781 is listed in the catalogue."])
+
+    async def failing(*_: object) -> None:
+        raise RuntimeError("lexical list failed")
+
+    monkeypatch.setattr(retrieval, "_query_terms", failing)
+    engine = create_async_engine(database_url, pool_size=3, max_overflow=0, pool_timeout=2)
+    try:
+        maker = async_sessionmaker(engine, expire_on_commit=False)
+        with pytest.raises(RuntimeError, match="lexical list failed"):
+            await search(maker, admin, model, "zq7781 catalogue")
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
 async def test_reciprocal_rank_fusion_weights_and_ties() -> None:
     fused = reciprocal_rank_fusion([([1, 2, 3], 1.0), ([3, 2], 2.0)], rrf_k=60)
     assert [item for item, _ in fused] == [3, 2, 1]

@@ -664,7 +664,15 @@ async def retrieve_passages(
     spare = await _spare_session(session) if use_dense and use_lexical else None
     if spare is not None:
         async with spare:  # read only: closing it rolls its transaction back
-            dense, (terms, lexical) = await asyncio.gather(dense_list(spare), lexical_lists())
+            # Both finish before the spare session closes, also when one of them fails.
+            dense_outcome, lexical_outcome = await asyncio.gather(
+                dense_list(spare), lexical_lists(), return_exceptions=True
+            )
+        if isinstance(dense_outcome, BaseException):
+            raise dense_outcome
+        if isinstance(lexical_outcome, BaseException):
+            raise lexical_outcome
+        dense, (terms, lexical) = dense_outcome, lexical_outcome
     else:
         dense = await dense_list(session)
         terms, lexical = await lexical_lists()
@@ -760,14 +768,15 @@ async def retrieve_passages(
 
 
 async def _spare_session(session: AsyncSession) -> AsyncSession | None:
-    """A second session for the dense list, holding an idle pooled connection of the engine
-    the caller's session is bound to; None when there is none (the lists then run one after
-    the other). Called while the caller's session holds its own connection.
+    """A second session for the dense list, holding a pooled connection of the engine the
+    caller's session is bound to that it got without waiting (an idle one, or a new one
+    below the pool's size); None when there is none (the lists then run one after the
+    other). Called while the caller's session holds its own connection.
 
     HYBRID runs its dense and its lexical statements at the same time on two connections:
     PostgreSQL runs each on its own backend, so the hybrid latency is about the longer of
-    the two instead of their sum (measured at 200k chunks: docs/benchmarks.md). Only an
-    idle connection is borrowed, never waited for: requests that each held one connection
+    the two instead of their sum (measured at 200k chunks: docs/benchmarks.md). A spare
+    connection is never waited for: requests that each held one connection
     and waited for a second could starve the pool. The spare connection sees committed
     rows only, like any other request; the visibility filter is in its WHERE clause too.
     """
