@@ -121,6 +121,24 @@ async def _websocket_refusal(base_url: str, token: str, protocol: str) -> tuple[
         return messages, socket.close_code, socket.close_reason or ""
 
 
+RECOVERY_DEADLINE_S = 90
+
+
+def _recovery_diagnostics(serve_log: str, data_dir: Path) -> str:
+    """What the supervisor said (not the flood of per-request warnings) and the tail of
+    PostgreSQL's own log: what a failed recovery needs to be understood."""
+    supervisor = [
+        line
+        for line in serve_log.splitlines()
+        if "embedded" in line.lower() or "pgserver" in line.lower() or "Traceback" in line
+    ]
+    try:
+        postgres_log = (data_dir / "postgres" / "log").read_text(errors="replace")[-3000:]
+    except OSError as error:
+        postgres_log = f"(no PostgreSQL log: {error})"
+    return "\n".join(supervisor[-40:]) + "\n--- PostgreSQL log ---\n" + postgres_log
+
+
 @contextlib.contextmanager
 def _restarts_held_back() -> Iterator[None]:
     """Hold pgserver's inter-process lock, under which every start of an embedded server
@@ -170,8 +188,10 @@ def test_killed_postmaster_gives_typed_errors_then_ragql_brings_it_back(data_dir
             assert code == 1013
         outage_ended = time.monotonic()
 
-        # Nobody restarts anything: within ~20 s requests work again.
-        deadline = outage_ended + 20
+        # Nobody restarts anything: requests work again. Recovery measured 0.7-15 s; the
+        # deadline is generous because CI hosts are shared and noisy (one CI run needed more
+        # than 20 s) - this checks that ragql recovers on its own, not how fast.
+        deadline = outage_ended + RECOVERY_DEADLINE_S
         answer: dict | None = None
         while time.monotonic() < deadline:
             response = _post(serve.base_url, ME, token)
@@ -179,7 +199,9 @@ def test_killed_postmaster_gives_typed_errors_then_ragql_brings_it_back(data_dir
                 answer = response.json()
                 break
             time.sleep(0.25)
-        assert answer is not None, f"no recovery within 20 s:\n{serve.output()[-3000:]}"
+        assert answer is not None, (
+            f"no recovery within {RECOVERY_DEADLINE_S} s:\n{_recovery_diagnostics(serve.output(), data_dir)}"
+        )
         assert answer["data"]["me"]["email"] == "ops@example.com"
         print(f"recovered {time.monotonic() - outage_ended:.1f} s after restarts were allowed")
         assert httpx.get(serve.base_url + "/healthz", timeout=10).status_code == 200
