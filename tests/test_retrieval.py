@@ -271,6 +271,79 @@ async def test_hybrid_runs_the_dense_list_on_a_spare_connection_only_when_one_is
     assert results[1] == results[3] and len(results[1]) == 4
 
 
+async def test_engine_connections_carry_the_hnsw_settings_so_hybrid_sets_none(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The product's engine opens every connection with the HNSW scan settings retrieval
+    needs: HYBRID then runs no set_config statement, its spare connection runs the dense
+    list in autocommit, and the passages are those of an engine whose connections lack the
+    settings (where retrieval sets them per transaction). A session that once set other
+    values sets the defaults again rather than trusting the connection's defaults."""
+    from gql_server.db.engine import create_engine
+
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    await add_document(
+        sessionmaker,
+        model,
+        [
+            "The spare part zq7781 is listed in the warehouse catalogue.",
+            "A kitten dozed on the sofa the whole afternoon.",
+            "The bridge was closed for repairs after the storm.",
+        ],
+    )
+    query = "young cat napping on a couch near the zq7781 catalogue"
+    results = {}
+    for name, engine in (
+        ("product", create_engine(database_url, pool_size=3)),
+        ("plain", create_async_engine(database_url, pool_size=3)),
+    ):
+        statements: list[tuple[str, str | None]] = []
+
+        def seen(conn, _cursor, statement, *_args, log=statements) -> None:  # type: ignore[no-untyped-def]
+            log.append((statement, conn.get_execution_options().get("isolation_level")))
+
+        event.listen(engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            maker = async_sessionmaker(engine, expire_on_commit=False)
+            if name == "product":
+                async with maker() as session:
+                    shown = (
+                        await session.execute(
+                            text(
+                                "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')"
+                            )
+                        )
+                    ).one()
+                assert tuple(shown) == ("200", "relaxed_order")
+                statements.clear()
+            results[name] = [
+                (passage.chunk_id, passage.dense_rank, passage.lexical_rank)
+                for passage in await search(maker, admin, model, query, k=3)
+            ]
+            set_config = [statement for statement, _ in statements if "set_config" in statement]
+            dense = [level for statement, level in statements if "<=>" in statement]
+            if name == "product":
+                assert set_config == [] and dense == ["AUTOCOMMIT"], statements
+                # Other values set in a transaction are still in force in it: the session
+                # that set them sets the defaults again.
+                statements.clear()
+                async with maker.begin() as session:
+                    for parameters in (RetrievalParameters(ef_search=400), RetrievalParameters()):
+                        await retrieve_passages(session, admin, model.id, query, k=3, parameters=parameters)
+                access_checks = [
+                    statement for statement, _ in statements if statement.startswith("SELECT models.id")
+                ]
+                assert len(access_checks) == 2 and all(
+                    "set_config" in statement for statement in access_checks
+                )
+            else:
+                assert set_config and dense == [None], statements
+        finally:
+            await engine.dispose()
+    assert results["product"] == results["plain"] and len(results["product"]) == 3
+
+
 async def test_a_failing_lexical_list_leaves_the_spare_connection_returned(
     database_url: str, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:

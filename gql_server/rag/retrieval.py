@@ -31,7 +31,7 @@ lists say, and the chunks holding it form a fourth list with a weight that puts 
 Fusion: weighted reciprocal rank fusion of the ranked lists (chunk level).
 
 Latency (HYBRID): the dense list runs on a spare pooled connection while the caller's runs
-the lexical ones (`_spare_session`); statements that hold no value are built once, and
+the lexical ones (`_spare_connection`); statements that hold no value are built once, and
 variable-length inputs (bigrams, candidate ids) are bound as arrays so every statement has
 one cached shape. At 200k chunks this took HYBRID p50 from 33.5 to 26.2 ms in one A/B run
 (docs/benchmarks.md).
@@ -69,11 +69,12 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.pool import QueuePool
 
 from gql_server.access.policy import model_is_readable
+from gql_server.db.engine import CONNECTION_SETTINGS_KEY
 from gql_server.db.models import (
     Bm25CorpusStats,
     Bm25TermStats,
@@ -102,8 +103,11 @@ class RetrievalMode(enum.Enum):
 class RetrievalParameters:
     """Ranking constants, tuned on SciFact's train queries only (bench/retrieval_bench.py)."""
 
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
+    # Full SciFact train (809 queries, same ingest, `--tune-phrases --variant`): HYBRID
+    # nDCG@10 0.7300 at the textbook 1.2 / 0.75, 0.7314 at 0.9 / 0.4 (Anserini's BEIR
+    # setting); chunks are of similar length, so a weaker length normalisation costs little.
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
     # With contextual chunk headers dense and BM25 are about as good on SciFact (0.680 /
     # 0.684), so equal weights; a small k trusts the top of each list (k 5-10 and dense
     # weight 0.8-1.2 are within 0.003 of each other, 60 is 0.014 lower).
@@ -123,8 +127,11 @@ class RetrievalParameters:
     # them, admitting more terms until its first max(k, `bm25_exact_depth`) results are
     # provably exact or the candidates reach `bm25_max_candidates` (then the ranking is
     # BM25 over those candidates: chunks with only the query's commonest words are left out).
-    bm25_candidate_target: int = 1000
-    bm25_max_candidates: int = 1000
+    # Scoring costs ~7 µs per candidate (its tsvector filtered and unnested): 500 instead of
+    # 1000 took HYBRID p50 at 200k chunks from 23.0 to 19.8 ms (k1/b unchanged) and left 146 of
+    # 150 top-10 rankings identical; SciFact nDCG@10 0.7314 → 0.7311 (docs/benchmarks.md).
+    bm25_candidate_target: int = 500
+    bm25_max_candidates: int = 500
     bm25_exact_depth: int = 10
     # Phrase evidence (HYBRID). The bigram list's weight in the fusion, and how deep into
     # the dense list its candidates go (every lexical candidate is checked).
@@ -267,24 +274,52 @@ _DOCUMENT_NOT_READY = exists(
 # --- the two rankings ----------------------------------------------------------------------
 
 
-def _hnsw_settings(limit: int, parameters: RetrievalParameters) -> list[ColumnElement[Any]]:
-    """Select-list items that set the transaction's HNSW scan settings: relaxed_order lets
-    results come slightly out of order (`_dense_ranking` re-sorts them), and the candidate
-    list is at least as long as the list asked for."""
-    return [
-        func.set_config("hnsw.iterative_scan", "relaxed_order", True),
-        func.set_config("hnsw.ef_search", str(max(parameters.ef_search, limit)), True),
-    ]
+_LOCAL_HNSW_SETTINGS = "ragql_local_hnsw_settings"  # session.info: this session set its own
+
+
+def _wanted_hnsw_settings(limit: int, parameters: RetrievalParameters) -> dict[str, str]:
+    """The HNSW scan settings a dense list needs: relaxed_order lets results come slightly
+    out of order (`_dense_ranking` re-sorts them), and the candidate list is at least as
+    long as the list asked for."""
+    return {
+        "hnsw.iterative_scan": "relaxed_order",
+        "hnsw.ef_search": str(max(parameters.ef_search, limit)),
+    }
+
+
+def _carries(connection: AsyncConnection, wanted: dict[str, str]) -> bool:
+    """Whether the connection's own defaults are `wanted` (`create_engine` opens every
+    connection with SEARCH_CONNECTION_SETTINGS), so no statement needs to set them."""
+    carried = connection.info.get(CONNECTION_SETTINGS_KEY) or {}
+    return all(carried.get(name) == value for name, value in wanted.items())
+
+
+def _set_locally(wanted: dict[str, str]) -> list[ColumnElement[Any]]:
+    """Select-list items that set `wanted` for the rest of the transaction."""
+    return [func.set_config(name, value, True) for name, value in wanted.items()]
+
+
+async def _hnsw_settings(
+    session: AsyncSession, limit: int, parameters: RetrievalParameters
+) -> list[ColumnElement[Any]]:
+    """Select-list items setting the caller's transaction's HNSW settings; none when its
+    connection carries them already and this session never set other ones (those would
+    still be in force until its transaction ends)."""
+    wanted = _wanted_hnsw_settings(limit, parameters)
+    if not session.info.get(_LOCAL_HNSW_SETTINGS) and _carries(await session.connection(), wanted):
+        return []
+    session.info[_LOCAL_HNSW_SETTINGS] = True
+    return _set_locally(wanted)
 
 
 async def _dense_ranking(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     visible: ColumnElement[bool],
     query_embedding: npt.NDArray[np.float32],
     limit: int,
     parameters: RetrievalParameters,
 ) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity), best first. The transaction's HNSW settings must be set
+    """(chunk id, cosine similarity), best first. The HNSW settings must be in force
     (`_hnsw_settings`) before it runs."""
     distance = DocumentChunk.embedding.cosine_distance(query_embedding.tolist()).label("distance")
     statement = (
@@ -625,7 +660,7 @@ async def retrieve_passages(
         query_embedding = await embed_query(query, embedding)
     dense_depth = max(parameters.dense_depth, k)
     # The access check also sets this transaction's HNSW settings for a dense list.
-    settings = _hnsw_settings(dense_depth, parameters) if use_dense else []
+    settings = await _hnsw_settings(session, dense_depth, parameters) if use_dense else []
     access = (
         await session.execute(
             select(RagModel.id, _owned_session_id(user, model_id, chat_session_id), *settings).where(
@@ -638,12 +673,14 @@ async def retrieve_passages(
     scope_ids: list[uuid.UUID] = [model_id] + ([access[1]] if access[1] is not None else [])
     visible = _visible_chunks(user, model_id, access[1])
 
-    async def dense_list(on: AsyncSession) -> list[tuple[int, float]]:
+    async def dense_list(on: AsyncSession | AsyncConnection) -> list[tuple[int, float]]:
         if not use_dense:
             return []
         assert query_embedding is not None
-        if on is not session:
-            await on.execute(select(*_hnsw_settings(dense_depth, parameters)))
+        if isinstance(on, AsyncConnection) and not _carries(
+            on, wanted := _wanted_hnsw_settings(dense_depth, parameters)
+        ):
+            await on.execute(select(*_set_locally(wanted)))
         return await _dense_ranking(on, visible, query_embedding, dense_depth, parameters)
 
     async def lexical_lists() -> tuple[_QueryTerms | None, list[tuple[int, float]]]:
@@ -661,13 +698,19 @@ async def retrieve_passages(
         return found, ranking
 
     # A spare pooled connection runs the dense list while this one runs the lexical lists.
-    spare = await _spare_session(session) if use_dense and use_lexical else None
+    spare = (
+        await _spare_connection(session, _wanted_hnsw_settings(dense_depth, parameters))
+        if use_dense and use_lexical
+        else None
+    )
     if spare is not None:
-        async with spare:  # read only: closing it rolls its transaction back
-            # Both finish before the spare session closes, also when one of them fails.
+        try:
+            # Both finish before the spare connection closes, also when one of them fails.
             dense_outcome, lexical_outcome = await asyncio.gather(
                 dense_list(spare), lexical_lists(), return_exceptions=True
             )
+        finally:
+            await spare.close()  # read only: closing rolls back a transaction it began
         if isinstance(dense_outcome, BaseException):
             raise dense_outcome
         if isinstance(lexical_outcome, BaseException):
@@ -767,11 +810,11 @@ async def retrieve_passages(
     return passages
 
 
-async def _spare_session(session: AsyncSession) -> AsyncSession | None:
-    """A second session for the dense list, holding a pooled connection of the engine the
-    caller's session is bound to that it got without waiting (an idle one, or a new one
-    below the pool's size); None when there is none (the lists then run one after the
-    other). Called while the caller's session holds its own connection.
+async def _spare_connection(session: AsyncSession, wanted: dict[str, str]) -> AsyncConnection | None:
+    """A second pooled connection of the engine the caller's session is bound to, for the
+    dense list, got without waiting (an idle one, or a new one below the pool's size); None
+    when there is none (the lists then run one after the other). Called while the caller's
+    session holds its own connection.
 
     HYBRID runs its dense and its lexical statements at the same time on two connections:
     PostgreSQL runs each on its own backend, so the hybrid latency is about the longer of
@@ -779,6 +822,8 @@ async def _spare_session(session: AsyncSession) -> AsyncSession | None:
     connection is never waited for: requests that each held one connection
     and waited for a second could starve the pool. The spare connection sees committed
     rows only, like any other request; the visibility filter is in its WHERE clause too.
+    When it carries the `wanted` HNSW settings as its defaults, its one statement runs in
+    autocommit: no BEGIN and no ROLLBACK round trips.
     """
     engine = session.bind
     if not isinstance(engine, AsyncEngine):
@@ -788,10 +833,11 @@ async def _spare_session(session: AsyncSession) -> AsyncSession | None:
     # waits for the server, never for another request); overflow slots are left to requests.
     if not isinstance(pool, QueuePool) or (pool.checkedin() == 0 and pool.checkedout() >= pool.size()):
         return None
-    spare = AsyncSession(bind=engine)
     # Checked out now, before any other task runs: taking an idle connection does not yield.
-    await spare.connection()
-    return spare
+    connection = await engine.connect()
+    if _carries(connection, wanted):
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+    return connection
 
 
 async def _similarities(
