@@ -313,7 +313,7 @@ async def _hnsw_settings(
 
 
 async def _dense_ranking(
-    session: AsyncSession | AsyncConnection,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     query_embedding: npt.NDArray[np.float32],
     limit: int,
@@ -329,7 +329,7 @@ async def _dense_ranking(
         .order_by(distance)
         .limit(limit)
     )
-    rows = (await session.execute(statement)).all()
+    rows = (await connection.execute(statement)).all()
     return sorted(((row[0], 1.0 - float(row[1])) for row in rows), key=lambda item: -item[1])
 
 
@@ -387,7 +387,9 @@ def _bigrams(positions: dict[str, list[int]], idf_of: dict[str, float]) -> list[
     return list(pairs.items())
 
 
-async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.UUID]) -> _QueryTerms | None:
+async def _query_terms(
+    connection: AsyncConnection, query: str, scope_ids: list[uuid.UUID]
+) -> _QueryTerms | None:
     """The query's lexemes with their statistics in the scope, and the scope's corpus size:
     one statement (the corpus sums ride along as scalar subqueries on every lexeme row)."""
     corpus_chunks = (
@@ -406,7 +408,7 @@ async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.U
         .alias("query_lexemes")
     )
     rows = (
-        await session.execute(
+        await connection.execute(
             select(
                 query_lexemes.c.lexeme,
                 query_lexemes.c.positions,
@@ -447,7 +449,7 @@ async def _query_terms(session: AsyncSession, query: str, scope_ids: list[uuid.U
 
 
 async def _lexical_ranking(
-    session: AsyncSession,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     terms: _QueryTerms | None,
     limit: int,
@@ -473,7 +475,7 @@ async def _lexical_ranking(
     while used < len(terms.lexemes) and sum(terms.frequencies[:used]) < parameters.bm25_candidate_target:
         used += 1
     while True:
-        ranking = await _lexical_statement(session, visible, terms, used, limit, parameters)
+        ranking = await _lexical_statement(connection, visible, terms, used, limit, parameters)
         if used >= len(terms.lexemes):
             return ranking
         if len(ranking) >= exact_depth and ranking[exact_depth - 1][1] >= sum(bounds[used:]):
@@ -488,7 +490,7 @@ async def _lexical_ranking(
 
 
 async def _lexical_statement(
-    session: AsyncSession,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     terms: _QueryTerms,
     used: int,
@@ -534,14 +536,14 @@ async def _lexical_statement(
         .order_by(score.desc(), DocumentChunk.id)
         .limit(limit)
     )
-    return [(row[0], float(row[1])) for row in (await session.execute(statement)).all()]
+    return [(row[0], float(row[1])) for row in (await connection.execute(statement)).all()]
 
 
 # --- phrase evidence ------------------------------------------------------------------------
 
 
 async def _proximity_ranking(
-    session: AsyncSession,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     terms: _QueryTerms | None,
     candidate_ids: Sequence[int],
@@ -571,7 +573,7 @@ async def _proximity_ranking(
     )
     score = func.sum(bigrams.c.weight)
     rows = (
-        await session.execute(
+        await connection.execute(
             select(DocumentChunk.id, score)
             .select_from(DocumentChunk)
             .join(bigrams, DocumentChunk.search_vector.op("@@")(bigrams.c.phrase))
@@ -589,7 +591,7 @@ async def _proximity_ranking(
 
 
 async def _phrase_matches(
-    session: AsyncSession,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     phrases: Sequence[str],
     limit: int,
@@ -603,7 +605,7 @@ async def _phrase_matches(
     async def matching(queries: Sequence[ColumnElement[Any]]) -> list[int]:
         condition = and_(*(DocumentChunk.search_vector.op("@@")(query) for query in queries))
         statement = select(DocumentChunk.id).select_from(DocumentChunk).where(visible, condition).limit(limit)
-        return [int(row[0]) for row in (await session.execute(statement)).all()]
+        return [int(row[0]) for row in (await connection.execute(statement)).all()]
 
     found = await matching(tsqueries)
     if not found and len(tsqueries) > 1:
@@ -661,8 +663,11 @@ async def retrieve_passages(
     dense_depth = max(parameters.dense_depth, k)
     # The access check also sets this transaction's HNSW settings for a dense list.
     settings = await _hnsw_settings(session, dense_depth, parameters) if use_dense else []
+    # Core execution on the session's connection: these statements load no ORM entities,
+    # and skipping the ORM's execution layer saves its per-statement work.
+    db = await session.connection()
     access = (
-        await session.execute(
+        await db.execute(
             select(RagModel.id, _owned_session_id(user, model_id, chat_session_id), *settings).where(
                 RagModel.id == model_id, model_is_readable(user, RagModel.id)
             )
@@ -673,22 +678,20 @@ async def retrieve_passages(
     scope_ids: list[uuid.UUID] = [model_id] + ([access[1]] if access[1] is not None else [])
     visible = _visible_chunks(user, model_id, access[1])
 
-    async def dense_list(on: AsyncSession | AsyncConnection) -> list[tuple[int, float]]:
+    async def dense_list(on: AsyncConnection) -> list[tuple[int, float]]:
         if not use_dense:
             return []
         assert query_embedding is not None
-        if isinstance(on, AsyncConnection) and not _carries(
-            on, wanted := _wanted_hnsw_settings(dense_depth, parameters)
-        ):
+        if on is not db and not _carries(on, wanted := _wanted_hnsw_settings(dense_depth, parameters)):
             await on.execute(select(*_set_locally(wanted)))
         return await _dense_ranking(on, visible, query_embedding, dense_depth, parameters)
 
     async def lexical_lists() -> tuple[_QueryTerms | None, list[tuple[int, float]]]:
         if not use_lexical:
             return None, []
-        found = await _query_terms(session, query, scope_ids)
+        found = await _query_terms(db, query, scope_ids)
         ranking = await _lexical_ranking(
-            session,
+            db,
             visible,
             found,
             max(parameters.lexical_depth, k),
@@ -717,11 +720,11 @@ async def retrieve_passages(
             raise lexical_outcome
         dense, (terms, lexical) = dense_outcome, lexical_outcome
     else:
-        dense = await dense_list(session)
+        dense = await dense_list(db)
         terms, lexical = await lexical_lists()
 
     if mode is RetrievalMode.HYBRID:
-        phrase_ids = await _phrase_matches(session, visible, quoted_phrases(query), parameters.phrase_limit)
+        phrase_ids = await _phrase_matches(db, visible, quoted_phrases(query), parameters.phrase_limit)
         candidates = list(
             dict.fromkeys(
                 [chunk_id for chunk_id, _ in lexical]
@@ -730,7 +733,7 @@ async def retrieve_passages(
             )
         )
         proximity = (
-            await _proximity_ranking(session, visible, terms, candidates, parameters.proximity_min_share)
+            await _proximity_ranking(db, visible, terms, candidates, parameters.proximity_min_share)
             if parameters.proximity_weight > 0
             else []
         )
@@ -755,7 +758,7 @@ async def retrieve_passages(
     if relevance_threshold is not None and query_embedding is not None:
         missing = [chunk_id for chunk_id, _ in ranked if chunk_id not in similarities]
         if missing:
-            similarities.update(await _similarities(session, visible, query_embedding, missing))
+            similarities.update(await _similarities(db, visible, query_embedding, missing))
         ranked = [pair for pair in ranked if similarities.get(pair[0], -1.0) >= relevance_threshold]
     ranked = ranked[:k]
     if not ranked:
@@ -767,7 +770,7 @@ async def retrieve_passages(
     rows = {
         row.id: row
         for row in (
-            await session.execute(
+            await db.execute(
                 select(
                     DocumentChunk.id,
                     DocumentChunk.document_id,
@@ -841,13 +844,13 @@ async def _spare_connection(session: AsyncSession, wanted: dict[str, str]) -> As
 
 
 async def _similarities(
-    session: AsyncSession,
+    connection: AsyncConnection,
     visible: ColumnElement[bool],
     query_embedding: npt.NDArray[np.float32],
     chunk_ids: list[int],
 ) -> dict[int, float]:
     distance = DocumentChunk.embedding.cosine_distance(query_embedding.tolist())
-    rows = await session.execute(
+    rows = await connection.execute(
         select(DocumentChunk.id, distance)
         .select_from(DocumentChunk)
         .where(visible, DocumentChunk.id.in_(chunk_ids))
