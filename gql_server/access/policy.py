@@ -50,13 +50,19 @@ def readable_model_ids(user: User) -> Select[tuple[uuid.UUID]]:
 
 def model_is_readable(user: User, model_id_column: Any) -> ColumnElement[bool]:
     """A WHERE clause: the model in `model_id_column` is readable by `user`."""
-    if is_admin(user):
+    return model_readable_by(model_id_column, user_id=user.id, admin=is_admin(user))
+
+
+def model_readable_by(model_id_column: Any, *, user_id: Any, admin: bool) -> ColumnElement[bool]:
+    """`model_is_readable` for a user id given as a value or as a SQL expression (a bind
+    parameter lets retrieval build its statements once per shape: `admin` is the shape)."""
+    if admin:
         return true()
-    direct = exists().where(ModelAccessGrant.model_id == model_id_column, ModelAccessGrant.user_id == user.id)
+    direct = exists().where(ModelAccessGrant.model_id == model_id_column, ModelAccessGrant.user_id == user_id)
     via_group = exists().where(
         ModelAccessGrant.model_id == model_id_column,
         ModelAccessGrant.group_id == GroupMembership.group_id,
-        GroupMembership.user_id == user.id,
+        GroupMembership.user_id == user_id,
     )
     return direct | via_group
 

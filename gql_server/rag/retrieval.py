@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import math
 import re
 import uuid
@@ -56,6 +57,8 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Integer,
+    Select,
     Text,
     and_,
     bindparam,
@@ -73,7 +76,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.pool import QueuePool
 
-from gql_server.access.policy import model_is_readable
+from gql_server.access.policy import is_admin, model_readable_by
 from gql_server.db.engine import CONNECTION_SETTINGS_KEY
 from gql_server.db.models import (
     Bm25CorpusStats,
@@ -207,46 +210,84 @@ async def embed_query(query: str, options: EmbeddingOptions | None = None) -> np
 
 
 # --- the visibility filter -----------------------------------------------------------------
+#
+# Every statement is built once per shape (functools.cache) with its values as bind
+# parameters: building the statements of a HYBRID retrieval anew each time took about half
+# of its Python time (py-spy, 200k chunks), and Python time is on the critical path of both
+# concurrent lists. The shape of the visibility filter is whether the user is an admin
+# (who reads every model) and whether a chat session's attachments are in scope; the
+# `scope_*` parameters carry who and what.
 
 
-def _owned_session_id(user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None) -> ColumnElement:
-    """The chat session id when it belongs to `user` and to the model, else NULL."""
-    if chat_session_id is None:
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Who retrieves from which model (and chat session): the visibility filter's shape
+    and the values bound into every statement that uses it."""
+
+    admin: bool
+    with_session: bool
+    values: dict[str, Any]
+
+    @property
+    def visible(self) -> ColumnElement[bool]:
+        return _visible_chunks(self.admin, self.with_session)
+
+    def params(self, **more: Any) -> dict[str, Any]:
+        return {**self.values, **more}
+
+
+def _scope_user() -> Any:
+    return bindparam("scope_user", type_=User.__table__.c.id.type)
+
+
+def _scope_model() -> Any:
+    return bindparam("scope_model", type_=DocumentChunk.__table__.c.model_id.type)
+
+
+def _owned_session_id(with_session: bool) -> ColumnElement:
+    """The scope's chat session id when it belongs to the scope's user and model, else NULL."""
+    if not with_session:
         return literal(None, type_=DocumentChunk.session_id.type)
     return (
         select(ChatSession.id)
         .where(
-            ChatSession.id == chat_session_id,
-            ChatSession.user_id == user.id,
-            ChatSession.model_id == model_id,
+            ChatSession.id == bindparam("scope_chat_session", type_=ChatSession.__table__.c.id.type),
+            ChatSession.user_id == _scope_user(),
+            ChatSession.model_id == _scope_model(),
         )
         .scalar_subquery()
     )
 
 
-def _model_is_readable(user: User, model_id: uuid.UUID) -> ColumnElement[bool]:
-    """Whether `user` may read the model: a one-time filter (no row of an unreadable
-    model matches), next to a plain `model_id = $1` that prunes the chunk table to the
-    model's partition at plan time (migration 0004)."""
-    return exists(select(RagModel.id).where(RagModel.id == model_id, model_is_readable(user, RagModel.id)))
-
-
-def _visible_chunks(
-    user: User, model_id: uuid.UUID, chat_session_id: uuid.UUID | None
-) -> ColumnElement[bool]:
-    """WHERE clause over DocumentChunk: what `user` may retrieve."""
-    if not user.is_active:
-        return literal(False)
-    session_clause: ColumnElement[bool] = DocumentChunk.session_id.is_(None)
-    if chat_session_id is not None:
-        session_clause = or_(
-            session_clause, DocumentChunk.session_id == _owned_session_id(user, model_id, chat_session_id)
+@functools.cache
+def _visible_chunks(admin: bool, with_session: bool) -> ColumnElement[bool]:
+    """WHERE clause over DocumentChunk: what the scope's user may retrieve. The readability
+    check is a one-time filter (no row of an unreadable model matches), next to a plain
+    `model_id = $n` that prunes the chunk table to the model's partition (migration 0004)."""
+    model = _scope_model()
+    readable = exists(
+        select(RagModel.id).where(
+            RagModel.id == model, model_readable_by(RagModel.id, user_id=_scope_user(), admin=admin)
         )
-    return and_(
-        DocumentChunk.model_id == model_id,
-        _model_is_readable(user, model_id),
-        ~_document_not_ready(),
-        session_clause,
+    )
+    session_clause: ColumnElement[bool] = DocumentChunk.session_id.is_(None)
+    if with_session:
+        session_clause = or_(session_clause, DocumentChunk.session_id == _owned_session_id(True))
+    return and_(DocumentChunk.model_id == model, readable, ~_document_not_ready(), session_clause)
+
+
+@functools.cache
+def _access_statement(admin: bool, with_session: bool, set_hnsw: bool) -> Select[Any]:
+    """The model's id when the scope's user may read it, the chat session's id when it is
+    theirs and the model's; with `set_hnsw`, it also sets the transaction's HNSW settings."""
+    columns: list[Any] = [RagModel.id, _owned_session_id(with_session)]
+    if set_hnsw:
+        columns += [
+            func.set_config("hnsw.iterative_scan", bindparam("hnsw_iterative_scan", type_=Text), True),
+            func.set_config("hnsw.ef_search", bindparam("hnsw_ef_search", type_=Text), True),
+        ]
+    return select(*columns).where(
+        RagModel.id == _scope_model(), model_readable_by(RagModel.id, user_id=_scope_user(), admin=admin)
     )
 
 
@@ -301,35 +342,45 @@ def _set_locally(wanted: dict[str, str]) -> list[ColumnElement[Any]]:
 
 async def _hnsw_settings(
     session: AsyncSession, limit: int, parameters: RetrievalParameters
-) -> list[ColumnElement[Any]]:
-    """Select-list items setting the caller's transaction's HNSW settings; none when its
-    connection carries them already and this session never set other ones (those would
-    still be in force until its transaction ends)."""
+) -> dict[str, str] | None:
+    """The HNSW settings the caller's transaction must set (bound into the access check);
+    None when its connection carries them already and this session never set other ones
+    (those would still be in force until its transaction ends)."""
     wanted = _wanted_hnsw_settings(limit, parameters)
     if not session.info.get(_LOCAL_HNSW_SETTINGS) and _carries(await session.connection(), wanted):
-        return []
+        return None
     session.info[_LOCAL_HNSW_SETTINGS] = True
-    return _set_locally(wanted)
+    return wanted
+
+
+@functools.cache
+def _dense_statement(admin: bool, with_session: bool) -> Select[Any]:
+    distance = DocumentChunk.embedding.cosine_distance(
+        bindparam("query_vector", type_=DocumentChunk.__table__.c.embedding.type)
+    ).label("distance")
+    return (
+        select(DocumentChunk.id, distance)
+        .select_from(DocumentChunk)
+        .where(_visible_chunks(admin, with_session))
+        .order_by(distance)
+        .limit(bindparam("dense_limit", type_=Integer))
+    )
 
 
 async def _dense_ranking(
     connection: AsyncConnection,
-    visible: ColumnElement[bool],
+    scope: _Scope,
     query_embedding: npt.NDArray[np.float32],
     limit: int,
-    parameters: RetrievalParameters,
 ) -> list[tuple[int, float]]:
     """(chunk id, cosine similarity), best first. The HNSW settings must be in force
     (`_hnsw_settings`) before it runs."""
-    distance = DocumentChunk.embedding.cosine_distance(query_embedding.tolist()).label("distance")
-    statement = (
-        select(DocumentChunk.id, distance)
-        .select_from(DocumentChunk)
-        .where(visible)
-        .order_by(distance)
-        .limit(limit)
-    )
-    rows = (await connection.execute(statement)).all()
+    statement = _dense_statement(scope.admin, scope.with_session)
+    rows = (
+        await connection.execute(
+            statement, scope.params(query_vector=query_embedding.tolist(), dense_limit=limit)
+        )
+    ).all()
     return sorted(((row[0], 1.0 - float(row[1])) for row in rows), key=lambda item: -item[1])
 
 
@@ -387,42 +438,52 @@ def _bigrams(positions: dict[str, list[int]], idf_of: dict[str, float]) -> list[
     return list(pairs.items())
 
 
-async def _query_terms(
-    connection: AsyncConnection, query: str, scope_ids: list[uuid.UUID]
-) -> _QueryTerms | None:
-    """The query's lexemes with their statistics in the scope, and the scope's corpus size:
-    one statement (the corpus sums ride along as scalar subqueries on every lexeme row)."""
+@functools.cache
+def _query_terms_statement() -> Select[Any]:
+    """The query's lexemes (with their positions) and, per lexeme, the chunks of the scopes
+    `scope_ids` containing it; the corpus sums ride along as scalar subqueries on every row."""
+    in_scopes = func.any(bindparam("scope_ids", type_=ARRAY(Bm25TermStats.__table__.c.scope_id.type)))
     corpus_chunks = (
         select(func.sum(Bm25CorpusStats.chunk_count))
-        .where(Bm25CorpusStats.scope_id.in_(scope_ids))
+        .where(Bm25CorpusStats.scope_id == in_scopes)
         .scalar_subquery()
     )
     corpus_terms = (
         select(func.sum(Bm25CorpusStats.total_terms))
-        .where(Bm25CorpusStats.scope_id.in_(scope_ids))
+        .where(Bm25CorpusStats.scope_id == in_scopes)
         .scalar_subquery()
     )
     query_lexemes = (
-        func.unnest(func.to_tsvector(cast(literal("english"), REGCONFIG), query))
+        func.unnest(
+            func.to_tsvector(cast(literal("english"), REGCONFIG), bindparam("query_text", type_=Text))
+        )
         .table_valued("lexeme", "positions", "weights")
         .alias("query_lexemes")
     )
-    rows = (
-        await connection.execute(
-            select(
-                query_lexemes.c.lexeme,
-                query_lexemes.c.positions,
-                func.coalesce(func.sum(Bm25TermStats.doc_freq), 0),
-                corpus_chunks,
-                corpus_terms,
-            )
-            .select_from(query_lexemes)
-            .outerjoin(
-                Bm25TermStats,
-                and_(Bm25TermStats.lexeme == query_lexemes.c.lexeme, Bm25TermStats.scope_id.in_(scope_ids)),
-            )
-            .group_by(query_lexemes.c.lexeme, query_lexemes.c.positions)
+    return (
+        select(
+            query_lexemes.c.lexeme,
+            query_lexemes.c.positions,
+            func.coalesce(func.sum(Bm25TermStats.doc_freq), 0),
+            corpus_chunks,
+            corpus_terms,
         )
+        .select_from(query_lexemes)
+        .outerjoin(
+            Bm25TermStats,
+            and_(Bm25TermStats.lexeme == query_lexemes.c.lexeme, Bm25TermStats.scope_id == in_scopes),
+        )
+        .group_by(query_lexemes.c.lexeme, query_lexemes.c.positions)
+    )
+
+
+async def _query_terms(
+    connection: AsyncConnection, query: str, scope_ids: list[uuid.UUID]
+) -> _QueryTerms | None:
+    """The query's lexemes with their statistics in the scope, and the scope's corpus size:
+    one statement."""
+    rows = (
+        await connection.execute(_query_terms_statement(), {"query_text": query, "scope_ids": scope_ids})
     ).all()
     if not rows:
         return None  # nothing but stop words
@@ -450,7 +511,7 @@ async def _query_terms(
 
 async def _lexical_ranking(
     connection: AsyncConnection,
-    visible: ColumnElement[bool],
+    scope: _Scope,
     terms: _QueryTerms | None,
     limit: int,
     parameters: RetrievalParameters,
@@ -475,7 +536,7 @@ async def _lexical_ranking(
     while used < len(terms.lexemes) and sum(terms.frequencies[:used]) < parameters.bm25_candidate_target:
         used += 1
     while True:
-        ranking = await _lexical_statement(connection, visible, terms, used, limit, parameters)
+        ranking = await _lexical_statement(connection, scope, terms, used, limit, parameters)
         if used >= len(terms.lexemes):
             return ranking
         if len(ranking) >= exact_depth and ranking[exact_depth - 1][1] >= sum(bounds[used:]):
@@ -489,21 +550,21 @@ async def _lexical_ranking(
             used += 1
 
 
-async def _lexical_statement(
-    connection: AsyncConnection,
-    visible: ColumnElement[bool],
-    terms: _QueryTerms,
-    used: int,
-    limit: int,
-    parameters: RetrievalParameters,
-) -> list[tuple[int, float]]:
-    """BM25 over every query term, for the chunks containing one of the first `used` terms."""
-    k1, b = parameters.bm25_k1, parameters.bm25_b
-    lexemes_param = bindparam("bm25_lexemes", terms.lexemes, type_=ARRAY(Text))
+@functools.cache
+def _bm25_statement(admin: bool, with_session: bool, use_text_index: bool) -> Select[int, Any]:
+    """BM25 over the query's terms (`bm25_lexemes`, `bm25_idfs`) for the chunks matching
+    `bm25_tsquery`, found on the GIN index or by reading the partition."""
+    k1 = bindparam("bm25_k1", type_=Float)
+    b = bindparam("bm25_b", type_=Float)
+    average_length = bindparam("bm25_average_length", type_=Float)
     matched = (
         func.unnest(
             func.ts_filter(
-                func.setweight(DocumentChunk.search_vector, literal_column("'A'::\"char\""), lexemes_param),
+                func.setweight(
+                    DocumentChunk.search_vector,
+                    literal_column("'A'::\"char\""),
+                    bindparam("bm25_lexemes", type_=ARRAY(Text)),
+                ),
                 literal_column("'{a}'::\"char\"[]"),
             )
         )
@@ -512,39 +573,83 @@ async def _lexical_statement(
     )
     weights = (
         func.unnest(
-            bindparam("bm25_weight_lexemes", terms.lexemes, type_=ARRAY(Text)),
-            bindparam("bm25_idfs", terms.idfs, type_=ARRAY(Float)),
+            bindparam("bm25_weight_lexemes", type_=ARRAY(Text)),
+            bindparam("bm25_idfs", type_=ARRAY(Float)),
         )
         .table_valued("lexeme", "idf")
         .render_derived("term_weights")
     )
-    matches = DocumentChunk.search_vector.op("@@")(
-        cast(literal(_tsquery_literal(terms.lexemes[:used])), TSQUERY)
-    )
+    matches = DocumentChunk.search_vector.op("@@")(cast(bindparam("bm25_tsquery", type_=Text), TSQUERY))
     term_frequency = func.cardinality(matched.c.positions)
-    length_norm = k1 * (1.0 - b + b * DocumentChunk.term_count / terms.average_length)
+    length_norm = k1 * (1.0 - b + b * DocumentChunk.term_count / average_length)
     score = func.sum(weights.c.idf * term_frequency * (k1 + 1.0) / (term_frequency + length_norm)).label(
         "score"
     )
-    statement = (
+    return (
         select(DocumentChunk.id, score)
         .select_from(DocumentChunk)
         .join(matched, true())
         .join(weights, weights.c.lexeme == matched.c.lexeme)
-        .where(visible, matches if terms.use_text_index(used) else matches.is_(true()))
+        .where(_visible_chunks(admin, with_session), matches if use_text_index else matches.is_(true()))
         .group_by(DocumentChunk.id)
         .order_by(score.desc(), DocumentChunk.id)
-        .limit(limit)
+        .limit(bindparam("bm25_limit", type_=Integer))
     )
-    return [(row[0], float(row[1])) for row in (await connection.execute(statement)).all()]
+
+
+async def _lexical_statement(
+    connection: AsyncConnection,
+    scope: _Scope,
+    terms: _QueryTerms,
+    used: int,
+    limit: int,
+    parameters: RetrievalParameters,
+) -> list[tuple[int, float]]:
+    """BM25 over every query term, for the chunks containing one of the first `used` terms."""
+    statement = _bm25_statement(scope.admin, scope.with_session, terms.use_text_index(used))
+    values = scope.params(
+        bm25_k1=parameters.bm25_k1,
+        bm25_b=parameters.bm25_b,
+        bm25_average_length=terms.average_length,
+        bm25_lexemes=terms.lexemes,
+        bm25_weight_lexemes=terms.lexemes,
+        bm25_idfs=terms.idfs,
+        bm25_tsquery=_tsquery_literal(terms.lexemes[:used]),
+        bm25_limit=limit,
+    )
+    return [(row[0], float(row[1])) for row in (await connection.execute(statement, values)).all()]
 
 
 # --- phrase evidence ------------------------------------------------------------------------
 
 
+@functools.cache
+def _proximity_statement(admin: bool, with_session: bool) -> Select[int, Any]:
+    bigrams = (
+        func.unnest(
+            cast(bindparam("proximity_phrases", type_=ARRAY(Text)), ARRAY(TSQUERY)),
+            bindparam("proximity_weights", type_=ARRAY(Float)),
+        )
+        .table_valued("phrase", "weight")
+        .render_derived("bigrams")
+    )
+    score = func.sum(bigrams.c.weight)
+    return (
+        select(DocumentChunk.id, score)
+        .select_from(DocumentChunk)
+        .join(bigrams, DocumentChunk.search_vector.op("@@")(bigrams.c.phrase))
+        .where(
+            _visible_chunks(admin, with_session),
+            DocumentChunk.id == func.any(bindparam("proximity_candidates", type_=ARRAY(BigInteger))),
+        )
+        .group_by(DocumentChunk.id)
+        .having(score >= bindparam("proximity_needed", type_=Float))
+    )
+
+
 async def _proximity_ranking(
     connection: AsyncConnection,
-    visible: ColumnElement[bool],
+    scope: _Scope,
     terms: _QueryTerms | None,
     candidate_ids: Sequence[int],
     min_share: float,
@@ -559,40 +664,20 @@ async def _proximity_ranking(
     """
     if terms is None or not terms.bigrams or not candidate_ids:
         return []
-    needed = max(min_share * sum(weight for _, weight in terms.bigrams), 1e-9)
-    bigrams = (
-        func.unnest(
-            cast(
-                bindparam("proximity_phrases", [phrase for phrase, _ in terms.bigrams], type_=ARRAY(Text)),
-                ARRAY(TSQUERY),
-            ),
-            bindparam("proximity_weights", [weight for _, weight in terms.bigrams], type_=ARRAY(Float)),
-        )
-        .table_valued("phrase", "weight")
-        .render_derived("bigrams")
+    values = scope.params(
+        proximity_phrases=[phrase for phrase, _ in terms.bigrams],
+        proximity_weights=[weight for _, weight in terms.bigrams],
+        proximity_candidates=list(candidate_ids),
+        proximity_needed=max(min_share * sum(weight for _, weight in terms.bigrams), 1e-9),
     )
-    score = func.sum(bigrams.c.weight)
-    rows = (
-        await connection.execute(
-            select(DocumentChunk.id, score)
-            .select_from(DocumentChunk)
-            .join(bigrams, DocumentChunk.search_vector.op("@@")(bigrams.c.phrase))
-            .where(
-                visible,
-                DocumentChunk.id
-                == func.any(bindparam("proximity_candidates", list(candidate_ids), type_=ARRAY(BigInteger))),
-            )
-            .group_by(DocumentChunk.id)
-            .having(score >= needed)
-        )
-    ).all()
+    rows = (await connection.execute(_proximity_statement(scope.admin, scope.with_session), values)).all()
     ranked = [(int(row[0]), float(row[1])) for row in rows]
     return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
 
 
 async def _phrase_matches(
     connection: AsyncConnection,
-    visible: ColumnElement[bool],
+    scope: _Scope,
     phrases: Sequence[str],
     limit: int,
 ) -> list[int]:
@@ -604,8 +689,10 @@ async def _phrase_matches(
 
     async def matching(queries: Sequence[ColumnElement[Any]]) -> list[int]:
         condition = and_(*(DocumentChunk.search_vector.op("@@")(query) for query in queries))
-        statement = select(DocumentChunk.id).select_from(DocumentChunk).where(visible, condition).limit(limit)
-        return [int(row[0]) for row in (await connection.execute(statement)).all()]
+        statement = (
+            select(DocumentChunk.id).select_from(DocumentChunk).where(scope.visible, condition).limit(limit)
+        )
+        return [int(row[0]) for row in (await connection.execute(statement, scope.values)).all()]
 
     found = await matching(tsqueries)
     if not found and len(tsqueries) > 1:
@@ -662,21 +749,31 @@ async def retrieve_passages(
         query_embedding = await embed_query(query, embedding)
     dense_depth = max(parameters.dense_depth, k)
     # The access check also sets this transaction's HNSW settings for a dense list.
-    settings = await _hnsw_settings(session, dense_depth, parameters) if use_dense else []
+    settings = await _hnsw_settings(session, dense_depth, parameters) if use_dense else None
     # Core execution on the session's connection: these statements load no ORM entities,
     # and skipping the ORM's execution layer saves its per-statement work.
     db = await session.connection()
+    admin = is_admin(user)
+    requested = _Scope(
+        admin,
+        chat_session_id is not None,
+        {"scope_user": user.id, "scope_model": model_id, "scope_chat_session": chat_session_id},
+    )
+    access_values = requested.params()
+    if settings is not None:
+        access_values.update(
+            hnsw_iterative_scan=settings["hnsw.iterative_scan"], hnsw_ef_search=settings["hnsw.ef_search"]
+        )
     access = (
         await db.execute(
-            select(RagModel.id, _owned_session_id(user, model_id, chat_session_id), *settings).where(
-                RagModel.id == model_id, model_is_readable(user, RagModel.id)
-            )
+            _access_statement(admin, requested.with_session, settings is not None), access_values
         )
     ).one_or_none()
     if access is None:
         return []
     scope_ids: list[uuid.UUID] = [model_id] + ([access[1]] if access[1] is not None else [])
-    visible = _visible_chunks(user, model_id, access[1])
+    # Attachments are in scope only when the chat session is the user's, in this model.
+    scope = _Scope(admin, access[1] is not None, requested.values)
 
     async def dense_list(on: AsyncConnection) -> list[tuple[int, float]]:
         if not use_dense:
@@ -684,7 +781,7 @@ async def retrieve_passages(
         assert query_embedding is not None
         if on is not db and not _carries(on, wanted := _wanted_hnsw_settings(dense_depth, parameters)):
             await on.execute(select(*_set_locally(wanted)))
-        return await _dense_ranking(on, visible, query_embedding, dense_depth, parameters)
+        return await _dense_ranking(on, scope, query_embedding, dense_depth)
 
     async def lexical_lists() -> tuple[_QueryTerms | None, list[tuple[int, float]]]:
         if not use_lexical:
@@ -692,7 +789,7 @@ async def retrieve_passages(
         found = await _query_terms(db, query, scope_ids)
         ranking = await _lexical_ranking(
             db,
-            visible,
+            scope,
             found,
             max(parameters.lexical_depth, k),
             parameters,
@@ -724,7 +821,7 @@ async def retrieve_passages(
         terms, lexical = await lexical_lists()
 
     if mode is RetrievalMode.HYBRID:
-        phrase_ids = await _phrase_matches(db, visible, quoted_phrases(query), parameters.phrase_limit)
+        phrase_ids = await _phrase_matches(db, scope, quoted_phrases(query), parameters.phrase_limit)
         candidates = list(
             dict.fromkeys(
                 [chunk_id for chunk_id, _ in lexical]
@@ -733,7 +830,7 @@ async def retrieve_passages(
             )
         )
         proximity = (
-            await _proximity_ranking(db, visible, terms, candidates, parameters.proximity_min_share)
+            await _proximity_ranking(db, scope, terms, candidates, parameters.proximity_min_share)
             if parameters.proximity_weight > 0
             else []
         )
@@ -758,7 +855,7 @@ async def retrieve_passages(
     if relevance_threshold is not None and query_embedding is not None:
         missing = [chunk_id for chunk_id, _ in ranked if chunk_id not in similarities]
         if missing:
-            similarities.update(await _similarities(db, visible, query_embedding, missing))
+            similarities.update(await _similarities(db, scope, query_embedding, missing))
         ranked = [pair for pair in ranked if similarities.get(pair[0], -1.0) >= relevance_threshold]
     ranked = ranked[:k]
     if not ranked:
@@ -767,27 +864,10 @@ async def retrieve_passages(
     dense_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(dense, start=1)}
     lexical_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical, start=1)}
     wanted = [chunk_id for chunk_id, _ in ranked]
-    rows = {
-        row.id: row
-        for row in (
-            await db.execute(
-                select(
-                    DocumentChunk.id,
-                    DocumentChunk.document_id,
-                    Document.title,
-                    DocumentChunk.text,
-                    DocumentChunk.page_start,
-                    DocumentChunk.page_end,
-                    DocumentChunk.row_start,
-                    DocumentChunk.row_end,
-                    DocumentChunk.location,
-                )
-                .select_from(DocumentChunk)
-                .join(Document, Document.id == DocumentChunk.document_id)
-                .where(visible, DocumentChunk.id.in_(wanted))
-            )
-        ).all()
-    }
+    passage_rows = await db.execute(
+        _passages_statement(scope.admin, scope.with_session), scope.params(passage_ids=wanted)
+    )
+    rows = {row.id: row for row in passage_rows.all()}
     passages: list[RetrievedPassage] = []
     for chunk_id, score in ranked:
         row = rows.get(chunk_id)
@@ -843,9 +923,33 @@ async def _spare_connection(session: AsyncSession, wanted: dict[str, str]) -> As
     return connection
 
 
+@functools.cache
+def _passages_statement(admin: bool, with_session: bool) -> Select[Any]:
+    """The chunks `passage_ids` the scope may see, with their document's title."""
+    return (
+        select(
+            DocumentChunk.id,
+            DocumentChunk.document_id,
+            Document.title,
+            DocumentChunk.text,
+            DocumentChunk.page_start,
+            DocumentChunk.page_end,
+            DocumentChunk.row_start,
+            DocumentChunk.row_end,
+            DocumentChunk.location,
+        )
+        .select_from(DocumentChunk)
+        .join(Document, Document.id == DocumentChunk.document_id)
+        .where(
+            _visible_chunks(admin, with_session),
+            DocumentChunk.id == func.any(bindparam("passage_ids", type_=ARRAY(BigInteger))),
+        )
+    )
+
+
 async def _similarities(
     connection: AsyncConnection,
-    visible: ColumnElement[bool],
+    scope: _Scope,
     query_embedding: npt.NDArray[np.float32],
     chunk_ids: list[int],
 ) -> dict[int, float]:
@@ -853,6 +957,7 @@ async def _similarities(
     rows = await connection.execute(
         select(DocumentChunk.id, distance)
         .select_from(DocumentChunk)
-        .where(visible, DocumentChunk.id.in_(chunk_ids))
+        .where(scope.visible, DocumentChunk.id.in_(chunk_ids)),
+        scope.values,
     )
     return {row[0]: 1.0 - float(row[1]) for row in rows.all()}
