@@ -624,7 +624,10 @@ async def _lexical_statement(
 
 
 @functools.cache
-def _proximity_statement(admin: bool, with_session: bool) -> Select[int, Any]:
+def _candidates_statement(admin: bool, with_session: bool) -> Select[Any]:
+    """The candidate chunks `candidate_ids` the scope may see, as passages, each with the
+    Σ weight of the query bigrams (`proximity_phrases`, `proximity_weights`) it holds (NULL
+    for none): the proximity evidence and the fetch of the passages in one statement."""
     bigrams = (
         func.unnest(
             cast(bindparam("proximity_phrases", type_=ARRAY(Text)), ARRAY(TSQUERY)),
@@ -633,46 +636,49 @@ def _proximity_statement(admin: bool, with_session: bool) -> Select[int, Any]:
         .table_valued("phrase", "weight")
         .render_derived("bigrams")
     )
-    score = func.sum(bigrams.c.weight)
-    return (
-        select(DocumentChunk.id, score)
-        .select_from(DocumentChunk)
-        .join(bigrams, DocumentChunk.search_vector.op("@@")(bigrams.c.phrase))
-        .where(
-            _visible_chunks(admin, with_session),
-            DocumentChunk.id == func.any(bindparam("proximity_candidates", type_=ARRAY(BigInteger))),
-        )
-        .group_by(DocumentChunk.id)
-        .having(score >= bindparam("proximity_needed", type_=Float))
+    proximity = (
+        select(func.sum(bigrams.c.weight))
+        .select_from(bigrams)
+        .where(DocumentChunk.search_vector.op("@@")(bigrams.c.phrase))
+        .correlate(DocumentChunk)
+        .scalar_subquery()
+        .label("proximity")
     )
+    return _passages_statement(admin, with_session, "candidate_ids").add_columns(proximity)
 
 
-async def _proximity_ranking(
+async def _candidate_passages(
     connection: AsyncConnection,
     scope: _Scope,
     terms: _QueryTerms | None,
     candidate_ids: Sequence[int],
-    min_share: float,
-) -> list[tuple[int, float]]:
-    """(chunk id, Σ idf weight of the query bigrams it holds), best first, for the candidates
-    holding at least `min_share` of the query's bigram weight.
+    min_share: float | None,
+) -> tuple[dict[int, Any], list[tuple[int, float]]]:
+    """The candidates' passage rows by id, and the proximity ranking: (chunk id, Σ idf weight
+    of the query bigrams it holds), best first, of the candidates holding at least
+    `min_share` of the query's bigram weight (none when `min_share` is None).
 
     Each bigram is a phrase query on the chunk's own tsvector (positions are kept), so this
-    costs O(candidates × bigrams) tsvector probes: about a millisecond for 150 candidates.
+    costs O(candidates × bigrams) tsvector probes: under a millisecond for 100 candidates.
     The bigrams and their weights are bound as two arrays, so the statement has one shape
-    whatever the query (a CASE per bigram took ~2 ms of CPU per retrieval to build and compile).
+    whatever the query. It also fetches the candidates' passages, which the final top k is
+    drawn from: one round trip instead of a proximity statement and then a fetch (its
+    statement overhead was ~2 ms of a HYBRID retrieval's ~17 at 200k chunks).
     """
-    if terms is None or not terms.bigrams or not candidate_ids:
-        return []
+    bigrams = terms.bigrams if terms is not None and min_share is not None else []
     values = scope.params(
-        proximity_phrases=[phrase for phrase, _ in terms.bigrams],
-        proximity_weights=[weight for _, weight in terms.bigrams],
-        proximity_candidates=list(candidate_ids),
-        proximity_needed=max(min_share * sum(weight for _, weight in terms.bigrams), 1e-9),
+        proximity_phrases=[phrase for phrase, _ in bigrams],
+        proximity_weights=[weight for _, weight in bigrams],
+        candidate_ids=list(candidate_ids),
     )
-    rows = (await connection.execute(_proximity_statement(scope.admin, scope.with_session), values)).all()
-    ranked = [(int(row[0]), float(row[1])) for row in rows]
-    return sorted(ranked, key=lambda pair: (-pair[1], pair[0]))
+    rows = (await connection.execute(_candidates_statement(scope.admin, scope.with_session), values)).all()
+    needed = max((min_share or 0.0) * sum(weight for _, weight in bigrams), 1e-9)
+    ranked = [(int(row.id), float(row.proximity)) for row in rows if row.proximity is not None]
+    proximity = sorted(
+        ((chunk_id, score) for chunk_id, score in ranked if score >= needed),
+        key=lambda pair: (-pair[1], pair[0]),
+    )
+    return {row.id: row for row in rows}, proximity
 
 
 async def _phrase_matches(
@@ -829,10 +835,16 @@ async def retrieve_passages(
                 + phrase_ids
             )
         )
-        proximity = (
-            await _proximity_ranking(db, scope, terms, candidates, parameters.proximity_min_share)
-            if parameters.proximity_weight > 0
-            else []
+        fetched, proximity = (
+            await _candidate_passages(
+                db,
+                scope,
+                terms,
+                candidates,
+                parameters.proximity_min_share if parameters.proximity_weight > 0 else None,
+            )
+            if candidates
+            else ({}, [])
         )
         # The chunks holding a quoted phrase, in the order the proximity evidence gives them.
         proximity_order = {chunk_id: rank for rank, (chunk_id, _) in enumerate(proximity)}
@@ -847,9 +859,9 @@ async def retrieve_passages(
             parameters.rrf_k,
         )
     elif mode is RetrievalMode.DENSE:
-        ranked = dense
+        fetched, ranked = {}, dense
     else:
-        ranked = lexical
+        fetched, ranked = {}, lexical
 
     similarities = dict(dense)
     if relevance_threshold is not None and query_embedding is not None:
@@ -863,11 +875,15 @@ async def retrieve_passages(
 
     dense_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(dense, start=1)}
     lexical_ranks = {chunk_id: rank for rank, (chunk_id, _) in enumerate(lexical, start=1)}
-    wanted = [chunk_id for chunk_id, _ in ranked]
-    passage_rows = await db.execute(
-        _passages_statement(scope.admin, scope.with_session), scope.params(passage_ids=wanted)
-    )
-    rows = {row.id: row for row in passage_rows.all()}
+    # HYBRID fetched its candidates' passages already; the top k can hold others only when
+    # the relevance threshold removed candidates (a dense list's tail).
+    rows = dict(fetched)
+    if wanted := [chunk_id for chunk_id, _ in ranked if chunk_id not in rows]:
+        passage_rows = await db.execute(
+            _passages_statement(scope.admin, scope.with_session, "passage_ids"),
+            scope.params(passage_ids=wanted),
+        )
+        rows.update((row.id, row) for row in passage_rows.all())
     passages: list[RetrievedPassage] = []
     for chunk_id, score in ranked:
         row = rows.get(chunk_id)
@@ -924,8 +940,8 @@ async def _spare_connection(session: AsyncSession, wanted: dict[str, str]) -> As
 
 
 @functools.cache
-def _passages_statement(admin: bool, with_session: bool) -> Select[Any]:
-    """The chunks `passage_ids` the scope may see, with their document's title."""
+def _passages_statement(admin: bool, with_session: bool, ids: str) -> Select[Any]:
+    """The chunks whose ids are bound as `ids` that the scope may see, with their document's title."""
     return (
         select(
             DocumentChunk.id,
@@ -942,7 +958,7 @@ def _passages_statement(admin: bool, with_session: bool) -> Select[Any]:
         .join(Document, Document.id == DocumentChunk.document_id)
         .where(
             _visible_chunks(admin, with_session),
-            DocumentChunk.id == func.any(bindparam("passage_ids", type_=ARRAY(BigInteger))),
+            DocumentChunk.id == func.any(bindparam(ids, type_=ARRAY(BigInteger))),
         )
     )
 
