@@ -130,11 +130,13 @@ class RetrievalParameters:
     # them, admitting more terms until its first max(k, `bm25_exact_depth`) results are
     # provably exact or the candidates reach `bm25_max_candidates` (then the ranking is
     # BM25 over those candidates: chunks with only the query's commonest words are left out).
-    # Scoring costs ~7 µs per candidate (its tsvector filtered and unnested): 500 instead of
-    # 1000 took HYBRID p50 at 200k chunks from 23.0 to 19.8 ms (k1/b unchanged) and left 146 of
-    # 150 top-10 rankings identical; SciFact nDCG@10 0.7314 → 0.7311 (docs/benchmarks.md).
-    bm25_candidate_target: int = 500
-    bm25_max_candidates: int = 500
+    # Scoring costs ~7 µs per candidate (its tsvector filtered and unnested). At 200k chunks
+    # 500 instead of 1000 took HYBRID p50 from 23.0 to 19.8 ms (146 of 150 top-10 rankings
+    # identical), 300 instead of 500 from 13.7 to 11.4 ms in an interleaved run (187 of 200
+    # identical); SciFact HYBRID nDCG@10 0.7314 (1000), 0.7311 (500), 0.7311 (300), 0.7328
+    # (200); bench/answer_bench.py unchanged at 300 (docs/benchmarks.md).
+    bm25_candidate_target: int = 300
+    bm25_max_candidates: int = 300
     bm25_exact_depth: int = 10
     # Phrase evidence (HYBRID). The bigram list's weight in the fusion, and how deep into
     # the dense list its candidates go (every lexical candidate is checked).
