@@ -344,6 +344,34 @@ async def test_engine_connections_carry_the_hnsw_settings_so_hybrid_sets_none(
     assert results["product"] == results["plain"] and len(results["product"]) == 3
 
 
+async def test_hybrid_fetches_passages_ranked_beyond_its_candidates(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """HYBRID fetches its candidates' passages with the proximity evidence; a passage of the
+    top k outside the candidates (here: dense candidates cut to one) is fetched on its own,
+    with the same text and place as when it is a candidate."""
+    admin = await create_user(sessionmaker, role=Role.ADMIN)
+    model = await create_model(sessionmaker)
+    texts = [
+        "The spare part zq7781 is listed in the warehouse catalogue.",
+        "A kitten dozed on the sofa the whole afternoon.",
+        "A young cat slept on the couch near the window.",
+        "Photosynthesis converts light energy into chemical energy.",
+    ]
+    await add_document(sessionmaker, model, texts)
+    query = "young cat napping on a couch near the zq7781 catalogue"
+
+    def described(passages: Sequence[RetrievedPassage]) -> list[tuple[int, str, int | None, int | None]]:
+        return [(p.chunk_id, p.text, p.page_start, p.dense_rank) for p in passages]
+
+    usual = await search(sessionmaker, admin, model, query, k=4)
+    narrow = await search(
+        sessionmaker, admin, model, query, k=4, parameters=RetrievalParameters(proximity_dense_depth=1)
+    )
+    assert len(usual) == 4 and {p.text for p in usual} == set(texts)
+    assert sorted(described(narrow)) == sorted(described(usual))
+
+
 async def test_a_failing_lexical_list_leaves_the_spare_connection_returned(
     database_url: str, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:

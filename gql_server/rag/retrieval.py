@@ -31,10 +31,11 @@ lists say, and the chunks holding it form a fourth list with a weight that puts 
 Fusion: weighted reciprocal rank fusion of the ranked lists (chunk level).
 
 Latency (HYBRID): the dense list runs on a spare pooled connection while the caller's runs
-the lexical ones (`_spare_connection`); statements that hold no value are built once, and
-variable-length inputs (bigrams, candidate ids) are bound as arrays so every statement has
-one cached shape. At 200k chunks this took HYBRID p50 from 33.5 to 26.2 ms in one A/B run
-(docs/benchmarks.md).
+the lexical ones (`_spare_connection`); every statement is built once per shape with its
+values as bind parameters (variable-length inputs — bigrams, candidate ids — as arrays);
+the HNSW settings are the connections' own defaults; the proximity statement also fetches
+the candidates' passages. At 200k chunks HYBRID p50 went from 33.5 to 26.2 ms (session 6)
+and to 14–18 ms (session 7, BM25 over 300 candidates; docs/benchmarks.md).
 """
 
 from __future__ import annotations
