@@ -77,7 +77,7 @@ def domain_result(error: exceptions.DomainError) -> Any:
         PasswordLoginDisabled,
         SignUpDisabled,
     )
-    from gql_server.chat.types import GenerationInProgress
+    from gql_server.chat.types import GenerationInProgress, StorageQuotaExceeded
     from gql_server.documents.types import (
         Document,
         DuplicateDocument,
@@ -128,6 +128,12 @@ def domain_result(error: exceptions.DomainError) -> Any:
             return FileTooLarge(message=error.message, max_bytes=float(error.max_bytes))
         case exceptions.StorageFullError():
             return StorageFull(message=error.message)
+        case exceptions.AttachmentQuotaExceededError():
+            return StorageQuotaExceeded(
+                message=error.message,
+                limit_bytes=float(error.limit_bytes),
+                used_bytes=float(error.used_bytes),
+            )
     raise TypeError(f"No GraphQL result for {type(error).__name__}") from error
 
 

@@ -145,6 +145,22 @@ class FileTooLargeError(DomainError):
         self.max_bytes = max_bytes
 
 
+class AttachmentQuotaExceededError(DomainError):
+    """The file would take the user's chat attachments over ATTACHMENT_QUOTA_MB_PER_USER."""
+
+    def __init__(self, limit_bytes: int, used_bytes: int, file_bytes: int) -> None:
+        super().__init__(
+            f"Your chat attachments use {_mb(used_bytes)} of your {_mb(limit_bytes)}; this file "
+            f"({_mb(file_bytes)}) would go over it. Delete chats with attachments you no longer need."
+        )
+        self.limit_bytes = limit_bytes
+        self.used_bytes = used_bytes
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+
+
 class StorageFullError(DomainError):
     default_message = (
         "The server's disk is full, so the file could not be stored; nothing of it was kept. "

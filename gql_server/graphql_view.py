@@ -30,6 +30,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from gql_server.auth.bearer import authenticate_bearer
 from gql_server.context import Context
+from gql_server.db.availability import DatabaseUnavailable
 from gql_server.documents.storage import incoming_dir
 from gql_server.documents.uploads import IncomingFile, MultipartRejected, parse_streamed_multipart
 from gql_server.state import AppState
@@ -50,18 +51,11 @@ async def authenticate(context: Context, token: str | None) -> None:
     if token is None:
         return
     try:
-        # A transaction: a personal access token's last_used_at may be written.
-        async with context.state.sessionmaker.begin() as session:
-            identity = await authenticate_bearer(session, context.state.tokens, token)
-    except Exception as error:
-        # The user row cannot be read: the database is down (killed, restarting). Not a bug
-        # and not the caller's fault: a typed error they can retry on, never a bare HTTP 500.
-        from gql_server.db.availability import is_database_unavailable
-
-        if not is_database_unavailable(error):
-            raise
+        identity = await authenticate_bearer(context.state.sessionmaker, context.state.tokens, token)
+    except DatabaseUnavailable as error:
+        # The user row cannot be read: a typed error the caller can retry on.
         logging.getLogger(__name__).warning(
-            "cannot authenticate a request: the database is unavailable (%s)", type(error).__name__
+            "cannot authenticate a request: the database is unavailable (%s)", type(error.__cause__).__name__
         )
         if isinstance(context.request, WebSocket):
             await _refuse_websocket(context.request)

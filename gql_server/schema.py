@@ -32,7 +32,7 @@ from gql_server.masking import MaskUnexpectedErrors, log_graphql_errors
 from gql_server.models.resolvers import ModelsMutation, ModelsQuery, ModelsSubscription
 from gql_server.oidc.resolvers import OidcMutation, OidcQuery
 from gql_server.quotas.resolvers import QuotasMutation, QuotasQuery
-from gql_server.rag.resolvers import RetrievalQuery
+from gql_server.search.resolvers import RetrievalQuery
 from gql_server.settings import Settings
 from gql_server.users.resolvers import UsersMutation, UsersQuery
 

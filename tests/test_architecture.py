@@ -1,9 +1,12 @@
 """Layering, checked on the source (a short AST walk instead of import-linter).
 
 Services, repositories, retrieval and the LLM providers raise the domain errors of
-gql_server/exceptions.py and return rows; only the GraphQL edge (resolvers, types, the
-schema and its helpers) knows about the API. rag/ is a domain like the others: its
-resolvers.py and types.py are its edge and may use strawberry; the rest of rag/ may not.
+gql_server/exceptions.py and return rows; only the GraphQL edge knows about the API: a
+domain's resolvers.py, types.py and loaders.py, the modules directly in gql_server/ (schema,
+context, errors, masking, the view), kit/, and the two modules EDGE_MODULES names with their
+reasons. Every other module of a package is checked. rag/ (retrieval, prompts, citations) is a
+library below the API and imports no GraphQL at all; the `search` query that exposes it is
+the GraphQL domain gql_server/search/ (its types.py and resolvers.py).
 The workers sit below the API: they import no strawberry and nothing from a domain's
 GraphQL edge. And no module uses an SDK's private modules (`openai._…`, `anthropic._…`):
 those change without notice between releases.
@@ -25,10 +28,27 @@ EDGE_FILES = {"resolvers.py", "types.py"}
 SDKS = ("openai", "anthropic", "ollama")
 
 
+# A domain's GraphQL edge: its types, its resolvers and their per-request dataloaders.
+DOMAIN_EDGE_FILES = EDGE_FILES | {"loaders.py"}
+# The other modules in a package that belong to the GraphQL edge, each for its reason.
+EDGE_MODULES = {
+    "gql_server/access/watch.py": "ends an open subscription with a GraphQL error when access is lost",
+    "gql_server/security/headers.py": "hashes the inline script of strawberry's GraphiQL page for its CSP",
+}
+EDGE_PACKAGES = {"gql_server/kit": "the GraphQL kit: page type, permissions on fields, the mapper"}
+
+
 def below_the_resolvers() -> list[Path]:
-    paths = set(ROOT.glob("*/service.py")) | set(ROOT.glob("*/repository.py"))
-    paths |= {path for path in (ROOT / "rag").rglob("*.py") if path.name not in EDGE_FILES}
-    paths |= set((ROOT / "llm").rglob("*.py"))
+    """Every module of a package under gql_server but the GraphQL edge (services,
+    repositories, rag/, llm/, documents/acceptance.py, chat/attachments.py, ...), and workers/.
+    The modules directly in gql_server/ (schema, context, errors, the view) are the edge."""
+    paths = {
+        path
+        for path in ROOT.glob("*/**/*.py")
+        if path.name not in DOMAIN_EDGE_FILES
+        and _relative(path) not in EDGE_MODULES
+        and not any(_relative(path).startswith(f"{package}/") for package in EDGE_PACKAGES)
+    }
     paths |= set(WORKERS.rglob("*.py"))
     return sorted(paths)
 
@@ -83,7 +103,18 @@ def test_the_check_covers_the_layers() -> None:
     } <= names
     assert any(name.startswith("gql_server/llm/") for name in names)
     assert any(name.startswith("workers/pipeline/") for name in names)
-    assert "gql_server/rag/resolvers.py" not in names
+    assert {
+        "gql_server/rag/citations.py",
+        "gql_server/chat/attachments.py",
+        "gql_server/documents/acceptance.py",
+        "gql_server/chat/generation.py",
+        "gql_server/events/kinds.py",
+    } <= names
+    assert not names & {
+        "gql_server/search/resolvers.py",
+        "gql_server/chat/loaders.py",
+        "gql_server/kit/page.py",
+    }
 
 
 def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:

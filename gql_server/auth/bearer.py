@@ -1,17 +1,19 @@
 """Who a bearer token is: a log-in session's access token (a JWT) or a personal access
 token (`ragql_pat_…`). One function for every door — GraphQL over HTTP and WebSocket, and
-the OpenAI-compatible API under /v1 — so they accept and refuse tokens alike."""
+the OpenAI-compatible API under /v1, the MCP server under /mcp — so they accept and refuse
+tokens alike, and answer "the database is down" alike."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_server.access_tokens.secret import is_personal_access_token
 from gql_server.access_tokens.service import TokenGrant, authenticate_token
 from gql_server.auth.service import authenticate_access_token
 from gql_server.auth.tokens import AccessTokenCodec
+from gql_server.db.availability import DatabaseUnavailable, is_database_unavailable
 from gql_server.db.models import User
 
 
@@ -24,12 +26,23 @@ class BearerIdentity:
     personal_token: TokenGrant | None = None
 
 
-async def authenticate_bearer(session: AsyncSession, codec: AccessTokenCodec, token: str) -> BearerIdentity:
+async def authenticate_bearer(
+    sessionmaker: async_sessionmaker[AsyncSession], codec: AccessTokenCodec, token: str
+) -> BearerIdentity:
     """Reads the account (and the token's row) on every call: a deactivation, a revoked
-    token or a password change (for session tokens) takes effect at once. The session may
-    be written to (a token's last_used_at): run it in a transaction."""
-    if is_personal_access_token(token):
-        user, grant, reason = await authenticate_token(session, token)
-        return BearerIdentity(user, reason, grant)
-    user, reason = await authenticate_access_token(session, codec, token)
-    return BearerIdentity(user, reason)
+    token or a password change (for session tokens) takes effect at once. In a transaction of
+    its own, because a personal access token's last_used_at is written.
+
+    Raises `DatabaseUnavailable` when the rows cannot be read (the database killed or
+    restarting): not a bug and not the caller's fault, so every door answers it as such."""
+    try:
+        async with sessionmaker.begin() as session:
+            if is_personal_access_token(token):
+                user, grant, reason = await authenticate_token(session, token)
+                return BearerIdentity(user, reason, grant)
+            user, reason = await authenticate_access_token(session, codec, token)
+            return BearerIdentity(user, reason)
+    except Exception as error:
+        if is_database_unavailable(error):
+            raise DatabaseUnavailable() from error
+        raise

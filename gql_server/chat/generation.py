@@ -58,12 +58,12 @@ from gql_server.llm.base import (
     TokenDelta,
     Usage,
 )
-from gql_server.llm.base import ProviderKind as LLMProviderKind
 from gql_server.llm.extractive import Evidence, assess
 from gql_server.llm.failure_messages import detailed_failure_message, public_failure_message
 from gql_server.llm.guarded_http import ProviderHttpxClient
 from gql_server.llm.registry import build_provider
 from gql_server.llm.url_policy import policy_from_settings
+from gql_server.models.service import provider_config
 from gql_server.quotas import service as quota_service
 from gql_server.rag.citations import (
     csv_source_table,
@@ -342,18 +342,12 @@ class GenerationManager:
 
     def _provider_config(self, model: RagModel) -> ProviderConfig:
         api_key = self.cipher.decrypt(model.api_key_encrypted) if model.api_key_encrypted else None
-        return ProviderConfig(
-            kind=LLMProviderKind[model.provider.name],
-            model_name=model.llm_model_name,
-            base_url=model.base_url,
-            api_key=api_key,
-            temperature=model.temperature,
-            max_output_tokens=model.max_output_tokens,
+        return provider_config(
+            model,
+            api_key,
+            url_policy=policy_from_settings(self.settings),
             request_timeout_s=self.request_timeout_s,
             connect_timeout_s=self.connect_timeout_s,
-            context_window_tokens=model.context_window_tokens,
-            url_policy=policy_from_settings(self.settings),
-            api_key_origin=model.api_key_origin,
         )
 
     # --- the generation itself ----------------------------------------------------------

@@ -41,6 +41,7 @@ from gql_server.chat.types import (
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents.service import remove_deleted_files
+from gql_server.documents.types import Document, DocumentUploaded
 from gql_server.errors import NotFound, maps_domain_errors
 from gql_server.events.kinds import (
     ANSWER_EVENT_TYPES,
@@ -256,7 +257,9 @@ class ChatMutation:
     async def attach_file(
         self, info: Info, session_id: uuid.UUID, file: Upload, title: str | None = None
     ) -> AttachFileResult:
-        return await attachments.attach_file(info, session_id, file, title)
+        user = await info.context.require_current_user()
+        row = await attachments.attach_file(info.context.state, user, session_id, file, title)
+        return DocumentUploaded(document=Document.from_row(row))
 
     @strawberry.mutation(
         description="Stop an answer being generated; the text so far is kept with status STOPPED.",

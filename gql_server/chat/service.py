@@ -197,15 +197,9 @@ async def send_message(
         )
     chat_session.updated_at = now
     await session.flush()
-    job = GenerationJob(
-        message_id=answer.id,
-        question_message_id=question.id,
-        chat_session_id=chat_session.id,
-        user_id=user.id,
-        model_id=chat_session.model_id,
-        question=content,
+    return SentMessage(
+        user_message=question, assistant_message=answer, job=_answer_job(user, chat_session, question, answer)
     )
-    return SentMessage(user_message=question, assistant_message=answer, job=job)
 
 
 async def regenerate(
@@ -249,15 +243,9 @@ async def regenerate(
     )
     chat_session.updated_at = utcnow()
     await session.flush()
-    job = GenerationJob(
-        message_id=answer.id,
-        question_message_id=question.id,
-        chat_session_id=chat_session.id,
-        user_id=user.id,
-        model_id=chat_session.model_id,
-        question=question.content,
+    return SentMessage(
+        user_message=None, assistant_message=answer, job=_answer_job(user, chat_session, question, answer)
     )
-    return SentMessage(user_message=None, assistant_message=answer, job=job)
 
 
 async def set_feedback(
@@ -273,3 +261,17 @@ async def set_feedback(
     message.feedback = value
     await session.flush()
     return message
+
+
+def _answer_job(
+    user: User, chat_session: ChatSession, question: ChatMessage, answer: ChatMessage
+) -> GenerationJob:
+    """The generation of `answer` to `question`, for `user`, with the chat session's model."""
+    return GenerationJob(
+        message_id=answer.id,
+        question_message_id=question.id,
+        chat_session_id=chat_session.id,
+        user_id=user.id,
+        model_id=chat_session.model_id,
+        question=question.content,
+    )

@@ -25,7 +25,7 @@ from gql_server.errors import Error, Forbidden, InvalidInput, NotFound
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
 from gql_server.kit.page import Page
 from gql_server.quotas.types import QuotaExceeded
-from gql_server.rag.types import SourceLocation
+from gql_server.search.types import SourceLocation
 
 MessageRole = strawberry.enum(models.MessageRole, name="MessageRole", description="Who wrote a message.")
 MessageStatus = strawberry.enum(

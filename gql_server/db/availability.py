@@ -16,6 +16,12 @@ DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable right now; try again
 DATABASE_UNAVAILABLE_CODE = "DATABASE_UNAVAILABLE"
 
 
+class DatabaseUnavailable(Exception):
+    """Raised (from the connection-level error) where a caller must tell "the database is
+    down" apart from a bug without inspecting the error itself: each door answers it in its
+    own protocol (a typed GraphQL error, HTTP 503), never a bare 500."""
+
+
 def is_database_unavailable(error: BaseException | None) -> bool:
     """True for connection-level failures: refused/reset connections, a server shutting down,
     pool exhaustion. False for statement errors (constraint violations, bad SQL), which are bugs

@@ -1,7 +1,8 @@
 """Accepting a document: the one path every new document takes.
 
-Used by the upload mutation (documents/resolvers.py), chat attachments (chat/attachments.py)
-and `ragql ingest` (workers/ingest_cli.py), so the three cannot drift apart:
+Used by the upload mutation (documents/resolvers.py) and chat attachments
+(chat/attachments.py) through `accept_upload`, and by `ragql ingest` (workers/ingest_cli.py),
+so the three cannot drift apart:
 
 1. sniff the kind from the bytes (never from the name or the client's content type);
 2. in one transaction: the caller's `admit` check (the attachment quota), the duplicate
@@ -10,8 +11,8 @@ and `ragql ingest` (workers/ingest_cli.py), so the three cannot drift apart:
 
 A failure before the commit leaves nothing behind (the moved file is removed again); a
 failed enqueue leaves the row QUEUED (see documents/queue.py). Who may upload where is the
-caller's question (`service.upload_destination` for the API; the CLI checks for an
-administrator). Refusals are domain errors (gql_server/exceptions.py); nothing here knows
+caller's question (`accept_upload` asks `service.upload_destination` for the API; the
+CLI checks for an administrator). Refusals are domain errors (gql_server/exceptions.py); nothing here knows
 about GraphQL.
 """
 
@@ -20,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_server.db.models import Document, DocumentKind
+from gql_server.db.models import Document, DocumentKind, User
 from gql_server.documents import service
 from gql_server.documents.progress import event_from_row, publish_document_event
 from gql_server.documents.queue import DocumentQueue, IngestionLane, enqueue_after_commit
@@ -31,6 +33,9 @@ from gql_server.documents.uploads import IncomingFile
 from gql_server.events.bus import EventBus
 from gql_server.exceptions import UnsupportedFileTypeError
 from gql_server.settings import Settings
+
+if TYPE_CHECKING:
+    from gql_server.state import AppState
 
 # Runs inside the inserting transaction, before the row; raising refuses the file.
 Admission = Callable[[AsyncSession, IncomingFile], Awaitable[None]]
@@ -92,3 +97,32 @@ async def accept_document(
         await enqueue_after_commit(queue, document.id, IngestionLane.of(chat_session_id))
     await publish_document_event(bus, event_from_row(document))
     return document
+
+
+async def accept_upload(
+    state: AppState,
+    user: User,
+    file: object,
+    *,
+    model_id: uuid.UUID,
+    chat_session_id: uuid.UUID | None = None,
+    title: str | None = None,
+    admit: Admission | None = None,
+) -> Document:
+    """An upload through the API (the upload mutation, a chat attachment): who may upload
+    where (`service.upload_destination`: NotFoundError, ForbiddenError), the file as the
+    multipart parser stored it (`service.check_incoming`), then `accept_document`."""
+    async with state.sessionmaker() as session:
+        destination = await service.upload_destination(session, user, model_id, chat_session_id)
+    return await accept_document(
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        bus=state.bus,
+        queue=state.document_queue,
+        incoming=service.check_incoming(state.settings, file),
+        model_id=destination,
+        chat_session_id=chat_session_id,
+        uploaded_by_id=user.id,
+        title=title,
+        admit=admit,
+    )

@@ -17,7 +17,7 @@ from gql_server.access.watch import AccessLost, AccessWatch, watch_access
 from gql_server.context import Info
 from gql_server.db import models
 from gql_server.documents import repository, service
-from gql_server.documents.acceptance import Admission, accept_document
+from gql_server.documents.acceptance import accept_upload
 from gql_server.documents.access import can_read_document
 from gql_server.documents.progress import (
     document_channel,
@@ -81,44 +81,6 @@ class ModelNotFound(PublicError):
         super().__init__("Model not found.", "NOT_FOUND")
 
 
-@maps_domain_errors
-async def upload_document(
-    info: Info,
-    model_id: uuid.UUID,
-    file: Any,
-    title: str | None = None,
-    chat_session_id: uuid.UUID | None = None,
-    admit: Admission | None = None,
-) -> UploadDocumentResult:
-    """Store an upload as a document of a model (or of a chat session) and queue it.
-
-    Also the entry point for chat attachments (issue 5): pass `chat_session_id`; the caller
-    must be the session's owner and still allowed to read its model. `admit` runs in the
-    transaction that inserts the row, before it (the attachment quota's lock and count);
-    whatever it raises propagates with nothing stored. Refusals are domain errors, turned
-    into the union member by `maps_domain_errors`.
-    """
-    user = info.context.require_user()
-    state = info.context.state
-    async with state.sessionmaker() as session:
-        model_id = await service.upload_destination(session, user, model_id, chat_session_id)
-    document = await accept_document(
-        settings=state.settings,
-        sessionmaker=state.sessionmaker,
-        bus=state.bus,
-        queue=state.document_queue,
-        incoming=service.check_incoming(state.settings, file),
-        model_id=model_id,
-        chat_session_id=chat_session_id,
-        uploaded_by_id=user.id,
-        title=title,
-        admit=admit,
-    )
-    async with state.sessionmaker() as session:
-        (uploaded,) = await _with_places(session, [document])
-    return DocumentUploaded(document=uploaded)
-
-
 @strawberry.type
 class DocumentQuery:
     @strawberry.field(
@@ -167,10 +129,17 @@ class DocumentMutation:
         ),
         extensions=admin_scope(),
     )
+    @maps_domain_errors
     async def upload_document(
         self, info: Info, model_id: uuid.UUID, file: Upload, title: str | None = None
     ) -> UploadDocumentResult:
-        return await upload_document(info, model_id, file, title)  # maps domain errors itself
+        state = info.context.state
+        document = await accept_upload(
+            state, info.context.require_user(), file, model_id=model_id, title=title
+        )
+        async with state.sessionmaker() as session:
+            (uploaded,) = await _with_places(session, [document])
+        return DocumentUploaded(document=uploaded)
 
     @strawberry.mutation(
         description="Delete a document: its chunks, its row and its file, together.",

@@ -31,6 +31,7 @@ from gql_server.llm.base import (
     TokenDelta,
     Usage,
     failed_connection_check,
+    passed_connection_check,
     redact_secret,
     shorten_detail,
 )
@@ -220,15 +221,7 @@ class AnthropicProvider:
             return await self._check_with_tiny_message(self._client, started_at)
         except (anthropic.AnthropicError, ProviderAddressRefused) as error:
             return self._failed_check(error)
-        latency_ms = (time.perf_counter() - started_at) * 1000
-        return ConnectionCheck(
-            ok=True,
-            message=f"Connected to {self._where}; model '{self._config.model_name}' is available.",
-            latency_ms=latency_ms,
-            reachable=True,
-            status_code=200,
-            model_found=True,
-        )
+        return passed_connection_check(self._where, self._config.model_name or "", started_at)
 
     def _failed_check(self, error: anthropic.AnthropicError | ProviderAddressRefused) -> ConnectionCheck:
         if isinstance(error, ProviderAddressRefused):
@@ -247,15 +240,7 @@ class AnthropicProvider:
             )
         except (anthropic.AnthropicError, ProviderAddressRefused) as error:
             return self._failed_check(error)
-        latency_ms = (time.perf_counter() - started_at) * 1000
-        return ConnectionCheck(
-            ok=True,
-            message=f"Connected to {self._where}; model '{self._config.model_name}' answered.",
-            latency_ms=latency_ms,
-            reachable=True,
-            status_code=200,
-            model_found=True,
-        )
+        return passed_connection_check(self._where, self._config.model_name or "", started_at, answered=True)
 
     async def aclose(self) -> None:
         if self._client is not None:

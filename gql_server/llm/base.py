@@ -11,6 +11,7 @@ partial answer is worth keeping.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -191,6 +192,22 @@ def failed_connection_check(failure: LLMProviderError, status_code: int | None) 
         reachable=status_code is not None,
         status_code=status_code,
         model_found=False if failure.kind is ErrorKind.MODEL_NOT_FOUND else None,
+    )
+
+
+def passed_connection_check(
+    where: str, model_name: str, started_at: float, *, answered: bool = False
+) -> ConnectionCheck:
+    """A passed connection test (same for every provider): the server answered with 200 and has
+    the model — it listed it, or (`answered`) replied to a one-token request where it lists none.
+    `started_at` is the `time.perf_counter()` reading taken before the first request."""
+    return ConnectionCheck(
+        ok=True,
+        message=f"Connected to {where}; model '{model_name}' {'answered' if answered else 'is available'}.",
+        latency_ms=(time.perf_counter() - started_at) * 1000,
+        reachable=True,
+        status_code=200,
+        model_found=True,
     )
 
 

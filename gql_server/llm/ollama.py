@@ -38,6 +38,7 @@ from gql_server.llm.base import (
     ProviderConfig,
     TokenDelta,
     Usage,
+    passed_connection_check,
     redact_secret,
     shorten_detail,
 )
@@ -291,14 +292,7 @@ class OllamaProvider:
         available = [str(model.model) for model in listed.models]
         wanted = self._config.model_name or ""
         if _ollama_model_is_listed(wanted, available):
-            return ConnectionCheck(
-                ok=True,
-                message=f"Connected to {self._where}; model '{wanted}' is available.",
-                latency_ms=latency_ms,
-                reachable=True,
-                status_code=status,
-                model_found=True,
-            )
+            return passed_connection_check(self._where, wanted, started_at)
         return ConnectionCheck(
             ok=False,
             message=(

@@ -47,6 +47,7 @@ from gql_server.llm.base import (
     TokenDelta,
     Usage,
     failed_connection_check,
+    passed_connection_check,
     redact_secret,
     shorten_detail,
 )
@@ -296,14 +297,7 @@ class OpenAICompatibleProvider:
         latency_ms = (time.perf_counter() - started_at) * 1000
         wanted = self._config.model_name or ""
         if wanted in available:
-            return ConnectionCheck(
-                ok=True,
-                message=f"Connected to {self._where}; model '{wanted}' is available.",
-                latency_ms=latency_ms,
-                reachable=True,
-                status_code=200,
-                model_found=True,
-            )
+            return passed_connection_check(self._where, wanted, started_at)
         return ConnectionCheck(
             ok=False,
             message=(
@@ -331,15 +325,7 @@ class OpenAICompatibleProvider:
             )
         except (openai.OpenAIError, ProviderAddressRefused) as error:
             return self._failed_check(error)
-        latency_ms = (time.perf_counter() - started_at) * 1000
-        return ConnectionCheck(
-            ok=True,
-            message=f"Connected to {self._where}; model '{self._config.model_name}' answered.",
-            latency_ms=latency_ms,
-            reachable=True,
-            status_code=200,
-            model_found=True,
-        )
+        return passed_connection_check(self._where, self._config.model_name or "", started_at, answered=True)
 
     async def aclose(self) -> None:
         await self._client.close()

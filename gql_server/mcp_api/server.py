@@ -22,7 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import BaseRoute, Route
 
 from gql_server.auth.bearer import authenticate_bearer
-from gql_server.db.availability import is_database_unavailable
+from gql_server.db.availability import DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailable
 from gql_server.db.models import AccessTokenScope, User
 from gql_server.mcp_api import tools
 from gql_server.state import AppState
@@ -109,12 +109,9 @@ def mcp_routes(server: MCPServer) -> list[BaseRoute]:
         user = None
         if token:
             try:
-                async with state.sessionmaker.begin() as session:
-                    identity = await authenticate_bearer(session, state.tokens, token)
-            except Exception as error:
-                if not is_database_unavailable(error):
-                    raise
-                status, message = 503, "The database is unavailable right now; try again in a few seconds."
+                identity = await authenticate_bearer(state.sessionmaker, state.tokens, token)
+            except DatabaseUnavailable:
+                status, message = 503, DATABASE_UNAVAILABLE_MESSAGE
             else:
                 if identity.user is None:
                     message = identity.reason or "The access token is not valid."

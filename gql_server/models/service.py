@@ -34,6 +34,8 @@ from gql_server.exceptions import (
     text_problems,
 )
 from gql_server.groups import repository as groups_repository
+from gql_server.llm.base import ProviderConfig
+from gql_server.llm.base import ProviderKind as LLMProviderKind
 from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
 from gql_server.models import repository
 from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
@@ -467,6 +469,31 @@ class ConnectionResult:
     model_found: bool | None = None
 
 
+def provider_config(
+    model: RagModel,
+    api_key: str | None,
+    *,
+    url_policy: UrlPolicy,
+    request_timeout_s: float,
+    connect_timeout_s: float,
+) -> ProviderConfig:
+    """What a provider needs to talk to the model's LLM, its key already decrypted: the one
+    mapping from a model row, used by answers (chat/generation.py) and connection tests alike."""
+    return ProviderConfig(
+        kind=LLMProviderKind[model.provider.name],
+        model_name=model.llm_model_name,
+        base_url=model.base_url,
+        api_key=api_key,
+        temperature=model.temperature,
+        max_output_tokens=model.max_output_tokens,
+        request_timeout_s=request_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+        context_window_tokens=model.context_window_tokens,
+        url_policy=url_policy,
+        api_key_origin=model.api_key_origin,
+    )
+
+
 async def test_connection(
     model: RagModel, cipher: ApiKeyCipher, url_policy: UrlPolicy = STRICT_POLICY
 ) -> ConnectionResult:
@@ -475,8 +502,6 @@ async def test_connection(
     The result is ragql's own account (reachable, HTTP status, model found, latency):
     nothing the server answered is repeated, since the URL may point anywhere.
     """
-    from gql_server.llm.base import ProviderConfig
-    from gql_server.llm.base import ProviderKind as LLMProviderKind
     from gql_server.llm.registry import build_provider
 
     try:
@@ -484,19 +509,7 @@ async def test_connection(
     except ApiKeyDecryptionError as error:
         return ConnectionResult(ok=False, message=str(error), latency_ms=None)
     provider = build_provider(
-        ProviderConfig(
-            kind=LLMProviderKind[model.provider.name],
-            model_name=model.llm_model_name,
-            base_url=model.base_url,
-            api_key=api_key,
-            temperature=model.temperature,
-            max_output_tokens=model.max_output_tokens,
-            request_timeout_s=20,
-            connect_timeout_s=10,
-            context_window_tokens=model.context_window_tokens,
-            url_policy=url_policy,
-            api_key_origin=model.api_key_origin,
-        )
+        provider_config(model, api_key, url_policy=url_policy, request_timeout_s=20, connect_timeout_s=10)
     )
     started = time.perf_counter()
     try:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from gql_server.auth.bearer import authenticate_bearer
-from gql_server.db.availability import DATABASE_UNAVAILABLE_MESSAGE, is_database_unavailable
+from gql_server.db.availability import DATABASE_UNAVAILABLE_MESSAGE, DatabaseUnavailable
 from gql_server.db.models import AccessTokenScope, User
 from gql_server.documents.downloads import download_url
 from gql_server.events.kinds import AnswerDone, AnswerEvent, AnswerFailed, AnswerSources, AnswerToken
@@ -82,11 +82,8 @@ async def _caller(request: Request) -> tuple[AppState, User]:
     if token is None:
         raise unauthenticated(NO_KEY)
     try:
-        async with state.sessionmaker.begin() as session:
-            identity = await authenticate_bearer(session, state.tokens, token)
-    except Exception as error:
-        if not is_database_unavailable(error):
-            raise
+        identity = await authenticate_bearer(state.sessionmaker, state.tokens, token)
+    except DatabaseUnavailable as error:
         raise OpenAIError(
             503, DATABASE_UNAVAILABLE_MESSAGE, "server_error", None, "database_unavailable"
         ) from error

@@ -13,7 +13,7 @@ from gql_server.errors import maps_domain_errors
 from gql_server.exceptions import InvalidInputError, NotFoundError
 from gql_server.kit.field_permissions import signed_in
 from gql_server.rag.retrieval import MAX_K, MAX_QUERY_CHARACTERS, embed_query, retrieve_passages
-from gql_server.rag.types import Passage, SearchMode, SearchResult, SearchResults
+from gql_server.search.types import Passage, SearchMode, SearchResult, SearchResults
 
 
 @strawberry.type
