@@ -123,8 +123,6 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.data_dir:
-        os.environ["DATA_DIR"] = str(Path(args.data_dir).expanduser())
     from workers.worker_main import run_worker
 
     # Without --concurrency, as many as INGEST_CONCURRENCY (by default derived from the cores).
@@ -150,7 +148,8 @@ def _create_superadmin(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     email = args.email or settings.superadmin_email
-    password = args.password or os.environ.get("SUPERADMIN_PASSWORD") or getpass.getpass("Password: ")
+    configured = settings.superadmin_password.get_secret_value() if settings.superadmin_password else None
+    password = args.password or configured or getpass.getpass("Password: ")
     if problem := password_problem(password, email):
         print(problem, file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,14 +180,7 @@ async def send_message(
     question = repository.add_message(
         session, chat_session, MessageRole.USER, content, MessageStatus.COMPLETE, created_at=now
     )
-    answer = repository.add_message(
-        session,
-        chat_session,
-        MessageRole.ASSISTANT,
-        "",
-        MessageStatus.PENDING,
-        created_at=now + timedelta(microseconds=1),
-    )
+    answer = _pending_answer(session, chat_session, after=now)
     if chat_session.title == DEFAULT_TITLE:
         first_line = " ".join(content.split())
         chat_session.title = (
@@ -233,14 +226,7 @@ async def regenerate(
     for row in rows:
         if row.role is MessageRole.ASSISTANT and row.created_at > question.created_at:
             await session.delete(row)
-    answer = repository.add_message(
-        session,
-        chat_session,
-        MessageRole.ASSISTANT,
-        "",
-        MessageStatus.PENDING,
-        created_at=max(utcnow(), question.created_at + timedelta(microseconds=1)),
-    )
+    answer = _pending_answer(session, chat_session, after=max(utcnow(), question.created_at))
     chat_session.updated_at = utcnow()
     await session.flush()
     return SentMessage(
@@ -261,6 +247,18 @@ async def set_feedback(
     message.feedback = value
     await session.flush()
     return message
+
+
+def _pending_answer(session: AsyncSession, chat_session: ChatSession, *, after: datetime) -> ChatMessage:
+    """The empty PENDING answer, ordered just after its question (created at `after`)."""
+    return repository.add_message(
+        session,
+        chat_session,
+        MessageRole.ASSISTANT,
+        "",
+        MessageStatus.PENDING,
+        created_at=after + timedelta(microseconds=1),
+    )
 
 
 def _answer_job(

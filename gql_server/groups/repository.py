@@ -28,9 +28,15 @@ async def name_taken(session: AsyncSession, name: str, except_id: uuid.UUID | No
 
 
 async def list_groups(
-    session: AsyncSession, *, search: str | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    search: str | None,
+    limit: int,
+    offset: int,
+    group_id: uuid.UUID | None = None,
 ) -> tuple[Sequence[AccessGroup], int]:
-    conditions = []
+    """Groups by name (the groups list, and the usage view's, which may ask for one group)."""
+    conditions = [AccessGroup.id == group_id] if group_id is not None else []
     if search and search.strip():
         conditions.append(AccessGroup.name.ilike(f"%{escape_like(search.strip())}%"))
     rows = await session.scalars(

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_server.access.policy import model_is_readable
 from gql_server.db.models import (
-    AccessGroup,
     GroupMembership,
     RagModel,
     UsageCounter,
@@ -24,6 +23,7 @@ from gql_server.db.models import (
     UsageModelCounter,
     User,
 )
+from gql_server.kit.pagination import escape_like
 
 
 @dataclass(frozen=True)
@@ -320,38 +320,13 @@ async def list_users(
     if user_id is not None:
         conditions.append(User.id == user_id)
     if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = f"%{escape_like(search)}%"
         conditions.append(or_(User.email.ilike(pattern), User.display_name.ilike(pattern)))
     total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
     rows = await session.scalars(
         select(User).where(*conditions).order_by(func.lower(User.email), User.id).limit(limit).offset(offset)
     )
     return list(rows), int(total or 0)
-
-
-async def list_groups(
-    session: AsyncSession, *, group_id: uuid.UUID | None, limit: int, offset: int
-) -> tuple[list[AccessGroup], int]:
-    """Groups for the usage view, by name."""
-    conditions = [AccessGroup.id == group_id] if group_id is not None else []
-    total = await session.scalar(select(func.count()).select_from(AccessGroup).where(*conditions))
-    rows = await session.scalars(
-        select(AccessGroup)
-        .where(*conditions)
-        .order_by(func.lower(AccessGroup.name), AccessGroup.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
-
-
-async def member_counts(session: AsyncSession, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    rows = await session.execute(
-        select(GroupMembership.group_id, func.count())
-        .where(GroupMembership.group_id.in_(list(group_ids)))
-        .group_by(GroupMembership.group_id)
-    )
-    return {group_id: int(count) for group_id, count in rows}
 
 
 async def list_models(

@@ -25,6 +25,7 @@ from gql_server.audit import service as audit
 from gql_server.db.base import utcnow
 from gql_server.db.models import QUOTA_UNLIMITED, AccessGroup, RagModel, UsageLimit, User
 from gql_server.exceptions import InvalidInputError, NotFoundError, UsageQuotaExceededError
+from gql_server.groups import repository as groups_repository
 from gql_server.quotas import repository
 from gql_server.quotas.limits import (
     COLUMNS,
@@ -332,10 +333,12 @@ async def group_usage_page(
     now: datetime | None = None,
 ) -> tuple[list[GroupUsage], int]:
     day = utc_day(now or utcnow())
-    groups, total = await repository.list_groups(session, group_id=group_id, limit=limit, offset=offset)
+    groups, total = await groups_repository.list_groups(
+        session, search=None, group_id=group_id, limit=limit, offset=offset
+    )
     ids = [group.id for group in groups]
     used = await repository.used_so_far_by_groups(session, ids, day, month_start(day))
-    members = await repository.member_counts(session, ids)
+    members = await groups_repository.member_counts(session, ids)
     return [
         GroupUsage(group, members.get(group.id, 0), day, used.get(group.id, UsedSoFar())) for group in groups
     ], total
