@@ -17,7 +17,7 @@ so a file that is one enormous line is never read into memory whole.
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,33 +166,46 @@ class CsvChunkStream:
         )
 
     def _chunks(self, reader: "Iterator[list[str]]", raw: io.FileIO) -> Iterator[Chunk]:
+        def read_so_far() -> None:
+            self.bytes_read = raw.tell()
+
+        yield from self._packed(_batched_rows(reader, _ROWS_PER_TOKENIZER_CALL, self), read_so_far)
+
+    def _packed(
+        self,
+        batches: Iterable[Sequence[tuple[int, list[str]]]],
+        after_batch: Callable[[], None] | None = None,
+    ) -> Iterator[Chunk]:
+        """Numbered rows packed into chunks: each row one "column: value | ..." line, as many
+        lines as fit the window, a row too wide for one chunk spread over several. The one
+        packer for CSV files and for the tables of other kinds (`pack_rows`)."""
         budget = self.max_tokens - _SPECIAL_TOKENS
         chunk_index = 0
         lines: list[str] = []
         line_tokens = 0
         first_row = last_row = 0
 
-        def emit(row_end: int) -> Chunk:
+        def emit() -> Chunk:
             nonlocal chunk_index, lines, line_tokens
             chunk = Chunk(
                 text="\n".join(lines),
                 chunk_index=chunk_index,
                 token_count=line_tokens + _SPECIAL_TOKENS,
                 row_start=first_row,
-                row_end=row_end,
+                row_end=last_row,
             )
             chunk_index += 1
             lines, line_tokens = [], 0
             return chunk
 
-        for numbered_rows in _batched_rows(reader, _ROWS_PER_TOKENIZER_CALL, self):
+        for numbered_rows in batches:
             rendered = [(number, self._render(row)) for number, row in numbered_rows]
             rendered = [(number, line) for number, line in rendered if line]
-            counts = self.count_tokens([line for _, line in rendered])
+            counts = self.count_tokens([line for _, line in rendered]) if rendered else []
             for (row_number, line), count in zip(rendered, counts, strict=True):
                 tokens = count - _SPECIAL_TOKENS
                 if lines and line_tokens + tokens > budget:
-                    yield emit(last_row)
+                    yield emit()
                 if tokens > budget:
                     wide_row_chunks = self._wide_row_chunks(row_number, line, budget, chunk_index)
                     chunk_index += len(wide_row_chunks)
@@ -203,9 +216,10 @@ class CsvChunkStream:
                 lines.append(line)
                 line_tokens += tokens
                 last_row = row_number
-            self.bytes_read = raw.tell()
+            if after_batch is not None:
+                after_batch()
         if lines:
-            yield emit(last_row)
+            yield emit()
 
     def _wide_row_chunks(self, row_number: int, line: str, budget: int, first_index: int) -> list[Chunk]:
         """Spread a row whose fields do not fit one window over several chunks."""
@@ -282,44 +296,8 @@ def pack_rows(
     are the caller's (sheet rows, table rows); `chunk_index` starts at 0."""
     stream = CsvChunkStream(path=Path(), count_tokens=count_tokens, max_tokens=max_tokens)
     stream.header = list(header)
-    budget = max_tokens - _SPECIAL_TOKENS
-    chunks: list[Chunk] = []
-    lines: list[str] = []
-    line_tokens = 0
-    first_row = last_row = 0
-
-    def emit() -> None:
-        nonlocal lines, line_tokens
-        chunks.append(
-            Chunk(
-                text="\n".join(lines),
-                chunk_index=len(chunks),
-                token_count=line_tokens + _SPECIAL_TOKENS,
-                row_start=first_row,
-                row_end=last_row,
-            )
-        )
-        lines, line_tokens = [], 0
-
-    for start in range(0, len(rows), _ROWS_PER_TOKENIZER_CALL):
-        rendered = [
-            (number, stream._render(cells))
-            for number, cells in rows[start : start + _ROWS_PER_TOKENIZER_CALL]
-        ]
-        rendered = [(number, line) for number, line in rendered if line]
-        counts = count_tokens([line for _, line in rendered]) if rendered else []
-        for (row_number, line), count in zip(rendered, counts, strict=True):
-            tokens = count - _SPECIAL_TOKENS
-            if lines and line_tokens + tokens > budget:
-                emit()
-            if tokens > budget:
-                chunks.extend(stream._wide_row_chunks(row_number, line, budget, len(chunks)))
-                continue
-            if not lines:
-                first_row = row_number
-            lines.append(line)
-            line_tokens += tokens
-            last_row = row_number
-    if lines:
-        emit()
-    return chunks
+    batches = (
+        rows[start : start + _ROWS_PER_TOKENIZER_CALL]
+        for start in range(0, len(rows), _ROWS_PER_TOKENIZER_CALL)
+    )
+    return list(stream._packed(batches))
