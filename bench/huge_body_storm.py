@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.login_storm import probe_healthz, summary
 from tests.serve_process import ServeProcess
 
 REFUSED_TARGET_MS = 10.0
@@ -50,20 +50,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(statistics.median(values) * 1000, 2),
-        "p99_ms": round(percentile(values, 0.99) * 1000, 2),
-        "max_ms": round(max(values) * 1000, 2),
-        "samples": len(values),
-    }
 
 
 # A valid GraphQL request whose document ends in a comment of `size` bytes: one token, so the
@@ -130,19 +116,6 @@ def huge_request(host: str, port: int, size: int, chunked: bool) -> dict[str, An
     return {"status": status, "refused_in": refused_in, "sent": state["sent"], "chunked": chunked}
 
 
-async def probe_healthz(probe: httpx.AsyncClient, base_url: str, until: asyncio.Future[Any]) -> list[float]:
-    """/healthz every 10 ms on its own connection until `until` is done."""
-    latencies: list[float] = []
-    while True:
-        started = time.perf_counter()
-        response = await probe.get(base_url + "/healthz")
-        latencies.append(time.perf_counter() - started)
-        response.raise_for_status()
-        if until.done():
-            return latencies
-        await asyncio.sleep(0.01)
-
-
 async def run(
     base_url: str, pid: int, clients: int, rounds: int, seconds: float, size: int
 ) -> dict[str, Any]:
@@ -175,11 +148,11 @@ async def run(
     chunked = [r for r in requests if r["chunked"]]
 
     def refused(group: list[dict[str, Any]]) -> dict[str, float]:
-        return summary([r["refused_in"] for r in group if r["refused_in"] is not None])
+        return summary([r["refused_in"] for r in group if r["refused_in"] is not None], digits=2)
 
     return {
-        "idle": summary(idle),
-        "storm": summary(during),
+        "idle": summary(idle, digits=2),
+        "storm": summary(during, digits=2),
         "storm_seconds": round(storm_seconds, 2),
         # The server process's CPU while the storm lasted (the probe's /healthz calls included).
         "server_cpu_seconds": round(server_cpu, 2),

@@ -44,11 +44,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def summary(values: list[float]) -> dict[str, float]:
+def summary(values: list[float], digits: int = 1) -> dict[str, float]:
+    """p50 / p99 / max in milliseconds (rounded to `digits`) and the number of samples."""
     return {
-        "p50_ms": round(statistics.median(values) * 1000, 1),
-        "p99_ms": round(percentile(values, 0.99) * 1000, 1),
-        "max_ms": round(max(values) * 1000, 1),
+        "p50_ms": round(statistics.median(values) * 1000, digits),
+        "p99_ms": round(percentile(values, 0.99) * 1000, digits),
+        "max_ms": round(max(values) * 1000, digits),
         "samples": len(values),
     }
 
