@@ -124,6 +124,31 @@ def recall_at(ranked: list[str], relevant: dict[str, int], cutoff: int) -> float
 # --- ingestion ----------------------------------------------------------------------------
 
 
+async def search(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model_id: uuid.UUID,
+    query: dict[str, Any],
+    query_embeddings: dict[str, Any],
+    mode: RetrievalMode,
+    parameters: RetrievalParameters,
+    *,
+    k: int = QUALITY_K,
+) -> list[Any]:
+    """One retrieval of a SciFact query row, in a transaction of its own as the product runs it."""
+    async with sessionmaker.begin() as session:
+        return await retrieve_passages(
+            session,
+            user,
+            model_id,
+            query["text"],
+            k=k,
+            query_embedding=query_embeddings[str(query["_id"])],
+            mode=mode,
+            parameters=parameters,
+        )
+
+
 async def ensure_user(sessionmaker: async_sessionmaker[AsyncSession]) -> User:
     async with sessionmaker.begin() as session:
         user = await session.scalar(select(User).where(User.email == "bench@example.com"))
@@ -257,17 +282,7 @@ async def evaluate_quality(
         recall100: list[float] = []
         for query in queries:
             relevant = qrels[str(query["_id"])]
-            async with sessionmaker.begin() as session:
-                passages = await retrieve_passages(
-                    session,
-                    user,
-                    model_id,
-                    query["text"],
-                    k=QUALITY_K,
-                    query_embedding=query_embeddings[str(query["_id"])],
-                    mode=mode,
-                    parameters=parameters,
-                )
+            passages = await search(sessionmaker, user, model_id, query, query_embeddings, mode, parameters)
             named = [(filename_of[passage.document_id], passage.score) for passage in passages]
             ranked = aggregate_documents(named, 0.0)  # a document ranks where its best chunk does
             ndcg10.append(ndcg_at(ranked, relevant, 10))
@@ -330,17 +345,9 @@ async def tune_phrases(
         parameters = dataclasses.replace(RetrievalParameters(), **variant)
         scores = []
         for query in queries:
-            async with sessionmaker.begin() as session:
-                passages = await retrieve_passages(
-                    session,
-                    user,
-                    model_id,
-                    query["text"],
-                    k=QUALITY_K,
-                    query_embedding=query_embeddings[str(query["_id"])],
-                    mode=RetrievalMode.HYBRID,
-                    parameters=parameters,
-                )
+            passages = await search(
+                sessionmaker, user, model_id, query, query_embeddings, RetrievalMode.HYBRID, parameters
+            )
             ranked = aggregate_documents([(filename_of[p.document_id], p.score) for p in passages], 0.0)
             scores.append(ndcg_at(ranked, qrels[str(query["_id"])], 10))
         rows.append({**variant, "ndcg@10": round(statistics.fmean(scores), 4)})
@@ -412,17 +419,7 @@ async def tune(
     filename_of = await _filenames(sessionmaker, model_id)
 
     async def ranking(query: dict[str, Any], mode: RetrievalMode, parameters: RetrievalParameters) -> Any:
-        async with sessionmaker.begin() as session:
-            passages = await retrieve_passages(
-                session,
-                user,
-                model_id,
-                query["text"],
-                k=QUALITY_K,
-                mode=mode,
-                parameters=parameters,
-                query_embedding=query_embeddings[str(query["_id"])],
-            )
+        passages = await search(sessionmaker, user, model_id, query, query_embeddings, mode, parameters)
         return [(p.chunk_id, filename_of.get(p.document_id, str(p.document_id)), p.score) for p in passages]
 
     base = RetrievalParameters()
@@ -617,17 +614,7 @@ async def measure_scale(
         for mode in RetrievalMode:
             for repeat in range(3):
                 query = warm_queries[(index * 9 + repeat) % len(warm_queries)]
-                async with sessionmaker.begin() as session:
-                    await retrieve_passages(
-                        session,
-                        user,
-                        model_id,
-                        query["text"],
-                        k=10,
-                        query_embedding=query_embeddings[str(query["_id"])],
-                        mode=mode,
-                        parameters=parameters,
-                    )
+                await search(sessionmaker, user, model_id, query, query_embeddings, mode, parameters, k=10)
     modes = list(RetrievalMode)
     for position, (query, model_id) in enumerate(zip(chosen, targets, strict=True)):
         embedding = query_embeddings[str(query["_id"])]
