@@ -7,57 +7,18 @@
 // its reason on the log-in page. Run with `node e2e/oidc-login.mjs` (after `npm run build`).
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
+import { checkList, chromiumPath, freePort, frontend, ragql, repo, spawnRagql, waitFor } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const frontend = resolve(here, "..");
-const repo = resolve(frontend, "..");
-const ragql = process.env.RAGQL_BIN ?? join(repo, ".venv", "bin", "ragql");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const providerScript = join(repo, "tests", "oidc_provider", "provider.mjs");
 const ADMIN = { email: "admin@e2e.test", password: "e2e-Superadmin-pw-1" };
 const CLIENT = { id: "ragql-e2e", secret: "ragql-e2e-client-secret-0123456789" };
 const MODEL = "Staff handbook";
 
-let failures = 0;
-const started = Date.now();
-const log = (message) => console.log(`[oidc e2e ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`);
-function check(condition, message) {
-  if (condition) log(`ok   ${message}`);
-  else {
-    failures += 1;
-    log(`FAIL ${message}`);
-  }
-}
-
-function freePort(host) {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, host, () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-async function waitFor(url, child, what, timeoutMs = 240_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolveWait) => setTimeout(resolveWait, 300));
-  }
-  throw new Error(`${what} did not start in time`);
-}
+const checks = checkList("oidc e2e");
+const { log, check } = checks;
 
 async function graphql(base, query, variables, token) {
   const response = await fetch(`${base}/graphql`, {
@@ -135,17 +96,11 @@ async function main() {
     });
     children.push(provider);
     await waitFor(`${issuer}/.well-known/openid-configuration`, provider, "the OpenID Provider", 30_000);
-    const env = { ...process.env };
-    delete env.DATABASE_URL;
-    delete env.REDIS_URL;
-    const server = spawn(ragql, ["serve", "--data-dir", dataDir, "--port", String(port), "--host", "127.0.0.1"], {
-      cwd: repo,
+    const server = spawnRagql({
+      dataDir,
+      port,
+      admin: ADMIN,
       env: {
-        ...env,
-        SUPERADMIN_EMAIL: ADMIN.email,
-        SUPERADMIN_PASSWORD: ADMIN.password,
-        HF_HUB_OFFLINE: "1",
-        TRANSFORMERS_OFFLINE: "1",
         OIDC_ISSUER_URL: issuer,
         OIDC_CLIENT_ID: CLIENT.id,
         OIDC_CLIENT_SECRET: CLIENT.secret,
@@ -217,8 +172,8 @@ async function main() {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(accounts, { force: true });
   }
-  log(failures ? `${failures} check(s) failed` : "all checks passed");
-  process.exit(failures ? 1 : 0);
+  log(checks.failures ? `${checks.failures} check(s) failed` : "all checks passed");
+  process.exit(checks.failures ? 1 : 0);
 }
 
 main().catch((error) => {

@@ -1,25 +1,19 @@
 #!/usr/bin/env node
 // End-to-end test: a real `ragql serve` (embedded database, fresh data dir) driven through
 // Debian's chromium with playwright-core. Run with `npm run test:e2e` (builds dist/ if missing).
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { checkAdminModelsOnPhone, checkAuditLogNames, checkExtractiveSettings, checkResumeAttachAndPhone } from "./chat-resume.mjs";
 import { checkLiveModelList } from "./live-access.mjs";
 import { checkAccessTokens } from "./access-tokens.mjs";
 import { checkUsagePage } from "./usage.mjs";
+import { checkList, chromiumPath, freePort, frontend, ragql, repo, spawnRagql, waitFor } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const frontend = resolve(here, "..");
-const repo = resolve(frontend, "..");
 const results = join(frontend, "test-results");
-const ragql = process.env.RAGQL_BIN ?? join(repo, ".venv", "bin", "ragql");
 const python = join(repo, ".venv", "bin", "python");
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // RAGQL_E2E_PDF: another copy named R-intro.pdf (e.g. its first pages) for a quicker local run.
 const pdf = process.env.RAGQL_E2E_PDF ?? resolve(repo, "..", "shared", "data", "docs", "R-intro.pdf");
 const ADMIN = { email: "admin@e2e.test", password: "e2e-Superadmin-pw-1" };
@@ -51,42 +45,8 @@ const CSV_DOC = {
   ),
 };
 
-let failures = 0;
-const started = Date.now();
-const log = (message) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${message}`);
-function check(condition, message) {
-  if (condition) log(`ok   ${message}`);
-  else {
-    failures += 1;
-    log(`FAIL ${message}`);
-  }
-}
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-async function waitForHealth(base, server, timeoutMs = 240_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`ragql serve exited with ${server.exitCode}`);
-    try {
-      const response = await fetch(`${base}/healthz`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolveWait) => setTimeout(resolveWait, 500));
-  }
-  throw new Error("ragql serve did not become healthy in time");
-}
+const checks = checkList("e2e");
+const { log, check } = checks;
 
 /** The text of one PDF page (1-based), read with the server's own pypdf. */
 function pdfPageText(path, page) {
@@ -176,18 +136,11 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   log(`starting ragql serve on ${base} (data dir ${dataDir})`);
-  const env = { ...process.env };
-  // The embedded database and in-process broker, whatever the caller's shell has set.
-  delete env.DATABASE_URL;
-  delete env.REDIS_URL;
-  const server = spawn(ragql, ["serve", "--data-dir", dataDir, "--port", String(port), "--host", "127.0.0.1"], {
-    cwd: repo,
+  const server = spawnRagql({
+    dataDir,
+    port,
+    admin: ADMIN,
     env: {
-      ...env,
-      SUPERADMIN_EMAIL: ADMIN.email,
-      SUPERADMIN_PASSWORD: ADMIN.password,
-      HF_HUB_OFFLINE: "1",
-      TRANSFORMERS_OFFLINE: "1",
       KEEP_ORIGINAL_FILES: "true",
       SIGNUP_ENABLED: "true",
       // One-minute access tokens: the run outlives several, so silent refresh is exercised.
@@ -206,7 +159,7 @@ async function main() {
 
   let context;
   try {
-    await waitForHealth(base, server);
+    await waitFor(`${base}/healthz`, server, "ragql serve");
     log("server healthy");
     context = await launchBrowser(profileDir);
     const page = context.pages()[0] ?? (await context.newPage());
@@ -556,7 +509,7 @@ async function main() {
     check(consoleErrors.length === 0, `no uncaught page errors${consoleErrors.length ? `: ${consoleErrors.join(" | ")}` : ""}`);
     check(cspViolations.length === 0, `no Content-Security-Policy violations${cspViolations.length ? `: ${[...new Set(cspViolations)].join(" | ")}` : ""}`);
   } catch (error) {
-    failures += 1;
+    checks.failures += 1;
     log(`FAIL ${error?.stack ?? error}`);
     try {
       await context?.pages()[0]?.screenshot({ path: join(results, "failure.png"), fullPage: true });
@@ -590,8 +543,8 @@ async function main() {
     rmSync(profileDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   }
-  log(failures ? `${failures} check(s) failed` : "all checks passed");
-  process.exit(failures ? 1 : 0);
+  log(checks.failures ? `${checks.failures} check(s) failed` : "all checks passed");
+  process.exit(checks.failures ? 1 : 0);
 }
 
 main();

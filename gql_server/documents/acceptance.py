@@ -52,7 +52,7 @@ async def sniff_kind(incoming: IncomingFile) -> DocumentKind:
         kind = await asyncio.to_thread(sniff_document_type, incoming.path, incoming.filename)
     except UnsupportedDocument as refused:
         raise UnsupportedFileTypeError(f"{refused.reason}.".replace("..", ".")) from None
-    return DocumentKind[kind.name]
+    return kind
 
 
 async def accept_document(

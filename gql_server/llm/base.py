@@ -16,14 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+# The one enum of provider kinds, stored on a model's row and used to pick its client.
+from gql_server.db.models import ProviderKind
 from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
-
-
-class ProviderKind(enum.Enum):
-    OLLAMA = "ollama"
-    OPENAI_COMPATIBLE = "openai_compatible"
-    ANTHROPIC = "anthropic"
-    EXTRACTIVE = "extractive"
 
 
 @dataclass(frozen=True)

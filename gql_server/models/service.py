@@ -35,7 +35,6 @@ from gql_server.exceptions import (
 )
 from gql_server.groups import repository as groups_repository
 from gql_server.llm.base import ProviderConfig
-from gql_server.llm.base import ProviderKind as LLMProviderKind
 from gql_server.llm.url_policy import STRICT_POLICY, UrlPolicy
 from gql_server.models import repository
 from gql_server.security.encryption import ApiKeyCipher, ApiKeyDecryptionError
@@ -107,7 +106,6 @@ def _normalise(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _problems(model: RagModel, changes: ModelChanges) -> list[tuple[str, str]]:
-    from gql_server.llm.base import ProviderKind as LLMProviderKind
     from gql_server.llm.registry import validate_provider_config
 
     values = changes.values
@@ -157,7 +155,7 @@ def _problems(model: RagModel, changes: ModelChanges) -> list[tuple[str, str]]:
         model.api_key_encrypted is not None and not changes.clear_api_key
     )
     for message in validate_provider_config(
-        LLMProviderKind[model.provider.name],
+        model.provider,
         model.llm_model_name,
         model.base_url,
         model.temperature,
@@ -172,12 +170,11 @@ def _problems(model: RagModel, changes: ModelChanges) -> list[tuple[str, str]]:
 
 def _key_origin(model: RagModel) -> str | None:
     """The origin `model`'s provider calls (None for EXTRACTIVE, which calls nobody)."""
-    from gql_server.llm.base import ProviderKind as LLMProviderKind
     from gql_server.llm.registry import effective_base_url
     from gql_server.llm.url_policy import url_origin
 
-    kind = LLMProviderKind[model.provider.name]
-    if kind is LLMProviderKind.EXTRACTIVE:
+    kind = model.provider
+    if kind is ProviderKind.EXTRACTIVE:
         return None
     return url_origin(effective_base_url(kind, model.base_url))
 
@@ -210,14 +207,13 @@ async def _address_problems(
     preview: RagModel, problems: list[tuple[str, str]], policy: UrlPolicy
 ) -> list[tuple[str, str]]:
     """The URL policy's verdict on the address the provider would call (resolving its name)."""
-    from gql_server.llm.base import ProviderKind as LLMProviderKind
     from gql_server.llm.registry import effective_base_url
     from gql_server.llm.url_policy import url_refusal
 
     if any(field_name == "baseUrl" for field_name, _ in problems):
         return []  # malformed: the syntax problem is the one to fix first
-    kind = LLMProviderKind[preview.provider.name]
-    url = effective_base_url(kind, preview.base_url) if kind is not LLMProviderKind.EXTRACTIVE else None
+    kind = preview.provider
+    url = effective_base_url(kind, preview.base_url) if kind is not ProviderKind.EXTRACTIVE else None
     if url is None:
         return []
     refusal = await url_refusal(url, policy)
@@ -480,7 +476,7 @@ def provider_config(
     """What a provider needs to talk to the model's LLM, its key already decrypted: the one
     mapping from a model row, used by answers (chat/generation.py) and connection tests alike."""
     return ProviderConfig(
-        kind=LLMProviderKind[model.provider.name],
+        kind=model.provider,
         model_name=model.llm_model_name,
         base_url=model.base_url,
         api_key=api_key,
