@@ -2,18 +2,19 @@
 
 The upload goes through the documents domain's own path (`documents/acceptance.py`
 `accept_upload` with a chat session id): the same streaming multipart parser, type
-sniffing, storage, duplicate check and ingestion task with progress events (follow it
-with `documentProgress`). The
-document and its chunks carry the session id, so retrieval offers them only to this
-session's questions, and deleting the session deletes them with their files.
+sniffing, storage, duplicate check and ingestion task with progress events (follow it with
+`documentProgress`). The document and its chunks carry the session id, so retrieval offers
+them only to this session's questions, and deleting the session deletes them with their
+files.
 
 Quota: a user's attachments (every file in their chat sessions, whatever its status) may
 total ATTACHMENT_QUOTA_MB_PER_USER. The check runs in the transaction that inserts the
 row, after locking the user's row (FOR NO KEY UPDATE): two attachments of one user sent at
 once are counted one after the other, so they cannot both slip under the limit. A refused
-file (`AttachmentQuotaExceededError`, StorageQuotaExceeded to the client) is not stored (the upload's temporary file is discarded after the answer). Model
-documents do not count. Attachments are ingested in their own lane, round-robin over
-users (workers/ingestion.py `ingest_next`).
+file (`AttachmentQuotaExceededError`, StorageQuotaExceeded to the client) is not stored
+(the upload's temporary file is discarded after the answer). Model documents do not count.
+Attachments are ingested in their own lane, round-robin over users (workers/ingestion.py
+`ingest_next`).
 """
 
 from __future__ import annotations
