@@ -1,4 +1,5 @@
-"""Shared arrangements for the chat tests: a user with a model, and GraphQL documents."""
+"""Shared arrangements for the chat tests: a user with a model, the fake server of each remote
+provider kind, and GraphQL documents."""
 
 from __future__ import annotations
 
@@ -6,10 +7,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from gql_server.db.models import ProviderKind, RagModel, User
+from sqlalchemy import func, select
+
+from gql_server.db.models import ChatSession, ProviderKind, RagModel, User
 from tests.conftest import RunningServer
 from tests.factories import client_for, create_model, create_user, grant_model
+from tests.fake_llm_servers import FakeAnthropicServer, FakeLLMServer, FakeOllamaServer, FakeOpenAIServer
 from tests.graphql_client import GraphQLClient, WebSocketSession
+
+FAKES: dict[ProviderKind, type[FakeLLMServer]] = {
+    ProviderKind.OLLAMA: FakeOllamaServer,
+    ProviderKind.OPENAI_COMPATIBLE: FakeOpenAIServer,
+    ProviderKind.ANTHROPIC: FakeAnthropicServer,
+}
 
 START = """
 mutation Start($modelId: UUID!, $title: String) {
@@ -101,6 +111,16 @@ async def chat_world(
         )
     await grant_model(sessionmaker, model, user=user)
     return ChatWorld(user, model, client_for(server.client, server.state.tokens, user))
+
+
+async def active_session_count(server: RunningServer, user: User) -> int:
+    """How many chat sessions of `user` the database holds as active."""
+    async with server.state.sessionmaker() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(ChatSession)
+            .where(ChatSession.user_id == user.id, ChatSession.is_active)
+        )
 
 
 async def start_session(client: GraphQLClient, model_id: uuid.UUID | str, title: str | None = None) -> str:

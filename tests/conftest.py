@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -101,6 +104,30 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of this test's own (nothing shared with other tests' keys)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
 @dataclass
 class RunningServer:
     base_url: str
@@ -113,14 +140,13 @@ class RunningServer:
         return self.app.state.app_state  # type: ignore[attr-defined]
 
 
-async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], object, str]:
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="websockets-sansio"
-    )
+async def serve_until_started(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """Serve `config` on the current event loop; return once it accepts connections, raising
+    what the server raised if it stopped before that. The deadline (120 s) is generous: it
+    only turns a hung start-up into a failure on a slow, shared machine."""
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(600):
+    for _ in range(2400):
         if server.started:
             break
         if task.done():
@@ -128,6 +154,15 @@ async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task
         await asyncio.sleep(0.05)
     else:
         raise RuntimeError("server did not start")
+    return server, task
+
+
+async def start_server(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], object, str]:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", ws="websockets-sansio"
+    )
+    server, task = await serve_until_started(config)
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, task, app, f"http://127.0.0.1:{port}"
 

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_server.auth.passwords import hash_password
 from gql_server.auth.tokens import AccessTokenCodec
+from gql_server.db.base import utcnow
 from gql_server.db.models import (
     AccessGroup,
+    ChatMessage,
+    ChatSession,
     GroupMembership,
+    MessageRole,
+    MessageStatus,
     ModelAccessGrant,
     ProviderKind,
     RagModel,
@@ -115,3 +121,52 @@ async def grant_model(
         )
         session.add(grant)
     return grant
+
+
+async def create_chat(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    model: RagModel,
+    *,
+    title: str,
+    active: bool,
+    question: str,
+    answer: str,
+    answer_status: MessageStatus,
+) -> tuple[ChatSession, ChatMessage]:
+    """A chat of `user` on `model` (ended unless `active`) holding one question and the answer
+    to it: finished (COMPLETE) or still being generated (PENDING)."""
+    now = utcnow()
+    async with sessionmaker.begin() as session:
+        chat = ChatSession(
+            user_id=user.id,
+            model_id=model.id,
+            title=title,
+            is_active=active,
+            ended_at=None if active else now,
+        )
+        session.add(chat)
+        await session.flush()
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                user_id=user.id,
+                role=MessageRole.USER,
+                content=question,
+                status=MessageStatus.COMPLETE,
+                sources=[],
+                created_at=now,
+            )
+        )
+        reply = ChatMessage(
+            session_id=chat.id,
+            user_id=user.id,
+            role=MessageRole.ASSISTANT,
+            content=answer,
+            status=answer_status,
+            sources=[],
+            created_at=now + timedelta(milliseconds=1),
+            completed_at=now if answer_status == MessageStatus.COMPLETE else None,
+        )
+        session.add(reply)
+    return chat, reply

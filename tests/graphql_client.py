@@ -1,4 +1,7 @@
-"""A small GraphQL client for tests: HTTP (httpx) and graphql-transport-ws / graphql-ws (websockets)."""
+"""A small GraphQL client for tests: HTTP (httpx) and graphql-transport-ws / graphql-ws (websockets).
+
+`post_graphql` and `post_graphql_data` are the synchronous one-request forms, for tests that
+drive a `ragql serve` process without an event loop."""
 
 from __future__ import annotations
 
@@ -18,6 +21,35 @@ from tests import log_secrets
 
 class GraphQLResponseError(AssertionError):
     pass
+
+
+def post_graphql(
+    base_url: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+    *,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """POST one GraphQL request and return the response body, errors included. (Unlike
+    GraphQLClient, it does not note the secrets it sends or receives for tests/log_secrets.py.)"""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(
+        base_url + "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+        timeout=timeout,
+    )
+    return response.json()
+
+
+def post_graphql_data(
+    base_url: str, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+) -> Any:
+    """`post_graphql`, failing the test on any GraphQL error; the response's `data`."""
+    body = post_graphql(base_url, query, variables, token)
+    assert not body.get("errors"), body
+    return body["data"]
 
 
 @dataclass

@@ -12,14 +12,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import statistics
-import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,15 @@ import pytest
 import pytest_asyncio
 
 from gql_server.settings import Settings
-from tests.conftest import LOG_IN, SIGN_UP, SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer, start_server
+from tests.conftest import (
+    LOG_IN,
+    SIGN_UP,
+    SUPERADMIN_EMAIL,
+    SUPERADMIN_PASSWORD,
+    RunningServer,
+    serve_until_started,
+    start_server,
+)
 from tests.graphql_client import GraphQLClient
 from tests.serve_process import ServeProcess
 
@@ -240,30 +245,6 @@ async def test_owner_success_resets_the_account_but_never_the_address(settings: 
         assert await attempt("victim-c@example.com", "wrong-password-5") == "RateLimited"
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis server of this test's own (nothing shared with other tests' keys)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-
-
 @pytest_asyncio.fixture
 async def two_redis_servers(settings: Settings, private_redis: str) -> AsyncIterator[list[RunningServer]]:
     shared = settings.model_copy(update={"redis_url": private_redis})
@@ -340,18 +321,13 @@ async def test_rotating_x_forwarded_for_does_not_bypass_the_address_limit(
 async def running_as_serve(settings: Settings) -> AsyncIterator[str]:
     """The real app under uvicorn configured exactly as `ragql serve` configures it
     (gql_server.cli.uvicorn_config), in this process: faster to start than a subprocess."""
-    import uvicorn
-
     from gql_server.app import create_app
     from gql_server.cli import uvicorn_config
 
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=0))
-    task = asyncio.create_task(server.serve())
+    server, task = await serve_until_started(
+        uvicorn_config(create_app(settings), settings, host="127.0.0.1", port=0)
+    )
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
         yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:
         server.should_exit = True

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -38,34 +34,11 @@ pytestmark = pytest.mark.asyncio
 TOKENS = [f"piece{index} " for index in range(40)]
 
 
-@pytest.fixture
-def redis_url(tmp_path: Any) -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-
-
 @pytest_asyncio.fixture
 async def two_servers(
-    settings: Settings, redis_url: str
+    settings: Settings, private_redis: str
 ) -> AsyncIterator[tuple[Any, Any, GraphQLClient, GraphQLClient]]:
-    shared = settings.model_copy(update={"redis_url": redis_url})
+    shared = settings.model_copy(update={"redis_url": private_redis})
     first = await start_server(shared)
     second = await start_server(shared)
     async with httpx.AsyncClient(timeout=60) as http:

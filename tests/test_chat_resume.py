@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from gql_server.db.models import ChatMessage, ChatSession, ModelAccessGrant
-from tests.chat_support import chat_world, send, send_ok, start_session, stream_all
+from tests.chat_support import active_session_count, chat_world, send, send_ok, start_session, stream_all
 from tests.conftest import RunningServer
 from tests.factories import client_for, create_user, grant_model
 from tests.graphql_client import GraphQLClient
@@ -131,12 +131,7 @@ async def test_concurrent_resumes_and_sends_leave_exactly_one_active(server: Run
             outcome["__typename"] in {"ChatSession", "MessageSent", "GenerationInProgress"}
             for outcome in outcomes
         ), outcomes
-        async with server.state.sessionmaker() as session:
-            active = await session.scalar(
-                select(func.count())
-                .select_from(ChatSession)
-                .where(ChatSession.user_id == world.user.id, ChatSession.is_active)
-            )
+        active = await active_session_count(server, world.user)
         assert active == 1
         states = await activity(world.client, world.model.id)
         assert sorted(states.values()) == [False, False, False, True]

@@ -8,10 +8,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from gql_server.db.models import ChatMessage, ChatSession, Document, DocumentKind, PendingFileDeletion, Role
+from gql_server.db.models import ChatMessage, Document, DocumentKind, PendingFileDeletion, Role
 from tests.chat_support import (
     SEND,
     STREAM,
+    active_session_count,
     chat_world,
     collect,
     send,
@@ -95,12 +96,7 @@ async def test_one_active_session_per_model_and_history(server: RunningServer) -
 async def test_concurrent_starts_leave_exactly_one_active(server: RunningServer) -> None:
     world = await chat_world(server)
     await asyncio.gather(*(start_session(world.client, world.model.id) for _ in range(8)))
-    async with server.state.sessionmaker() as session:
-        active = await session.scalar(
-            select(func.count())
-            .select_from(ChatSession)
-            .where(ChatSession.user_id == world.user.id, ChatSession.is_active)
-        )
+    active = await active_session_count(server, world.user)
     assert active == 1
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from gql_server.chat.generation import GenerationManager
 from gql_server.db.models import ChatMessage, MessageStatus, ProviderKind
 from tests.chat_support import (
+    FAKES,
     STOP,
     STREAM,
     chat_world,
@@ -36,11 +37,6 @@ from tests.graphql_client import GraphQLClient
 
 pytestmark = pytest.mark.asyncio
 
-FAKES: dict[ProviderKind, type[FakeLLMServer]] = {
-    ProviderKind.OLLAMA: FakeOllamaServer,
-    ProviderKind.OPENAI_COMPATIBLE: FakeOpenAIServer,
-    ProviderKind.ANTHROPIC: FakeAnthropicServer,
-}
 TOKENS = [f"word{index} " for index in range(30)]
 
 

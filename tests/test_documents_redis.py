@@ -30,6 +30,7 @@ from tests.document_helpers import chunk_rows, follow_progress, upload_document,
 from tests.factories import create_model
 from tests.graphql_client import GraphQLClient
 from tests.pdf_factory import text_pdf
+from tests.redis_support import redis_available
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis, pytest.mark.shared_data]
 
@@ -38,20 +39,11 @@ RAGQL = str(Path(sys.executable).with_name("ragql"))
 LEASE_SECONDS = "3"
 
 
-def _redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
-
-
 @pytest_asyncio.fixture
 async def redis_server(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[RunningServer, dict[str, str]]]:
-    if not _redis_available():
+    if not redis_available(REDIS_URL):
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     queue = f"ragql:test:{uuid.uuid4().hex[:12]}"
     # The server's stream and lease are settings; the worker below reads the same from its

@@ -21,17 +21,10 @@ from gql_server.llm.extractive import (
 )
 from gql_server.llm.registry import build_provider
 from gql_server.rag.prompt import WEAK_EVIDENCE_INSTRUCTION, build_generation_request
-from tests.chat_support import chat_world, send_ok, start_session
+from tests.chat_support import FAKES, chat_world, send_ok, start_session
 from tests.conftest import RunningServer
 from tests.document_helpers import upload_document, wait_for_final
-from tests.fake_llm_servers import (
-    DEFAULT_MODEL_NAME,
-    FakeAnthropicServer,
-    FakeBehaviour,
-    FakeLLMServer,
-    FakeOllamaServer,
-    FakeOpenAIServer,
-)
+from tests.fake_llm_servers import DEFAULT_MODEL_NAME, FakeBehaviour
 from tests.graphql_client import GraphQLClient
 from tests.test_llm_providers import REMOTE_CASES, RemoteProviderCase, make_config, make_request
 
@@ -351,12 +344,6 @@ async def test_a_model_without_documents_reports_no_evidence(server: RunningServ
 
 
 # --- answers cut off by the token limit --------------------------------------------------------
-
-FAKES: dict[ProviderKind, type[FakeLLMServer]] = {
-    ProviderKind.OLLAMA: FakeOllamaServer,
-    ProviderKind.OPENAI_COMPATIBLE: FakeOpenAIServer,
-    ProviderKind.ANTHROPIC: FakeAnthropicServer,
-}
 
 
 @pytest.mark.asyncio

@@ -12,7 +12,6 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from gql_server.logging_setup import RedactSecretsFilter
 from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer
 from tests.document_helpers import upload_document, wait_for_final
 from tests.factories import create_model
-from tests.graphql_client import GraphQLClient
+from tests.graphql_client import GraphQLClient, post_graphql
 from tests.serve_process import ServeProcess
 
 INLINE_PASSWORD = "inline-secret-pw-" + uuid.uuid4().hex[:8]
@@ -29,21 +28,8 @@ VARIABLE_PASSWORD = "variable-secret-pw-" + uuid.uuid4().hex[:8]
 FAKE_TOKEN = "fake-signed-token-" + uuid.uuid4().hex[:8]
 
 
-def _post(
-    base_url: str, query: str, variables: dict[str, Any] | None = None, token: str | None = None
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(
-        base_url + "/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=60,
-    )
-    return response.json()
-
-
 def _log_in(base_url: str, email: str, password: str) -> str:
-    body = _post(
+    body = post_graphql(
         base_url,
         "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { __typename ... on AuthPayload { accessToken } } }",
         {"e": email, "p": password},
@@ -68,14 +54,14 @@ def test_the_server_log_holds_no_secret_no_source_and_no_traceback_for_client_er
         base = serve.base_url
         # Anonymous: an inline password next to a field that needs a token (UNAUTHENTICATED).
         for _ in range(5):
-            body = _post(
+            body = post_graphql(
                 base,
                 f'mutation Probe {{ logIn(email: "nobody@example.com", password: "{INLINE_PASSWORD}") {{ __typename }}'
                 ' createGroup(name: "g") { __typename } }',
             )
             assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
         # The same with the password in a variable.
-        body = _post(
+        body = post_graphql(
             base,
             'mutation WithVariables($p: String!) { logIn(email: "nobody@example.com", password: $p) { __typename }'
             ' createGroup(name: "g") { __typename } }',
@@ -83,11 +69,11 @@ def test_the_server_log_holds_no_secret_no_source_and_no_traceback_for_client_er
         )
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
         # A validation error that quotes a value (an inline password of the wrong type).
-        body = _post(base, f'query {{ me(password: "{INLINE_PASSWORD}") {{ id }} }}')
+        body = post_graphql(base, f'query {{ me(password: "{INLINE_PASSWORD}") {{ id }} }}')
         assert body["errors"], body
         # Signed in as a plain user: admin-only fields are FORBIDDEN.
         email = f"plain-{uuid.uuid4().hex[:6]}@example.com"
-        signed_up = _post(
+        signed_up = post_graphql(
             base,
             "mutation($e: String!, $p: String!) { signUp(email: $e, password: $p) { __typename } }",
             {"e": email, "p": VARIABLE_PASSWORD},
@@ -95,7 +81,7 @@ def test_the_server_log_holds_no_secret_no_source_and_no_traceback_for_client_er
         assert signed_up["data"]["signUp"]["__typename"] == "AuthPayload", signed_up
         user_token = _log_in(base, email, VARIABLE_PASSWORD)
         for _ in range(5):
-            body = _post(base, "query AdminOnly { users { totalCount } }", token=user_token)
+            body = post_graphql(base, "query AdminOnly { users { totalCount } }", token=user_token)
             assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
         # Download URLs carry a signed token in the query string.
         for name in ("token", "access_token"):

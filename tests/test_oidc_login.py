@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from gql_server.db.models import AccessGroup, AuditLogEntry, User, UserIdentity
 from gql_server.settings import Settings
-from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer, log_in
+from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer, log_in, serve_until_started
 from tests.factories import create_model, create_user, grant_model
 from tests.graphql_client import GraphQLClient
 
@@ -166,14 +166,7 @@ async def running(settings: Settings) -> AsyncIterator[RunningServer]:
 
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=RAGQL_PORT, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(600):
-        if server.started:
-            break
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
+    server, task = await serve_until_started(config)
     try:
         async with httpx.AsyncClient(timeout=60) as http:
             yield RunningServer(RAGQL_BASE, app, settings, GraphQLClient(RAGQL_BASE, http))

@@ -10,12 +10,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from tests.graphql_client import post_graphql_data
 from tests.serve_process import ServeProcess
 
 EMAIL = "root@example.com"
@@ -24,21 +24,6 @@ AURORA = (
     b"The aurora borealis is caused by charged solar particles striking the upper atmosphere. "
     b"Auroras are best seen near the magnetic poles during long winter nights.\n"
 )
-
-
-def _graphql(
-    base_url: str, query: str, variables: dict[str, Any] | None = None, token: str | None = None
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(
-        base_url + "/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=60,
-    )
-    body = response.json()
-    assert not body.get("errors"), body
-    return body["data"]
 
 
 def _upload(base_url: str, token: str, model_id: str) -> str:
@@ -64,12 +49,12 @@ def test_the_openai_sdk_against_ragql_serve() -> None:
     serve = ServeProcess(root / "data", env={"SUPERADMIN_EMAIL": EMAIL, "SUPERADMIN_PASSWORD": PASSWORD})
     try:
         base = serve.start().base_url
-        session = _graphql(
+        session = post_graphql_data(
             base,
             "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { ... on AuthPayload { accessToken } } }",
             {"e": EMAIL, "p": PASSWORD},
         )["logIn"]["accessToken"]
-        model_id = _graphql(
+        model_id = post_graphql_data(
             base,
             'mutation { createModel(input: {name: "Aurora notes"}) { ... on Model { id } } }',
             token=session,
@@ -77,14 +62,14 @@ def test_the_openai_sdk_against_ragql_serve() -> None:
         document_id = _upload(base, session, model_id)
         deadline = time.monotonic() + 180
         while (
-            status := _graphql(
+            status := post_graphql_data(
                 base, "query($id: UUID!) { document(id: $id) { status } }", {"id": document_id}, session
             )["document"]["status"]
         ) not in ("READY", "FAILED"):
             assert time.monotonic() < deadline, status
             time.sleep(0.3)
         assert status == "READY"
-        created = _graphql(
+        created = post_graphql_data(
             base,
             'mutation { createAccessToken(name: "sdk", scopes: [CHAT]) { ... on AccessTokenCreated { secret token { id } } } }',
             token=session,
@@ -103,7 +88,7 @@ def test_the_openai_sdk_against_ragql_serve() -> None:
         assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == text
         assert chunks[-1].choices[0].finish_reason == "stop"
 
-        _graphql(
+        post_graphql_data(
             base,
             "mutation($id: UUID!) { revokeAccessToken(id: $id) { __typename } }",
             {"id": created["token"]["id"]},

@@ -28,11 +28,10 @@ from gql_server.llm.registry import build_provider
 from gql_server.llm.url_policy import UrlPolicy, address_refusal, url_origin
 from gql_server.rag.prompt import build_generation_request
 from gql_server.settings import Settings
-from tests.chat_support import chat_world, send_ok, start_session, stream_all
+from tests.chat_support import FAKES, chat_world, send_ok, start_session, stream_all
 from tests.conftest import SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD, RunningServer, log_in, start_server
 from tests.fake_llm_servers import (
     DEFAULT_MODEL_NAME,
-    FakeAnthropicServer,
     FakeBehaviour,
     FakeLLMServer,
     FakeOllamaServer,
@@ -43,11 +42,6 @@ from tests.graphql_client import GraphQLClient
 pytestmark = pytest.mark.asyncio
 
 KEY = "sk-bound-" + uuid.uuid4().hex
-FAKES: dict[ProviderKind, type[FakeLLMServer]] = {
-    ProviderKind.OLLAMA: FakeOllamaServer,
-    ProviderKind.OPENAI_COMPATIBLE: FakeOpenAIServer,
-    ProviderKind.ANTHROPIC: FakeAnthropicServer,
-}
 kinds = pytest.mark.parametrize("kind", list(FAKES), ids=lambda kind: kind.value)
 
 CREATE = """mutation($input: CreateModelInput!) { createModel(input: $input) {

@@ -10,9 +10,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.graphql_client import post_graphql
 from tests.serve_process import RAGQL, ServeProcess
 
 EMAIL = "admin@localhost"
@@ -24,19 +24,8 @@ REFRESH = "mutation($t: String!) { refreshToken(refreshToken: $t) { __typename }
 ME = "{ me { email } }"
 
 
-def _graphql(base_url: str, query: str, variables: dict | None = None, token: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.post(
-        base_url + "/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers=headers,
-        timeout=30,
-    )
-    return response.json()
-
-
 def _log_in(base_url: str, password: str) -> dict:
-    return _graphql(base_url, LOG_IN, {"e": EMAIL, "p": password})["data"]["logIn"]
+    return post_graphql(base_url, LOG_IN, {"e": EMAIL, "p": password}, timeout=30)["data"]["logIn"]
 
 
 def _set_password(data_dir: Path, email: str, stdin: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +56,12 @@ def test_generated_password_banner_set_password_and_ignored_superadmin_password(
             assert f"ragql set-password {EMAIL}" in output
             session = _log_in(first.base_url, generated)
             assert session["__typename"] == "AuthPayload"
-            assert _graphql(first.base_url, ME, token=session["accessToken"])["data"]["me"]["email"] == EMAIL
+            assert (
+                post_graphql(first.base_url, ME, token=session["accessToken"], timeout=30)["data"]["me"][
+                    "email"
+                ]
+                == EMAIL
+            )
 
             # Unknown account, too-short password: refused, nothing changed.
             unknown = _set_password(data_dir, "nobody@example.com", "long-enough-secret-1\n")
@@ -81,9 +75,9 @@ def test_generated_password_banner_set_password_and_ignored_superadmin_password(
             assert changed.returncode == 0, changed.stderr
             assert "password set for admin@localhost" in changed.stdout
             # Every session of the account ended: its access token and refresh token are dead.
-            me = _graphql(first.base_url, ME, token=session["accessToken"])
+            me = post_graphql(first.base_url, ME, token=session["accessToken"], timeout=30)
             assert me["data"]["me"] is None, me  # `me` answers null for a caller not signed in
-            refreshed = _graphql(first.base_url, REFRESH, {"t": session["refreshToken"]})
+            refreshed = post_graphql(first.base_url, REFRESH, {"t": session["refreshToken"]}, timeout=30)
             assert refreshed["data"]["refreshToken"]["__typename"] != "AuthPayload", refreshed
             assert _log_in(first.base_url, generated)["__typename"] != "AuthPayload"
             assert _log_in(first.base_url, "recovered-secret-42")["__typename"] == "AuthPayload"

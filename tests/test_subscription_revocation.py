@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,12 @@ import pytest_asyncio
 from sqlalchemy import select, text
 
 from gql_server.chat.event_log import message_channel
-from gql_server.db.base import utcnow
 from gql_server.db.models import (
     AccessGroup,
     ChatMessage,
-    ChatSession,
     Document,
     DocumentKind,
     DocumentStatus,
-    MessageRole,
     MessageStatus,
     RagModel,
     Role,
@@ -57,8 +53,17 @@ from tests.conftest import (
     start_server,
 )
 from tests.document_helpers import EVENTS, PROGRESS, upload
-from tests.factories import DEFAULT_PASSWORD, client_for, create_group, create_model, create_user, grant_model
+from tests.factories import (
+    DEFAULT_PASSWORD,
+    client_for,
+    create_chat,
+    create_group,
+    create_model,
+    create_user,
+    grant_model,
+)
 from tests.graphql_client import GraphQLClient, WebSocketSession
+from tests.redis_support import redis_available
 
 pytestmark = pytest.mark.asyncio
 
@@ -262,38 +267,16 @@ async def queued_document(server: RunningServer, model: RagModel) -> Document:
 
 async def pending_answer(server: RunningServer, world: World, *, active: bool = True) -> ChatMessage:
     """A chat of the subscriber on the model with a question and an answer being generated."""
-    now = utcnow()
-    async with server.state.sessionmaker.begin() as session:
-        chat = ChatSession(
-            user_id=world.user.id,
-            model_id=world.model.id,
-            title="revocation",
-            is_active=active,
-            ended_at=None if active else now,
-        )
-        session.add(chat)
-        await session.flush()
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                user_id=world.user.id,
-                role=MessageRole.USER,
-                content="What do the documents say?",
-                status=MessageStatus.COMPLETE,
-                sources=[],
-                created_at=now,
-            )
-        )
-        answer = ChatMessage(
-            session_id=chat.id,
-            user_id=world.user.id,
-            role=MessageRole.ASSISTANT,
-            content="",
-            status=MessageStatus.PENDING,
-            sources=[],
-            created_at=now + timedelta(microseconds=1),
-        )
-        session.add(answer)
+    _, answer = await create_chat(
+        server.state.sessionmaker,
+        world.user,
+        world.model,
+        title="revocation",
+        active=active,
+        question="What do the documents say?",
+        answer="",
+        answer_status=MessageStatus.PENDING,
+    )
     return answer
 
 
@@ -546,20 +529,11 @@ async def test_old_chats_are_hidden_while_the_model_is_not_readable(module: Modu
 REDIS_URL = "redis://127.0.0.1:6379/11"
 
 
-def _redis_available() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:
-        return False
-
-
 @pytest_asyncio.fixture
 async def two_servers(
     database_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    if not _redis_available():
+    if not redis_available(REDIS_URL):
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     queue = f"ragql:test:revocation:{uuid.uuid4().hex[:12]}"
     with pytest.MonkeyPatch.context() as patch:

@@ -22,7 +22,7 @@ from tests.conftest import RunningServer
 from tests.factories import client_for, create_group, create_model, create_user, grant_model
 from tests.fake_llm_servers import DEFAULT_MODEL_NAME, FakeBehaviour, FakeOpenAIServer
 from tests.graphql_client import GraphQLClient
-from tests.test_chat_redis import redis_url, two_servers  # noqa: F401  (fixtures)
+from tests.test_chat_redis import two_servers  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import RunningServer, sign_up
 from tests.graphql_client import GraphQLClient, WebSocketSession
-from tests.test_chat_redis import redis_url, two_servers  # noqa: F401  (fixtures)
+from tests.test_chat_redis import two_servers  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.asyncio
 

@@ -4,13 +4,12 @@ administrators included — and look exactly like missing ones to everybody else
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from gql_server.db.base import utcnow
 from gql_server.db.models import ChatMessage, ChatSession, MessageRole, MessageStatus, RagModel
 from tests.authz_matrix import MatrixEntry, Outcome, World, expect, world_object
-from tests.factories import create_model, grant_model
+from tests.factories import create_chat, create_model, grant_model
 
 Out = Outcome
 OWNER_ONLY = expect.per_actor(
@@ -33,41 +32,16 @@ MODEL_USERS = expect.per_actor(
 
 async def _answered_session(world: World, *, active: bool) -> tuple[ChatSession, ChatMessage]:
     """A chat of `member` on "model" holding one question and its finished answer."""
-    model = await world.get("model")
-    now = utcnow()
-    async with world.sessionmaker.begin() as session:
-        chat = ChatSession(
-            user_id=world.users["member"].id,
-            model_id=model.id,
-            title="matrix chat",
-            is_active=active,
-            ended_at=None if active else now,
-        )
-        session.add(chat)
-        await session.flush()
-        session.add(
-            ChatMessage(
-                session_id=chat.id,
-                user_id=chat.user_id,
-                role=MessageRole.USER,
-                content="What is in the documents?",
-                status=MessageStatus.COMPLETE,
-                sources=[],
-                created_at=now,
-            )
-        )
-        answer = ChatMessage(
-            session_id=chat.id,
-            user_id=chat.user_id,
-            role=MessageRole.ASSISTANT,
-            content="Nothing yet.",
-            status=MessageStatus.COMPLETE,
-            sources=[],
-            created_at=now + timedelta(milliseconds=1),
-            completed_at=now,
-        )
-        session.add(answer)
-    return chat, answer
+    return await create_chat(
+        world.sessionmaker,
+        world.users["member"],
+        await world.get("model"),
+        title="matrix chat",
+        active=active,
+        question="What is in the documents?",
+        answer="Nothing yet.",
+        answer_status=MessageStatus.COMPLETE,
+    )
 
 
 @world_object("chat_model")
