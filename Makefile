@@ -94,7 +94,8 @@ test-http-audit: install-python tests/http_audit/node_modules/.installed
 
 test: install install-system lint test-python test-frontend test-http-audit
 
-# The whole shared corpus end to end (every PDF and both full-size CSVs, ~9 min on 2 cores):
+# The whole shared corpus end to end (every PDF and both full-size CSVs; 23 to 35 min on the
+# shared 2-core host):
 # too slow for the everyday suite, run by CI after `make test`.
 test-slow: install-python
 	RAGQL_SLOW_TESTS=1 $(BIN)/python -m pytest tests/test_documents_shared_data.py -k whole_shared_corpus

@@ -119,7 +119,9 @@ async def test_small_shared_pdfs_and_csv_samples(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+# A deadline, not a speed check (bench/ingest_bench.py measures speed): on the shared 2-core
+# host the corpus took 23 min in one CI run and over 30 in another.
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(
     not os.environ.get("RAGQL_SLOW_TESTS"), reason="the whole corpus takes minutes; set RAGQL_SLOW_TESTS=1"
 )
@@ -134,11 +136,11 @@ async def test_whole_shared_corpus(server: RunningServer, superadmin: GraphQLCli
         # The whole corpus takes longer than one access token lives (ACCESS_TOKEN_MINUTES=15):
         # poll each document with a freshly issued token, as a signed-in client would refresh.
         document = None
-        for _ in range(3):  # 3 x 10 min, each with a token that outlives its wait
+        for _ in range(6):  # 6 x 10 min, each with a token that outlives its wait
             admin = await log_in(server.client, SUPERADMIN_EMAIL, SUPERADMIN_PASSWORD)
             with contextlib.suppress(AssertionError):
                 document = await wait_for_final(admin, document_id, timeout=600)
                 break
-        assert document is not None, f"{name} did not finish in 30 minutes"
+        assert document is not None, f"{name} did not finish in 60 minutes"
         assert document["status"] == "READY", (name, document)
         assert len(await chunk_rows(server.state.sessionmaker, document_id)) == document["chunkCount"]
