@@ -143,6 +143,9 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", below_the_resolvers(), ids=_relative)
 def test_no_graphql_below_the_resolvers(path: Path) -> None:
     assert graphql_imports(path) == [], f"{_relative(path)} imports the GraphQL layer"
+    # Nor a domain's types or resolvers: returning a union member from below the edge (as
+    # chat/attachments.py once did, importing chat.types) is the same mistake one step removed.
+    assert edge_imports(path) == [], f"{_relative(path)} imports a resolver, a type or the schema"
 
 
 @pytest.mark.parametrize("path", sorted(WORKERS.rglob("*.py")), ids=_relative)
